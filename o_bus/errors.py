@@ -1,0 +1,106 @@
+"""The exception hierarchy: one root, a few precise subclasses.
+
+Every error that reaches a client over the wire carries a stable ``code``
+(see :class:`ErrorCode`); exceptions map to codes through ``code``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+__all__ = [
+    "AgentUnavailableError",
+    "CommandRejected",
+    "ConcurrencyError",
+    "ConfigurationError",
+    "ErrorCode",
+    "InvalidRequestError",
+    "NotFoundError",
+    "OBusError",
+    "SnapshotError",
+    "StorageError",
+]
+
+
+class ErrorCode(StrEnum):
+    """Stable error codes sent to clients. Never rename one; add new ones."""
+
+    MALFORMED_REQUEST = "malformed_request"
+    MISSING_ATTRIBUTE = "missing_attribute"
+    UNSUPPORTED_CONTENT_TYPE = "unsupported_content_type"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    UNKNOWN_AGENT = "unknown_agent"
+    UNKNOWN_COMMAND = "unknown_command"
+    INVALID_PAYLOAD = "invalid_payload"
+    COMMAND_REJECTED = "command_rejected"
+    CONCURRENCY_CONFLICT = "concurrency_conflict"
+    UNAVAILABLE = "unavailable"
+    INTERNAL = "internal_error"
+
+
+class OBusError(Exception):
+    """Root of every error raised by o_bus."""
+
+    code: ErrorCode = ErrorCode.INTERNAL
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or {}
+
+
+class InvalidRequestError(OBusError):
+    """The request cannot be accepted as sent; ``code`` says why."""
+
+    def __init__(
+        self, code: ErrorCode, message: str, *, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, details=details)
+        self.code = code
+
+
+class CommandRejected(OBusError):
+    """Raised by a command handler: the command is valid but not allowed in this state."""
+
+    code = ErrorCode.COMMAND_REJECTED
+
+
+class ConcurrencyError(OBusError):
+    """Another writer appended to the agent's event log first (optimistic concurrency)."""
+
+    code = ErrorCode.CONCURRENCY_CONFLICT
+
+    def __init__(self, agent: str, expected_last: int, message: str | None = None) -> None:
+        super().__init__(
+            message or f"event log of {agent!r} moved past stream sequence {expected_last}",
+            details={"agent": agent, "expected_last_subject_sequence": expected_last},
+        )
+        self.agent = agent
+        self.expected_last = expected_last
+
+
+class NotFoundError(OBusError):
+    """An agent, event or snapshot that was asked for does not exist."""
+
+    code = ErrorCode.UNKNOWN_AGENT
+
+
+class AgentUnavailableError(OBusError):
+    """The agent exists but cannot serve right now (suspended, failed, shutting down)."""
+
+    code = ErrorCode.UNAVAILABLE
+
+
+class SnapshotError(OBusError):
+    """A snapshot failed to decode or validate; recovery falls back to an older one."""
+
+
+class StorageError(OBusError):
+    """JetStream refused or failed an operation; the NATS error is the ``__cause__``."""
+
+    code = ErrorCode.UNAVAILABLE
+
+
+class ConfigurationError(OBusError):
+    """Settings are inconsistent or a required resource (nats-server binary) is missing."""

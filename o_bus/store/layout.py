@@ -1,0 +1,75 @@
+"""Names of every stream, subject and bucket O uses: the documented wire layout.
+
+Clients in other languages rely on these names (see README, "Wire contract").
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from o_bus.errors import ErrorCode, InvalidRequestError
+
+__all__ = [
+    "AGENTS_BUCKET",
+    "DLQ_STREAM",
+    "EVENTS_STREAM",
+    "OUTCOMES_BUCKET",
+    "SNAPSHOTS_BUCKET",
+    "SYSTEM_STREAM",
+    "WAL_STREAM",
+    "dlq_subject",
+    "event_subject",
+    "lifecycle_subject",
+    "request_subject",
+    "validate_agent_name",
+    "wal_subject",
+]
+
+REQUEST_PREFIX: Final = "o.req."
+REQUEST_WILDCARD: Final = "o.req.*"
+
+WAL_STREAM: Final = "O_WAL"
+WAL_PREFIX: Final = "o.wal."
+EVENTS_STREAM: Final = "O_EVENTS"
+EVENT_PREFIX: Final = "o.evt."
+SYSTEM_STREAM: Final = "O_SYSTEM"
+LIFECYCLE_PREFIX: Final = "o.sys.lifecycle."
+DLQ_STREAM: Final = "O_DLQ"
+DLQ_PREFIX: Final = "o.dlq."
+
+SNAPSHOTS_BUCKET: Final = "o_snapshots"
+AGENTS_BUCKET: Final = "o_agents"
+OUTCOMES_BUCKET: Final = "o_outcomes"
+
+_AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+def validate_agent_name(name: str) -> str:
+    """Return ``name`` if it is a valid agent name (one NATS subject token), else raise."""
+    if not _AGENT_NAME.match(name):
+        raise InvalidRequestError(
+            ErrorCode.MALFORMED_REQUEST,
+            f"invalid agent name {name!r}: use 1-64 of A-Z a-z 0-9 _ -, starting alphanumeric",
+        )
+    return name
+
+
+def request_subject(agent: str) -> str:
+    return REQUEST_PREFIX + agent
+
+
+def wal_subject(agent: str) -> str:
+    return WAL_PREFIX + agent
+
+
+def event_subject(agent: str) -> str:
+    return EVENT_PREFIX + agent
+
+
+def lifecycle_subject(agent: str) -> str:
+    return LIFECYCLE_PREFIX + agent
+
+
+def dlq_subject(agent: str | None) -> str:
+    return DLQ_PREFIX + (agent if agent else "_unrouted")
