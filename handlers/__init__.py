@@ -1,0 +1,1 @@
+"""Bus services (splitter, ...), installed as ``o_bus.handlers``."""

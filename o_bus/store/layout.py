@@ -5,6 +5,7 @@ Clients in other languages rely on these names (see README, "Wire contract").
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Final
 
@@ -14,10 +15,10 @@ __all__ = [
     "AGENTS_BUCKET",
     "DLQ_STREAM",
     "EVENTS_STREAM",
-    "OUTCOMES_BUCKET",
     "SNAPSHOTS_BUCKET",
     "SYSTEM_STREAM",
     "WAL_STREAM",
+    "control_subject",
     "dlq_subject",
     "event_subject",
     "lifecycle_subject",
@@ -38,9 +39,10 @@ LIFECYCLE_PREFIX: Final = "o.sys.lifecycle."
 DLQ_STREAM: Final = "O_DLQ"
 DLQ_PREFIX: Final = "o.dlq."
 
+CONTROL_PREFIX: Final = "o.ctl."
+
 SNAPSHOTS_BUCKET: Final = "o_snapshots"
 AGENTS_BUCKET: Final = "o_agents"
-OUTCOMES_BUCKET: Final = "o_outcomes"
 
 _AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
@@ -71,5 +73,12 @@ def lifecycle_subject(agent: str) -> str:
     return LIFECYCLE_PREFIX + agent
 
 
-def dlq_subject(agent: str | None) -> str:
-    return DLQ_PREFIX + (agent if agent else "_unrouted")
+def control_subject(agent: str, operation: str) -> str:
+    """Core-NATS subject of an agent's control operation (dup, snapshot, status)."""
+    return f"{CONTROL_PREFIX}{agent}.{operation}"
+
+
+def dlq_subject(agent: str | None, request_id: str | None) -> str:
+    """Dead-letter subject: one per (agent, request id), so a rejection can be looked up."""
+    digest = hashlib.sha256((request_id or "").encode()).hexdigest()[:24]
+    return f"{DLQ_PREFIX}{agent if agent else '_unrouted'}.{digest}"

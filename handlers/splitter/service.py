@@ -1,0 +1,148 @@
+"""The traffic splitter: the entry point of every request (``o.req.<agent>``).
+
+It validates the envelope, writes the request into the WAL (``Nats-Msg-Id`` = agent + request
+id, so a re-send is recognised), and leaves the reply to the agent, which answers the client
+directly. Writes are pipelined: the callback never waits for an acknowledgement.
+Here every request goes to the live version; shadows and canaries plug in at ``route``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
+from nats.js.api import PubAck
+
+from o_bus.config import RuntimeConfig
+from o_bus.errors import ErrorCode, InvalidRequestError, OBusError, StorageError
+from o_bus.handlers.splitter.routes import RouteTable
+from o_bus.store import layout
+from o_bus.store.dead_letter import DeadLetters
+from o_bus.store.registry import Registry
+from o_bus.wire.cloudevents import RequestEnvelope, parse_request, reply_encoding_of
+from o_bus.wire.codec import Encoding, encode
+from o_bus.wire.reply import STATUS_HEADER, error_reply_from
+
+__all__ = ["QUEUE_GROUP", "Splitter"]
+
+log = logging.getLogger(__name__)
+QUEUE_GROUP = "o-splitter"
+_PREFIX_LEN = len(layout.REQUEST_PREFIX)
+
+
+class Splitter:
+    def __init__(self, nc: Client, js: JetStreamContext, config: RuntimeConfig | None = None) -> None:
+        self.nc, self.js = nc, js
+        self.config = config or RuntimeConfig()
+        self.routes = RouteTable()
+        self.dead_letters = DeadLetters(js)
+        self._sub: Subscription | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        await self.routes.follow(Registry(self.js))
+        self._sub = await self.nc.subscribe(
+            layout.REQUEST_WILDCARD, queue=QUEUE_GROUP, cb=self._on_request,
+            pending_msgs_limit=65536,
+        )
+        log.info("splitter serving %s", layout.REQUEST_WILDCARD)
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            await self._sub.drain()
+        await self.js.publish_async_completed()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.dead_letters.flush()
+        await self.routes.close()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _on_request(self, msg: Msg) -> None:
+        agent = msg.subject[_PREFIX_LEN:]
+        try:
+            envelope = self._admit(agent, msg)
+        except OBusError as err:
+            headers = msg.headers
+            request_id = headers.get("ce-id") if headers else None
+            known = agent if agent in self.routes.agents else None
+            self.dead_letters.reject(known, request_id, err, msg.data, headers)
+            await self._reply(msg.reply, error_reply_from(agent, request_id, err),
+                              reply_encoding_of(headers))
+            return
+        dedup_key = f"{agent}:{envelope.id}"
+        future = await self.js.publish_async(
+            layout.WAL_PREFIX + agent, envelope.data,
+            headers=envelope.wal_headers(dedup_key, msg.reply or None),
+        )
+        if msg.reply:
+            future.add_done_callback(
+                lambda done: self._on_wal_ack(done, agent, envelope, msg.reply)
+            )
+
+    def _admit(self, agent: str, msg: Msg) -> RequestEnvelope:
+        size = len(msg.data)
+        if size > self.config.max_request_bytes:
+            raise InvalidRequestError(
+                ErrorCode.PAYLOAD_TOO_LARGE,
+                f"request body is {size} bytes; the limit is {self.config.max_request_bytes}",
+                details={"size": size, "limit": self.config.max_request_bytes},
+            )
+        commands = self.routes.commands.get(agent)
+        if commands is None:
+            raise InvalidRequestError(
+                ErrorCode.UNKNOWN_AGENT, f"no agent named {agent!r} is registered"
+            )
+        envelope = parse_request(msg.headers, msg.data)
+        if commands and envelope.type not in commands:
+            raise InvalidRequestError(
+                ErrorCode.UNKNOWN_COMMAND,
+                f"agent {agent!r} has no command {envelope.type!r}; known: {', '.join(sorted(commands))}",
+            )
+        return envelope
+
+    def _on_wal_ack(
+        self, done: asyncio.Future[PubAck], agent: str, envelope: RequestEnvelope, reply: str
+    ) -> None:
+        if done.cancelled():
+            return
+        err = done.exception()
+        if err is not None:
+            log.error("WAL append for %s request %r failed: %s", agent, envelope.id, err)
+            failure = StorageError(f"the request could not be written to the WAL: {err}")
+            self._spawn(self._reply(reply, error_reply_from(agent, envelope.id, failure),
+                                    envelope.reply_encoding))
+            return
+        ack = done.result()
+        if ack.duplicate:
+            self._spawn(self._ask_duplicate(agent, envelope, reply, ack.seq))
+
+    async def _ask_duplicate(
+        self, agent: str, envelope: RequestEnvelope, reply: str, wal_seq: int
+    ) -> None:
+        headers = {
+            "ce-id": envelope.id,
+            "O-Wal-Seq": str(wal_seq),
+            "O-Reply-Encoding": envelope.reply_encoding.value,
+        }
+        await self.nc.publish(layout.control_subject(agent, "dup"), b"", reply=reply, headers=headers)
+
+    async def _reply(self, reply: str | None, body: dict[str, Any], encoding: Encoding) -> None:
+        if not reply:
+            return
+        headers = {"Content-Type": encoding.value, STATUS_HEADER: "ok" if body["ok"] else "error"}
+        try:
+            await self.nc.publish(reply, encode(body, encoding), headers=headers)
+        except nats.errors.Error:
+            log.exception("could not send an error reply")
+
+

@@ -1,0 +1,206 @@
+"""The declarative agent API: a state model, pure command handlers, event appliers, a version.
+
+Example::
+
+    counter = AgentDefinition("counter", state=CounterState, version="1.0.0")
+
+    @counter.command
+    def increment(state: CounterState, cmd: Increment) -> Incremented:
+        return Incremented(by=cmd.by)
+
+    @counter.applies
+    def _(state: CounterState, event: Incremented) -> CounterState:
+        return state.model_copy(update={"value": state.value + event.by})
+
+State is the fold of the appliers over the events. Handlers do no I/O, so replaying a
+history always gives the same state.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from pydantic import ValidationError
+from pydantic_core import from_json
+
+from o_bus.errors import CommandRejected, ConfigurationError, ErrorCode, InvalidRequestError
+from o_bus.events.model import Command, Event, State
+from o_bus.events.upcasting import UpcasterChain
+from o_bus.wire.codec import Encoding, decode
+
+__all__ = ["AgentDefinition", "Decision"]
+
+S = TypeVar("S", bound=State)
+C = TypeVar("C", bound=Command)
+E = TypeVar("E", bound=Event)
+HandlerResult = Event | Sequence[Event] | None
+
+
+class Decision(Generic[S]):
+    """The outcome of one command: the events it produced and the state after them."""
+
+    __slots__ = ("events", "state")
+
+    def __init__(self, events: list[Event], state: S) -> None:
+        self.events = events
+        self.state = state
+
+
+def _second_param_type(fn: Callable[..., Any], base: type[Any]) -> type[Any]:
+    params = list(inspect.signature(fn).parameters)
+    if len(params) != 2:
+        raise ConfigurationError(f"{fn.__qualname__} must take exactly (state, {base.__name__})")
+    hints = typing.get_type_hints(fn)
+    annotated = hints.get(params[1])
+    if not (isinstance(annotated, type) and issubclass(annotated, base)):
+        raise ConfigurationError(
+            f"{fn.__qualname__}: annotate the second parameter with a {base.__name__} subclass"
+        )
+    return annotated
+
+
+def _invalid_payload(command: str, err: ValidationError) -> InvalidRequestError:
+    errors = from_json(err.json(include_url=False))
+    summary = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}" for e in errors[:5]
+    )
+    return InvalidRequestError(
+        ErrorCode.INVALID_PAYLOAD,
+        f"invalid data for command {command!r}: {summary}",
+        details={"errors": errors},
+    )
+
+
+class AgentDefinition(Generic[S]):
+    """Everything the runtime needs to run one kind of agent."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        state: type[S],
+        version: str,
+        state_schema_version: int = 1,
+        description: str = "",
+    ) -> None:
+        self.name = name
+        self.state_type = state
+        self.version = version
+        self.state_schema_version = state_schema_version
+        self.description = description
+        self._handlers: dict[str, tuple[type[Command], Callable[[S, Any], HandlerResult]]] = {}
+        self._appliers: dict[type[Event], Callable[[S, Any], S]] = {}
+        self._event_types: dict[str, type[Event]] = {}
+        self.upcasters = UpcasterChain()
+
+    # -- declaration -------------------------------------------------------------------------
+
+    def command(self, fn: Callable[[S, C], HandlerResult]) -> Callable[[S, C], HandlerResult]:
+        """Register a pure handler ``(state, command) -> event | [events] | None``."""
+        command_type = _second_param_type(fn, Command)
+        if command_type.command_name in self._handlers:
+            raise ConfigurationError(f"command {command_type.command_name!r} registered twice")
+        self._handlers[command_type.command_name] = (command_type, fn)
+        return fn
+
+    def applies(self, fn: Callable[[S, E], S]) -> Callable[[S, E], S]:
+        """Register an applier ``(state, event) -> new state``."""
+        event_type = _second_param_type(fn, Event)
+        if event_type.event_type in self._event_types:
+            raise ConfigurationError(f"event {event_type.event_type!r} applied twice")
+        self._appliers[event_type] = fn
+        self._event_types[event_type.event_type] = event_type
+        return fn
+
+    def upcaster(
+        self, event_type: str, from_version: int
+    ) -> Callable[[Callable[[dict[str, Any]], dict[str, Any]]], Callable[[dict[str, Any]], dict[str, Any]]]:
+        """Register a migration of ``event_type`` data from ``from_version`` to the next one."""
+
+        def register(
+            fn: Callable[[dict[str, Any]], dict[str, Any]],
+        ) -> Callable[[dict[str, Any]], dict[str, Any]]:
+            self.upcasters.register(event_type, from_version, fn)
+            return fn
+
+        return register
+
+    # -- introspection -----------------------------------------------------------------------
+
+    @property
+    def command_types(self) -> dict[str, type[Command]]:
+        return {name: entry[0] for name, entry in self._handlers.items()}
+
+    @property
+    def event_types(self) -> dict[str, type[Event]]:
+        return dict(self._event_types)
+
+    def initial_state(self) -> S:
+        return self.state_type()
+
+    # -- runtime -----------------------------------------------------------------------------
+
+    def parse_command(self, name: str, body: bytes, encoding: Encoding) -> Command:
+        """Validate request data into the command model, or raise ``InvalidRequestError``."""
+        try:
+            command_type = self._handlers[name][0]
+        except KeyError:
+            raise InvalidRequestError(
+                ErrorCode.UNKNOWN_COMMAND,
+                f"agent {self.name!r} has no command {name!r}; "
+                f"known: {', '.join(sorted(self._handlers))}",
+            ) from None
+        try:
+            if encoding is Encoding.JSON:
+                return command_type.model_validate_json(body or b"{}")
+            data = decode(body, encoding)
+            return command_type.model_validate({} if data is None else data)
+        except ValidationError as err:
+            raise _invalid_payload(name, err) from err
+
+    def decide(self, state: S, command: Command) -> Decision[S]:
+        """Run the command's handler and fold its events into a new state.
+
+        Raises ``CommandRejected`` when the handler refuses; nothing is applied then.
+        """
+        handler = self._handlers[command.command_name][1]
+        result = handler(state, command)
+        if result is None:
+            events: list[Event] = []
+        elif isinstance(result, Event):
+            events = [result]
+        else:
+            events = list(result)
+        for event in events:
+            state = self.apply(state, event)
+        return Decision(events, state)
+
+    def apply(self, state: S, event: Event) -> S:
+        try:
+            applier = self._appliers[type(event)]
+        except KeyError:
+            raise CommandRejected(
+                f"agent {self.name!r} has no applier for event {event.event_type!r}"
+            ) from None
+        return applier(state, event)
+
+    def decode_event(self, event_type: str, version: int, body: bytes) -> Event:
+        """Rebuild a stored event, migrating old versions through the upcasters."""
+        try:
+            cls = self._event_types[event_type]
+        except KeyError:
+            raise ConfigurationError(
+                f"agent {self.name!r} does not know event type {event_type!r}"
+            ) from None
+        if version == cls.event_version:
+            return cls.model_validate_json(body)
+        data = self.upcasters.upcast(event_type, version, cls.event_version, from_json(body))
+        return cls.model_validate(data)
+
+    def fold(self, state: S, events: Sequence[Event]) -> S:
+        for event in events:
+            state = self.apply(state, event)
+        return state

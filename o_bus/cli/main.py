@@ -1,0 +1,131 @@
+"""The `o-bus` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from o_bus.cli import inspect as inspect_cmds
+from o_bus.cli.common import DEFAULT_DATA_DIR, run
+from o_bus.errors import OBusError
+
+__all__ = ["build_parser", "main"]
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="o-bus", description="O: event-sourced agents on NATS JetStream."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--nats", help="NATS URL(s), comma-separated (default: $O_BUS_NATS_URL, "
+                       "then the URL of a local `o-bus up`, then nats://127.0.0.1:4222)")
+        p.add_argument("--json", action="store_true", help="one-line JSON output for scripts")
+        return p
+
+    up = sub.add_parser("up", help="run the platform (embedded nats-server unless --nats)")
+    up.add_argument("--nats", help="use this NATS server instead of starting one")
+    up.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    up.add_argument("--port", type=int, default=4222, help="embedded server port (0: any free)")
+    up.add_argument("--sync-interval", default=None,
+                    help="embedded server fsync policy: 'always' or a duration such as '2m'")
+    up.add_argument("--replicas", type=int, default=1, help="stream replicas (3 on a cluster)")
+    up.add_argument("--snapshot-every", type=int, default=1000)
+    up.add_argument("--agent", action="append", help="extra agent definition module:attr or file.py")
+
+    svc = sub.add_parser("run", help="run one service in this process (used by `up`)")
+    svc.add_argument("service", choices=["splitter", "agents"])
+    svc.add_argument("--nats")
+    svc.add_argument("--snapshot-every", type=int, default=1000)
+    svc.add_argument("--agent", action="append", help="extra agent definition module:attr or file.py")
+    svc.add_argument("--only", action="append", help="run only these agent instances")
+
+    send = common(sub.add_parser("send", help="send a command and print the reply"))
+    send.add_argument("agent")
+    send.add_argument("cmd", metavar="COMMAND")
+    send.add_argument("data", nargs="?", help="command data as JSON")
+    send.add_argument("--id", help="request id (idempotency key); re-send to get the same reply")
+    send.add_argument("--msgpack", action="store_true", help="send and receive msgpack")
+    send.add_argument("--timeout", type=float, default=5.0)
+
+    state = common(sub.add_parser("state", help="current state, or state at a point in history"))
+    state.add_argument("agent")
+    point = state.add_mutually_exclusive_group()
+    point.add_argument("--at", type=_positive, help="state after the agent's N-th event")
+    point.add_argument("--at-time", help="state at an ISO-8601 time")
+    state.add_argument("--agent-def", dest="agents", action="append", help="extra definitions")
+
+    hist = common(sub.add_parser("history", help="list an agent's events"))
+    hist.add_argument("agent")
+    hist.add_argument("--from", dest="from_seq", type=_positive)
+    hist.add_argument("--to", dest="to_seq", type=_positive)
+    hist.add_argument("--follow", action="store_true", help="keep printing new events")
+
+    fork = common(sub.add_parser("fork", help="new agent with AGENT's history up to --at"))
+    fork.add_argument("agent")
+    fork.add_argument("--at", type=_positive, required=True)
+    fork.add_argument("--into", required=True)
+
+    snap = common(sub.add_parser("snapshot", help="take a snapshot of an agent now"))
+    snap.add_argument("agent")
+
+    common(sub.add_parser("agents", help="list registered agents and their status"))
+
+    bench = sub.add_parser("bench", help="run the benchmark (prints figures beside raw floors)")
+    bench.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+_ASYNC: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
+    "send": inspect_cmds.cmd_send,
+    "state": inspect_cmds.cmd_state,
+    "history": inspect_cmds.cmd_history,
+    "fork": inspect_cmds.cmd_fork,
+    "snapshot": inspect_cmds.cmd_snapshot,
+    "agents": inspect_cmds.cmd_agents,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        if args.command == "up":
+            from o_bus.cli.up import cmd_up
+
+            return cmd_up(args)
+        if args.command == "run":
+            from o_bus.cli.services import cmd_run
+
+            return run(cmd_run(args))
+        if args.command == "bench":
+            from o_bus.bench.main import main as bench_main
+
+            return bench_main(args.rest)
+        return run(_ASYNC[args.command](args))
+    except OBusError as err:
+        print(f"o-bus {args.command}: {err.message} [{err.code}]", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""`o-bus run SERVICE`: one bus service in this process (what `o-bus up` starts as children)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from pydantic_core import to_json
+
+from o_bus.agent.catalogue import Catalogue
+from o_bus.cli.common import resolve_url
+from o_bus.config import RuntimeConfig
+from o_bus.handlers.splitter.service import Splitter
+from o_bus.runtime.connect import connect, run_until_signalled
+from o_bus.runtime.host import AgentHost
+
+__all__ = ["SERVICE_STATUS_PREFIX", "cmd_run"]
+
+log = logging.getLogger(__name__)
+SERVICE_STATUS_PREFIX = "o.svc."
+
+
+async def cmd_run(args: argparse.Namespace) -> int:
+    url = resolve_url(args.nats)
+    config = RuntimeConfig(snapshot_every=args.snapshot_every)
+    async with connect(url, f"o-bus-{args.service}") as (nc, js):
+        service: Splitter | AgentHost
+        if args.service == "splitter":
+            service = Splitter(nc, js, config)
+        else:
+            only = set(args.only) if args.only else None
+            service = AgentHost(nc, js, Catalogue.discover(args.agent), config, only=only)
+
+        async def answer(msg: object) -> None:
+            status = {"service": args.service, "ready": True}
+            if isinstance(service, AgentHost):
+                status["agents"] = sorted(service.workers)
+            await msg.respond(to_json(status))  # type: ignore[attr-defined]
+
+        async def start() -> None:
+            await service.start()
+            await nc.subscribe(f"{SERVICE_STATUS_PREFIX}{args.service}.status", cb=answer)
+            log.info("%s ready on %s", args.service, url)
+
+        await run_until_signalled(start, service.stop)
+    return 0

@@ -1,0 +1,145 @@
+"""`o-bus up`: the whole platform on one machine.
+
+Starts an embedded nats-server with JetStream (unless --nats names one), declares the streams
+and buckets, registers the reference agents, starts the splitter and the agent host as child
+processes, prints the NATS URL, and runs until SIGINT/SIGTERM; then stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nats.errors
+
+from o_bus.agent.catalogue import Catalogue
+from o_bus.cli.common import URL_FILE, resolve_url
+from o_bus.cli.services import SERVICE_STATUS_PREFIX
+from o_bus.config import StorageConfig, nats_url_from_env
+from o_bus.errors import ConfigurationError, OBusError
+from o_bus.runtime.connect import connect
+from o_bus.server.embedded import EmbeddedServer
+from o_bus.store.provision import provision
+from o_bus.store.registry import AgentRecord, Registry
+from o_bus.store.event_log import utc_now
+
+__all__ = ["cmd_up", "register_definitions"]
+
+log = logging.getLogger(__name__)
+
+
+async def register_definitions(js: object, catalogue: Catalogue) -> list[str]:
+    """Register one agent per installed definition (same name), keeping existing ones."""
+    registry = Registry(js)  # type: ignore[arg-type]
+    existing = {record.name: record for record in await registry.all()}
+    for name in catalogue.names():
+        definition = catalogue.get(name)
+        commands = sorted(definition.command_types)
+        current = existing.get(name)
+        if current is None or current.commands != commands:
+            await registry.register(
+                AgentRecord(
+                    name=name,
+                    definition=name,
+                    commands=commands,
+                    created_at=current.created_at if current else utc_now(),
+                    forked_from=current.forked_from if current else None,
+                )
+            )
+    return catalogue.names()
+
+
+def _spawn(service: str, url: str, args: argparse.Namespace) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "o_bus.cli.main", "run", service, "--nats", url,
+           "--snapshot-every", str(args.snapshot_every)]
+    for spec in args.agent or []:
+        cmd += ["--agent", spec]
+    return subprocess.Popen(cmd, start_new_session=True)
+
+
+def _stop_children(children: list[subprocess.Popen[bytes]], timeout: float = 10.0) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for child in children:
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+async def _wait_ready(url: str, services: list[str], timeout: float = 30.0) -> None:
+    async with connect(url, "o-bus-up") as (nc, _):
+        deadline = time.monotonic() + timeout
+        for service in services:
+            while True:
+                try:
+                    await nc.request(f"{SERVICE_STATUS_PREFIX}{service}.status", b"", timeout=0.5)
+                    break
+                except nats.errors.Error:
+                    if time.monotonic() > deadline:
+                        raise ConfigurationError(f"{service} did not become ready in {timeout}s") from None
+                    await asyncio.sleep(0.1)
+
+
+async def _prepare(url: str, args: argparse.Namespace) -> None:
+    async with connect(url, "o-bus-up") as (_, js):
+        await provision(js, StorageConfig(replicas=args.replicas))
+        names = await register_definitions(js, Catalogue.discover(args.agent))
+    log.info("streams ready; agents: %s", ", ".join(names))
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from o_bus.runtime.connect import install_uvloop
+
+    install_uvloop()
+    data_dir: Path = args.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server: EmbeddedServer | None = None
+    external = args.nats or nats_url_from_env()
+    children: list[subprocess.Popen[bytes]] = []
+    stop = {"signal": 0}
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop["signal"] = signum
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        if external:
+            url = resolve_url(external)
+        else:
+            server = EmbeddedServer(
+                data_dir / "nats", port=args.port, sync_interval=args.sync_interval
+            )
+            server.start()
+            url = server.url
+            (data_dir / URL_FILE).write_text(url + "\n")
+        asyncio.run(_prepare(url, args))
+        children = [_spawn("splitter", url, args), _spawn("agents", url, args)]
+        asyncio.run(_wait_ready(url, ["splitter", "agents"]))
+        print(f"O is up. NATS: {url}", flush=True)
+        print(f"Try:  o-bus send counter increment '{{\"by\": 2}}'   (Ctrl-C stops)", flush=True)
+        while not stop["signal"]:
+            for child in children:
+                if child.poll() is not None:
+                    raise ConfigurationError(f"a service exited with code {child.returncode}")
+            time.sleep(0.2)
+        return 0
+    except OBusError as err:
+        print(f"o-bus up: {err.message}", file=sys.stderr)
+        return 1
+    finally:
+        _stop_children(children)
+        if server is not None:
+            server.stop()
+            (data_dir / URL_FILE).unlink(missing_ok=True)
+        print("O is down.", flush=True)

@@ -1,0 +1,63 @@
+"""A small client for sending requests to agents (what `o-bus send` uses).
+
+Any NATS client in any language can do the same: see README, "Wire contract".
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import nats.errors
+from nats.aio.client import Client
+
+from o_bus.errors import AgentUnavailableError
+from o_bus.store import layout
+from o_bus.wire.cloudevents import SPECVERSION
+from o_bus.wire.codec import Encoding, decode, encode
+
+__all__ = ["request_headers", "send"]
+
+
+def request_headers(command: str, request_id: str, encoding: Encoding, source: str) -> dict[str, str]:
+    return {
+        "ce-id": request_id,
+        "ce-type": command,
+        "ce-source": source,
+        "ce-specversion": SPECVERSION,
+        "Content-Type": encoding.value,
+    }
+
+
+async def send(
+    nc: Client,
+    agent: str,
+    command: str,
+    data: Any = None,
+    *,
+    request_id: str | None = None,
+    encoding: Encoding = Encoding.JSON,
+    timeout: float = 5.0,
+    source: str = "o-bus/client",
+) -> dict[str, Any]:
+    """Send one command and return the decoded reply (``ok`` true or false)."""
+    request_id = request_id or uuid.uuid4().hex
+    body = encode({} if data is None else data, encoding)
+    try:
+        msg = await nc.request(
+            layout.request_subject(agent),
+            body,
+            timeout=timeout,
+            headers=request_headers(command, request_id, encoding, source),
+        )
+    except nats.errors.NoRespondersError as err:
+        raise AgentUnavailableError("no splitter is running: is `o-bus up` running?") from err
+    except nats.errors.TimeoutError as err:
+        raise AgentUnavailableError(
+            f"no reply from {agent!r} within {timeout}s; the request (id {request_id}) may still "
+            "be processed: re-send it with the same --id to get its outcome"
+        ) from err
+    reply = decode(msg.data, Encoding.MSGPACK if encoding is Encoding.MSGPACK else Encoding.JSON)
+    if not isinstance(reply, dict):
+        raise AgentUnavailableError(f"unexpected reply: {reply!r}")
+    return reply

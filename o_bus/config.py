@@ -1,0 +1,46 @@
+"""Settings for storage and runtime, with documented defaults."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["DEFAULT_NATS_URL_ENV", "RuntimeConfig", "StorageConfig", "nats_url_from_env"]
+
+DEFAULT_NATS_URL_ENV = "O_BUS_NATS_URL"
+DAY = 86_400.0
+
+
+class StorageConfig(BaseModel):
+    """How the streams and buckets are declared. Changing these updates existing streams."""
+
+    model_config = ConfigDict(frozen=True)
+    replicas: int = Field(1, ge=1, le=5, description="JetStream replicas per stream (3 on a cluster)")
+    storage: Literal["file", "memory"] = "file"
+    duplicate_window: float = Field(
+        120.0, gt=0, description="seconds during which a re-sent request id is recognised"
+    )
+    wal_max_age: float = Field(7 * DAY, gt=0, description="seconds a WAL record is kept")
+    wal_max_bytes: int = -1
+    events_max_bytes: int = Field(-1, description="-1: the event log is never truncated")
+    dlq_max_age: float = Field(30 * DAY, gt=0)
+    system_max_age: float = Field(30 * DAY, gt=0)
+    snapshot_history: int = Field(5, ge=1, le=64, description="snapshots kept per agent")
+    max_msg_size: int = Field(1024 * 1024, gt=0)
+
+
+class RuntimeConfig(BaseModel):
+    """How agents and the splitter behave."""
+
+    model_config = ConfigDict(frozen=True)
+    snapshot_every: int = Field(1000, ge=1, description="take a snapshot every N events")
+    max_request_bytes: int = Field(256 * 1024, gt=0, description="larger requests are refused")
+    max_batch: int = Field(500, ge=1, le=1000, description="events per atomic append")
+    reply_cache: int = Field(20_000, ge=0, description="replies kept for duplicate requests")
+    append_timeout: float = Field(5.0, gt=0)
+
+
+def nats_url_from_env() -> str | None:
+    return os.environ.get(DEFAULT_NATS_URL_ENV) or None

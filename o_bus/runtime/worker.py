@@ -1,0 +1,372 @@
+"""The agent worker: recovers state, consumes the agent's WAL in order, runs pure handlers,
+group-commits the events, and replies straight to the client once they are durable.
+
+Hot path, per request (``_on_request``, a nats-py callback with no ``await``): parse, decide,
+stage. The flusher task appends staged events in atomic batches (one in flight at a time, so
+each batch's optimistic-concurrency check is exact) and then sends the replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from pydantic_core import from_json, to_json
+
+from o_bus.agent.definition import AgentDefinition
+from o_bus.agent.lifecycle import LifecycleChanged, LifecycleState, check_transition
+from o_bus.config import RuntimeConfig
+from o_bus.errors import ErrorCode, OBusError, StorageError
+from o_bus.events.model import State
+from o_bus.replay.rebuild import rebuild
+from o_bus.runtime.group_commit import Outcome, ReplyCache, StagedRequests
+from o_bus.store import layout
+from o_bus.store.dead_letter import DeadLetters
+from o_bus.store.event_log import EventLog, NewEvent, event_headers, stream_seq_of, utc_now
+from o_bus.store.snapshots import Snapshot, SnapshotStore
+from o_bus.wire.codec import Encoding, encode, encoding_for
+from o_bus.wire.reply import STATUS_HEADER, error_reply, error_reply_from, ok_reply
+
+__all__ = ["AgentWorker"]
+
+log = logging.getLogger(__name__)
+_JSON_HEADERS = {"Content-Type": Encoding.JSON.value, STATUS_HEADER: "ok"}
+
+
+class AgentWorker:
+    """Runs one agent instance inside the current process."""
+
+    def __init__(
+        self,
+        nc: Client,
+        js: JetStreamContext,
+        name: str,
+        definition: AgentDefinition[Any],
+        config: RuntimeConfig | None = None,
+    ) -> None:
+        self.nc, self.js, self.name, self.definition = nc, js, name, definition
+        self.config = config or RuntimeConfig()
+        self.log = EventLog(nc, js, name)
+        self.snapshots = SnapshotStore(js)
+        self.dead_letters = DeadLetters(js)
+        self.lifecycle = LifecycleState.INITIALIZING
+        self.state: State = definition.initial_state()
+        self.seq = 0  # agent sequence including staged events
+        self.committed_seq = 0
+        self.committed_stream_seq = 0
+        self.processed_wal = 0
+        self.committed_wal = 0
+        self.snapshot_seq = 0
+        self._staged = StagedRequests(self.config.max_batch)
+        self._replies = ReplyCache(self.config.reply_cache)
+        self._wake = asyncio.Event()
+        self._early_waiters: dict[str, list[tuple[str, Encoding]]] = {}
+        self._subs: list[Subscription] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._snapshot_task: asyncio.Task[None] | None = None
+        self.failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+        self._source = f"o-bus/agents/{name}"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def _transition(self, new: LifecycleState, reason: str) -> None:
+        check_transition(self.lifecycle, new) if new != self.lifecycle else None
+        event = LifecycleChanged(
+            agent=self.name,
+            previous=self.lifecycle,
+            state=new,
+            reason=reason,
+            code_version=self.definition.version,
+            pid=os.getpid(),
+            at=utc_now(),
+        )
+        self.lifecycle = new
+        try:
+            await self.js.publish(
+                layout.lifecycle_subject(self.name), event.model_dump_json().encode(), timeout=5.0
+            )
+        except nats.errors.Error:
+            log.exception("could not record lifecycle change of %s", self.name)
+
+    async def start(self) -> None:
+        """Recover (snapshot + tail), then serve the WAL from where processing stopped."""
+        await self._transition(LifecycleState.INITIALIZING, "starting")
+        rebuilt = await rebuild(self.definition, self.log, self.snapshots)
+        self.state = rebuilt.state
+        self.seq = self.committed_seq = rebuilt.position.seq
+        self.committed_stream_seq = rebuilt.position.stream_seq
+        self.processed_wal = self.committed_wal = rebuilt.position.wal_seq
+        self.snapshot_seq = rebuilt.snapshot.seq if rebuilt.snapshot else 0
+        log.info(
+            "agent %s recovered at seq %d (snapshot at %d, %d events replayed), WAL from %d",
+            self.name, self.seq, self.snapshot_seq, rebuilt.replayed, self.processed_wal + 1,
+        )
+        self._flusher = asyncio.create_task(self._flush_loop(), name=f"flush-{self.name}")
+        for operation, handler in (
+            ("dup", self._on_duplicate),
+            ("snapshot", self._on_snapshot_request),
+            ("status", self._on_status_request),
+        ):
+            self._subs.append(
+                await self.nc.subscribe(layout.control_subject(self.name, operation), cb=handler)
+            )
+        self._subs.append(
+            await self.js.subscribe(
+                layout.wal_subject(self.name),
+                stream=layout.WAL_STREAM,
+                cb=self._on_request,
+                ordered_consumer=True,
+                config=ConsumerConfig(
+                    deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                    opt_start_seq=self.processed_wal + 1,
+                ),
+                pending_msgs_limit=65536,
+            )
+        )
+        await self._transition(LifecycleState.RUNNING, "recovered and serving")
+
+    async def stop(self, reason: str = "shutdown") -> None:
+        """Stop taking requests, make staged work durable, record the transition."""
+        for sub in self._subs:
+            try:
+                await sub.unsubscribe()
+            except nats.errors.Error:
+                pass
+        self._subs.clear()
+        if self._flusher is not None:
+            self._wake.set()
+            while len(self._staged) and not self._flusher.done():
+                await asyncio.sleep(0.01)
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        if self._snapshot_task is not None:
+            await asyncio.gather(self._snapshot_task, return_exceptions=True)
+        await self.dead_letters.flush()
+        if self.lifecycle != LifecycleState.TERMINATED:
+            await self._transition(LifecycleState.SUSPENDED, reason)
+
+    # -- hot path ----------------------------------------------------------------------------
+
+    async def _on_request(self, msg: Msg) -> None:
+        wal_seq = stream_seq_of(msg)
+        if wal_seq <= self.processed_wal:
+            return  # redelivered after a consumer reset
+        self.processed_wal = wal_seq
+        headers = msg.headers or {}
+        request_id = headers.get("ce-id", "")
+        reply_to = headers.get("O-Reply")
+        encoding = Encoding.MSGPACK if headers.get("O-Reply-Encoding") == Encoding.MSGPACK else Encoding.JSON
+        definition = self.definition
+        try:
+            command = definition.parse_command(
+                headers.get("ce-type", ""), msg.data, encoding_for(headers.get("Content-Type"))
+            )
+            decision = definition.decide(self.state, command)
+        except OBusError as err:
+            self._stage_rejection(request_id, wal_seq, reply_to, encoding, err, msg)
+            return
+        except Exception as err:  # a bug in agent code must not stop the agent
+            log.exception("agent %s: handler failed on request %r", self.name, request_id)
+            failure = OBusError(f"agent code raised {type(err).__name__}: {err}")
+            self._stage_rejection(request_id, wal_seq, reply_to, encoding, failure, msg)
+            return
+        staged: list[NewEvent] = []
+        out: list[dict[str, Any]] = []
+        seq = self.seq
+        now = utc_now()
+        name, code_version = self.name, definition.version
+        for event in decision.events:
+            seq += 1
+            staged.append(
+                NewEvent(
+                    event.model_dump_json().encode(),
+                    event_headers(
+                        name, seq, event.event_type, event.event_version, request_id,
+                        wal_seq, code_version, now,
+                    ),
+                )
+            )
+            out.append(
+                {"seq": seq, "type": event.event_type, "version": event.event_version,
+                 "data": event.model_dump(mode="json")}
+            )
+        self.seq = seq
+        self.state = decision.state
+        self._stage(
+            Outcome(
+                request_id, wal_seq, staged, reply_to, ok_reply(name, request_id, seq, out),
+                encoding, decision.state, seq,
+            )
+        )
+
+    def _stage(self, outcome: Outcome) -> None:
+        if self._early_waiters:
+            outcome.waiters.extend(self._early_waiters.pop(outcome.request_id, ()))
+        self._staged.put(outcome)
+        self._wake.set()
+
+    def _stage_rejection(
+        self,
+        request_id: str,
+        wal_seq: int,
+        reply_to: str | None,
+        encoding: Encoding,
+        err: OBusError,
+        msg: Msg,
+    ) -> None:
+        self.dead_letters.reject(self.name, request_id, err, msg.data, msg.headers, wal_seq)
+        reply = error_reply_from(self.name, request_id, err)
+        self._stage(Outcome(request_id, wal_seq, [], reply_to, reply, encoding, self.state, self.seq))
+
+    async def _flush_loop(self) -> None:
+        staged, wake, eventlog = self._staged, self._wake, self.log
+        try:
+            while True:
+                await wake.wait()
+                wake.clear()
+                while len(staged):
+                    batch = staged.take()
+                    events = [event for outcome in batch for event in outcome.events]
+                    if events:
+                        self.committed_stream_seq = await eventlog.append(
+                            self.committed_stream_seq, events, self.config.append_timeout
+                        )
+                    last = batch[-1]
+                    self.committed_seq = last.seq_after
+                    self.committed_wal = last.wal_seq
+                    staged.done(batch)
+                    await self._send_replies(batch)
+                    if self.committed_seq - self.snapshot_seq >= self.config.snapshot_every:
+                        self._schedule_snapshot(last.state_after)
+        except asyncio.CancelledError:
+            raise
+        except OBusError as err:
+            # The log and our in-memory state may now disagree: stop serving and let the
+            # host recover from the log. Unreplied requests stay in the WAL and are processed
+            # after recovery; clients that retry with the same id get the original reply.
+            log.error("agent %s stops: %s", self.name, err.message)
+            staged.drain()
+            if not self.failed.done():
+                self.failed.set_result(err)
+
+    async def _send_replies(self, batch: list[Outcome]) -> None:
+        publish, cache = self.nc.publish, self._replies
+        for outcome in batch:
+            reply = outcome.reply
+            if reply["ok"]:
+                body = to_json(reply)
+                cache.put(outcome.request_id, body)
+                if outcome.reply_to:
+                    if outcome.encoding is Encoding.JSON:
+                        await publish(outcome.reply_to, body, headers=_JSON_HEADERS)
+                    else:
+                        await self._publish_reply(outcome.reply_to, reply, outcome.encoding)
+            elif outcome.reply_to:
+                await self._publish_reply(outcome.reply_to, reply, outcome.encoding)
+            for waiter, encoding in outcome.waiters:
+                await self._publish_reply(waiter, {**reply, "duplicate": True}, encoding)
+
+    async def _publish_reply(self, subject: str, reply: dict[str, Any], encoding: Encoding) -> None:
+        headers = {"Content-Type": encoding.value, STATUS_HEADER: "ok" if reply["ok"] else "error"}
+        await self.nc.publish(subject, encode(reply, encoding), headers=headers)
+
+    # -- snapshots ---------------------------------------------------------------------------
+
+    def _schedule_snapshot(self, state: State) -> None:
+        if self._snapshot_task is not None and not self._snapshot_task.done():
+            return
+        snapshot = Snapshot(
+            agent=self.name,
+            definition=self.definition.name,
+            seq=self.committed_seq,
+            stream_seq=self.committed_stream_seq,
+            wal_seq=self.committed_wal,
+            code_version=self.definition.version,
+            state_schema_version=self.definition.state_schema_version,
+            taken_at=utc_now(),
+            state=state.model_dump(mode="json"),
+        )
+        self.snapshot_seq = snapshot.seq
+        self._snapshot_task = asyncio.create_task(self._save_snapshot(snapshot))
+
+    async def _save_snapshot(self, snapshot: Snapshot) -> None:
+        try:
+            await self.snapshots.save(snapshot)
+        except StorageError:
+            log.exception("snapshot of %s at seq %d failed", self.name, snapshot.seq)
+
+    async def _on_snapshot_request(self, msg: Msg) -> None:
+        """Take a snapshot now, of the last durable state; reply with its position."""
+        while len(self._staged):
+            await asyncio.sleep(0.005)
+        if self._snapshot_task is not None:
+            await asyncio.gather(self._snapshot_task, return_exceptions=True)
+        self._snapshot_task = None
+        self._schedule_snapshot(self.state)
+        assert self._snapshot_task is not None
+        await self._snapshot_task
+        await msg.respond(to_json({"ok": True, "agent": self.name, "seq": self.snapshot_seq}))
+
+    async def _on_status_request(self, msg: Msg) -> None:
+        await msg.respond(to_json(self.status()))
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "agent": self.name,
+            "definition": self.definition.name,
+            "code_version": self.definition.version,
+            "lifecycle": self.lifecycle.value,
+            "seq": self.committed_seq,
+            "wal_seq": self.committed_wal,
+            "snapshot_seq": self.snapshot_seq,
+            "pid": os.getpid(),
+        }
+
+    # -- duplicates --------------------------------------------------------------------------
+
+    async def _on_duplicate(self, msg: Msg) -> None:
+        """The splitter saw a re-sent request id: answer with the original outcome."""
+        headers = msg.headers or {}
+        request_id = headers.get("ce-id", "")
+        wal_seq = int(headers.get("O-Wal-Seq", "0"))
+        encoding = Encoding.MSGPACK if headers.get("O-Reply-Encoding") == Encoding.MSGPACK else Encoding.JSON
+        reply_to = msg.reply
+        if not reply_to:
+            return
+        pending = self._staged.by_request.get(request_id)
+        if pending is not None:
+            pending.waiters.append((reply_to, encoding))
+            return
+        if wal_seq > self.processed_wal:
+            # Still waiting in the WAL: answer when the original is processed and durable.
+            self._early_waiters.setdefault(request_id, []).append((reply_to, encoding))
+            return
+        cached = self._replies.get(request_id)
+        if cached is not None:
+            await self._publish_reply(reply_to, {**from_json(cached), "duplicate": True}, encoding)
+            return
+        await self._publish_reply(reply_to, await self._rebuild_reply(request_id, wal_seq), encoding)
+
+    async def _rebuild_reply(self, request_id: str, wal_seq: int) -> dict[str, Any]:
+        letter = await self.dead_letters.lookup(self.name, request_id)
+        if letter is not None and letter.request_id == request_id:
+            return error_reply(self.name, request_id, ErrorCode(letter.code), letter.message)
+        found: list[dict[str, Any]] = []
+
+        def collect(event: Any) -> bool:
+            if event.request_id == request_id:
+                found.append({"seq": event.seq, "type": event.type, "version": event.version,
+                              "data": from_json(event.data)})
+            return event.wal_seq > wal_seq
+
+        await self.log.replay(collect)
+        seq = found[-1]["seq"] if found else self.committed_seq
+        return ok_reply(self.name, request_id, seq, found, duplicate=True)

@@ -1,0 +1,267 @@
+"""An agent's event log on JetStream: atomic, optimistically concurrent appends; streamed reads.
+
+Each agent's events live on subject ``o.evt.<agent>`` of stream ``O_EVENTS`` as CloudEvents in
+binary mode. ``ce-sequence`` is the agent's own 1-based sequence. Appends are atomic batches
+whose first message carries ``Nats-Expected-Last-Subject-Sequence``: a second writer gets a
+:class:`ConcurrencyError`, never an interleaved log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError as JsNotFoundError
+from nats.nuid import NUID
+from pydantic_core import from_json
+
+from o_bus.errors import ConcurrencyError, StorageError
+from o_bus.store import layout
+
+__all__ = [
+    "EventLog",
+    "LogPosition",
+    "NewEvent",
+    "StoredEvent",
+]
+
+H_SEQ: Final = "ce-sequence"
+H_TYPE: Final = "ce-type"
+H_VERSION: Final = "ce-eventversion"
+H_REQUEST: Final = "ce-requestid"
+H_WAL: Final = "ce-walseq"
+H_CODE: Final = "ce-codeversion"
+H_TIME: Final = "ce-time"
+WRONG_LAST_SEQUENCE: Final = 10071
+
+
+@dataclass(slots=True, frozen=True)
+class LogPosition:
+    """Where a log ends: agent sequence, stream sequence and the WAL sequence it covers."""
+
+    seq: int = 0
+    stream_seq: int = 0
+    wal_seq: int = 0
+
+
+@dataclass(slots=True)
+class NewEvent:
+    """An event ready to append: body (JSON) and CloudEvents headers."""
+
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass(slots=True, frozen=True)
+class StoredEvent:
+    agent: str
+    seq: int
+    stream_seq: int
+    type: str
+    version: int
+    data: bytes
+    time: str
+    request_id: str | None
+    wal_seq: int
+    code_version: str
+
+    @classmethod
+    def from_msg(cls, agent: str, stream_seq: int, headers: dict[str, str], body: bytes) -> StoredEvent:
+        return cls(
+            agent=agent,
+            seq=int(headers[H_SEQ]),
+            stream_seq=stream_seq,
+            type=headers[H_TYPE],
+            version=int(headers.get(H_VERSION, "1")),
+            data=body,
+            time=headers.get(H_TIME, ""),
+            request_id=headers.get(H_REQUEST),
+            wal_seq=int(headers.get(H_WAL, "0")),
+            code_version=headers.get(H_CODE, ""),
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "seq": self.seq,
+            "stream_seq": self.stream_seq,
+            "time": self.time,
+            "type": self.type,
+            "version": self.version,
+            "request_id": self.request_id,
+            "data": from_json(self.data) if self.data else None,
+        }
+
+
+def event_headers(
+    agent: str,
+    seq: int,
+    event_type: str,
+    version: int,
+    request_id: str,
+    wal_seq: int,
+    code_version: str,
+    time: str,
+) -> dict[str, str]:
+    return {
+        "ce-specversion": "1.0",
+        "ce-id": f"{agent}:{seq}",
+        "ce-source": f"o-bus/agents/{agent}",
+        "ce-subject": agent,
+        H_TYPE: event_type,
+        H_TIME: time,
+        H_SEQ: str(seq),
+        H_VERSION: str(version),
+        H_REQUEST: request_id,
+        H_WAL: str(wal_seq),
+        H_CODE: code_version,
+        "Content-Type": "application/json",
+    }
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def stream_seq_of(msg: Msg) -> int:
+    """Stream sequence from a JetStream delivery subject, without building full metadata."""
+    # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>[...]
+    tokens = msg.reply.split(".")
+    return int(tokens[-4]) if len(tokens) == 9 else int(tokens[-5])
+
+
+class EventLog:
+    """Append to and read one agent's events."""
+
+    def __init__(self, nc: Client, js: JetStreamContext, agent: str) -> None:
+        self.nc = nc
+        self.js = js
+        self.agent = agent
+        self.subject = layout.event_subject(agent)
+        self._nuid = NUID()
+
+    async def last_position(self) -> LogPosition:
+        """The end of the log (zeros when empty)."""
+        try:
+            msg = await self.js.get_last_msg(layout.EVENTS_STREAM, self.subject, direct=True)
+        except JsNotFoundError:
+            return LogPosition()
+        except nats.errors.Error as err:
+            raise StorageError(f"cannot read the end of {self.agent!r}'s log") from err
+        headers = msg.headers or {}
+        return LogPosition(int(headers[H_SEQ]), msg.seq or 0, int(headers.get(H_WAL, "0")))
+
+    async def event_at_stream_seq(self, stream_seq: int) -> StoredEvent | None:
+        try:
+            msg = await self.js.get_msg(layout.EVENTS_STREAM, stream_seq, direct=True)
+        except JsNotFoundError:
+            return None
+        except nats.errors.Error as err:
+            raise StorageError(f"cannot read stream sequence {stream_seq}") from err
+        if msg.subject != self.subject or not msg.headers:
+            return None
+        return StoredEvent.from_msg(self.agent, stream_seq, msg.headers, msg.data or b"")
+
+    async def append(self, expected_last: int, events: Sequence[NewEvent], timeout: float = 5.0) -> int:
+        """Append ``events`` atomically after stream sequence ``expected_last``.
+
+        Returns the stream sequence of the last appended event. Raises ``ConcurrencyError`` if
+        the subject moved on, ``StorageError`` if JetStream failed or did not answer in time (the
+        outcome is then unknown: re-read the log before writing again).
+        """
+        count = len(events)
+        if count == 0:
+            return expected_last
+        last_headers = events[-1].headers
+        if count == 1:
+            last_headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_last)
+        else:
+            batch_id = self._nuid.next().decode()
+            for index, event in enumerate(events, 1):
+                headers = event.headers
+                headers["Nats-Batch-Id"] = batch_id
+                headers["Nats-Batch-Sequence"] = str(index)
+                if index == 1:
+                    headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_last)
+                if index < count:
+                    await self.nc.publish(self.subject, event.body, headers=headers)
+            last_headers["Nats-Batch-Commit"] = "1"
+        try:
+            reply = await self.nc.request(
+                self.subject, events[-1].body, timeout=timeout, headers=last_headers
+            )
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as err:
+            raise StorageError(f"append to {self.agent!r}'s log got no acknowledgement") from err
+        ack = from_json(reply.data)
+        error = ack.get("error")
+        if error:
+            if error.get("err_code") == WRONG_LAST_SEQUENCE:
+                raise ConcurrencyError(self.agent, expected_last)
+            raise StorageError(
+                f"append to {self.agent!r}'s log refused: {error.get('description')}",
+                details={"nats_error": error},
+            )
+        return int(ack["seq"])
+
+    async def replay(
+        self,
+        on_event: Callable[[StoredEvent], bool | None],
+        *,
+        after_stream_seq: int = 0,
+        until_stream_seq: int | None = None,
+        follow: bool = False,
+    ) -> int:
+        """Stream events after ``after_stream_seq`` to ``on_event`` (called in order).
+
+        Stops at the log's end as it was when called (or ``until_stream_seq``), when
+        ``on_event`` returns True, or never if ``follow``. Uses an ordered push consumer with
+        flow control, so memory stays flat however long the log. Returns the events seen.
+        """
+        if until_stream_seq is None and not follow:
+            until_stream_seq = (await self.last_position()).stream_seq
+        if not follow and (until_stream_seq or 0) <= after_stream_seq:
+            return 0
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        seen = 0
+        agent = self.agent
+
+        async def handle(msg: Msg) -> None:
+            nonlocal seen
+            if done.done():
+                return
+            stream_seq = stream_seq_of(msg)
+            try:
+                stop = on_event(StoredEvent.from_msg(agent, stream_seq, msg.headers or {}, msg.data))
+            except BaseException as err:  # surfaced to the caller, not lost in the callback
+                done.set_exception(err)
+                return
+            seen += 1
+            if stop or (until_stream_seq is not None and stream_seq >= until_stream_seq):
+                done.set_result(None)
+
+        config = ConsumerConfig(
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after_stream_seq + 1
+        )
+        try:
+            sub = await self.js.subscribe(
+                self.subject,
+                stream=layout.EVENTS_STREAM,
+                cb=handle,
+                ordered_consumer=True,
+                config=config,
+                pending_msgs_limit=4096,
+            )
+        except nats.errors.Error as err:
+            raise StorageError(f"cannot read {self.agent!r}'s log") from err
+        try:
+            await done
+        finally:
+            await sub.unsubscribe()
+        return seen

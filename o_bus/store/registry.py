@@ -1,0 +1,96 @@
+"""The agent registry: which agent instances exist and which definition each one runs."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import nats.errors
+from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from o_bus.errors import ErrorCode, InvalidRequestError, NotFoundError, StorageError
+from o_bus.store import layout
+
+__all__ = ["AgentRecord", "Registry"]
+
+
+class AgentRecord(BaseModel):
+    """One registered agent instance."""
+
+    model_config = ConfigDict(frozen=True)
+    name: str
+    definition: str
+    commands: list[str] = []
+    created_at: str
+    forked_from: dict[str, Any] | None = None
+
+
+class Registry:
+    def __init__(self, js: JetStreamContext) -> None:
+        self.js = js
+
+    async def _kv(self) -> Any:
+        try:
+            return await self.js.key_value(layout.AGENTS_BUCKET)
+        except nats.errors.Error as err:
+            raise StorageError("agent registry bucket is missing: run `o-bus up` first") from err
+
+    async def register(self, record: AgentRecord, *, create_only: bool = False) -> None:
+        """Add or update a record. With ``create_only`` an existing name is an error."""
+        layout.validate_agent_name(record.name)
+        kv = await self._kv()
+        value = record.model_dump_json().encode()
+        try:
+            if create_only:
+                await kv.create(record.name, value)
+            else:
+                await kv.put(record.name, value)
+        except KeyWrongLastSequenceError as err:
+            raise InvalidRequestError(
+                ErrorCode.MALFORMED_REQUEST, f"agent {record.name!r} already exists"
+            ) from err
+        except nats.errors.Error as err:
+            raise StorageError(f"cannot register agent {record.name!r}") from err
+
+    async def get(self, name: str) -> AgentRecord:
+        kv = await self._kv()
+        try:
+            entry = await kv.get(name)
+        except KeyNotFoundError:
+            raise NotFoundError(f"no agent named {name!r}") from None
+        return AgentRecord.model_validate_json(entry.value)
+
+    async def all(self) -> list[AgentRecord]:
+        kv = await self._kv()
+        try:
+            keys = await kv.keys()
+        except NoKeysError:
+            return []
+        return [await self.get(key) for key in keys]
+
+    async def watch(self) -> AsyncIterator[AgentRecord | str]:
+        """Yield current records, then every change; a deleted agent yields its name."""
+        kv = await self._kv()
+        watcher = await kv.watchall()
+        try:
+            while True:
+                try:
+                    entry = await watcher.updates(timeout=3600)
+                except nats.errors.TimeoutError:
+                    continue
+                except asyncio.CancelledError:
+                    raise
+                if entry is None:
+                    continue
+                if entry.operation in ("DEL", "PURGE") or not entry.value:
+                    yield entry.key
+                    continue
+                try:
+                    yield AgentRecord.model_validate_json(entry.value)
+                except ValidationError:
+                    continue
+        finally:
+            await watcher.stop()

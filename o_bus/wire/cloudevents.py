@@ -1,0 +1,184 @@
+"""CloudEvents 1.0 request envelope on NATS: binary mode (``ce-`` headers) or structured mode.
+
+The splitter normalises both modes to one binary-mode form, which is what the WAL stores.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass
+from typing import Any, Final
+
+from pydantic_core import from_json, to_json
+
+from o_bus.errors import ErrorCode, InvalidRequestError
+from o_bus.wire.codec import CLOUDEVENTS_JSON, Encoding, encoding_for
+
+__all__ = [
+    "CE_ID",
+    "CE_SOURCE",
+    "CE_SPECVERSION",
+    "CE_TYPE",
+    "CONTENT_TYPE",
+    "SPECVERSION",
+    "RequestEnvelope",
+    "parse_request",
+]
+
+CE_ID: Final = "ce-id"
+CE_TYPE: Final = "ce-type"
+CE_SOURCE: Final = "ce-source"
+CE_SPECVERSION: Final = "ce-specversion"
+CE_TIME: Final = "ce-time"
+CE_SUBJECT: Final = "ce-subject"
+CONTENT_TYPE: Final = "Content-Type"
+SPECVERSION: Final = "1.0"
+MAX_ID_LENGTH: Final = 200
+
+_COMMAND_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
+_REQUIRED = (CE_ID, CE_TYPE, CE_SOURCE, CE_SPECVERSION)
+
+
+@dataclass(slots=True, frozen=True)
+class RequestEnvelope:
+    """A request in normalised binary form: CloudEvents attributes plus encoded data."""
+
+    id: str
+    type: str
+    source: str
+    data: bytes
+    encoding: Encoding
+    reply_encoding: Encoding
+    time: str | None = None
+    subject: str | None = None
+
+    def wal_headers(self, dedup_key: str, reply: str | None) -> dict[str, str]:
+        """Headers of the WAL record: CloudEvents binary mode, the dedup key and the reply inbox."""
+        headers = {
+            CE_ID: self.id,
+            CE_TYPE: self.type,
+            CE_SOURCE: self.source,
+            CE_SPECVERSION: SPECVERSION,
+            CONTENT_TYPE: self.encoding.value,
+            "Nats-Msg-Id": dedup_key,
+            "O-Reply-Encoding": self.reply_encoding.value,
+        }
+        if reply:
+            headers["O-Reply"] = reply
+        if self.time:
+            headers[CE_TIME] = self.time
+        if self.subject:
+            headers[CE_SUBJECT] = self.subject
+        return headers
+
+
+def _check_attributes(ce_id: Any, ce_type: Any, source: Any, specversion: Any) -> None:
+    if not isinstance(ce_id, str) or not ce_id or len(ce_id) > MAX_ID_LENGTH:
+        raise InvalidRequestError(
+            ErrorCode.MALFORMED_REQUEST,
+            f"CloudEvents 'id' must be a non-empty string of at most {MAX_ID_LENGTH} characters",
+        )
+    if not isinstance(ce_type, str) or not _COMMAND_NAME.match(ce_type):
+        raise InvalidRequestError(
+            ErrorCode.MALFORMED_REQUEST,
+            f"CloudEvents 'type' must be a command name (letters, digits, _ . -), got {ce_type!r}",
+        )
+    if not isinstance(source, str) or not source:
+        raise InvalidRequestError(
+            ErrorCode.MISSING_ATTRIBUTE, "CloudEvents 'source' must be a non-empty string"
+        )
+    if specversion != SPECVERSION:
+        raise InvalidRequestError(
+            ErrorCode.MALFORMED_REQUEST,
+            f"CloudEvents 'specversion' must be {SPECVERSION!r}, got {specversion!r}",
+        )
+
+
+def _parse_binary(headers: dict[str, str], body: bytes, content_type: str | None) -> RequestEnvelope:
+    missing = [name for name in _REQUIRED if name not in headers]
+    if missing:
+        raise InvalidRequestError(
+            ErrorCode.MISSING_ATTRIBUTE,
+            f"missing CloudEvents header(s) {', '.join(missing)} "
+            f"(binary mode needs {', '.join(_REQUIRED)})",
+            details={"missing": missing},
+        )
+    ce_id, ce_type = headers[CE_ID], headers[CE_TYPE]
+    _check_attributes(ce_id, ce_type, headers[CE_SOURCE], headers[CE_SPECVERSION])
+    encoding = encoding_for(content_type)
+    return RequestEnvelope(
+        id=ce_id,
+        type=ce_type,
+        source=headers[CE_SOURCE],
+        data=body,
+        encoding=encoding,
+        reply_encoding=encoding,
+        time=headers.get(CE_TIME),
+        subject=headers.get(CE_SUBJECT),
+    )
+
+
+def _parse_structured(body: bytes) -> RequestEnvelope:
+    try:
+        event = from_json(body)
+    except ValueError as err:
+        raise InvalidRequestError(
+            ErrorCode.MALFORMED_REQUEST, f"structured CloudEvent is not valid JSON: {err}"
+        ) from err
+    if not isinstance(event, dict):
+        raise InvalidRequestError(
+            ErrorCode.MALFORMED_REQUEST, "structured CloudEvent must be a JSON object"
+        )
+    missing = [k for k in ("id", "type", "source", "specversion") if k not in event]
+    if missing:
+        raise InvalidRequestError(
+            ErrorCode.MISSING_ATTRIBUTE,
+            f"structured CloudEvent lacks attribute(s) {', '.join(missing)}",
+            details={"missing": missing},
+        )
+    _check_attributes(event["id"], event["type"], event["source"], event["specversion"])
+    encoding = encoding_for(event.get("datacontenttype"))
+    if "data_base64" in event:
+        try:
+            data = base64.b64decode(event["data_base64"], validate=True)
+        except (ValueError, TypeError) as err:
+            raise InvalidRequestError(
+                ErrorCode.MALFORMED_REQUEST, "data_base64 is not valid base64"
+            ) from err
+    elif encoding is Encoding.JSON:
+        data = to_json(event["data"]) if "data" in event else b""
+    else:
+        raise InvalidRequestError(
+            ErrorCode.MALFORMED_REQUEST,
+            "structured CloudEvent with a msgpack datacontenttype must carry data_base64",
+        )
+    time, subject = event.get("time"), event.get("subject")
+    return RequestEnvelope(
+        id=event["id"],
+        type=event["type"],
+        source=event["source"],
+        data=data,
+        encoding=encoding,
+        reply_encoding=Encoding.JSON,
+        time=time if isinstance(time, str) else None,
+        subject=subject if isinstance(subject, str) else None,
+    )
+
+
+def parse_request(headers: dict[str, str] | None, body: bytes) -> RequestEnvelope:
+    """Parse a request in either CloudEvents mode; raise ``InvalidRequestError`` if bad."""
+    headers = headers or {}
+    content_type = headers.get(CONTENT_TYPE) or headers.get("content-type")
+    if content_type and content_type.split(";", 1)[0].strip().lower() == CLOUDEVENTS_JSON:
+        return _parse_structured(body)
+    return _parse_binary(headers, body, content_type)
+
+
+def reply_encoding_of(headers: dict[str, str] | None) -> Encoding:
+    """Best-effort reply encoding for a request that failed to parse (JSON unless msgpack)."""
+    if not headers:
+        return Encoding.JSON
+    content_type = headers.get(CONTENT_TYPE) or headers.get("content-type") or ""
+    base = content_type.split(";", 1)[0].strip().lower()
+    return Encoding.MSGPACK if base.endswith("msgpack") else Encoding.JSON

