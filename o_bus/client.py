@@ -19,7 +19,9 @@ from o_bus.wire.codec import Encoding, decode, encode
 __all__ = ["request_headers", "send"]
 
 
-def request_headers(command: str, request_id: str, encoding: Encoding, source: str) -> dict[str, str]:
+def request_headers(
+    command: str, request_id: str, encoding: Encoding, source: str
+) -> dict[str, str]:
     return {
         "ce-id": request_id,
         "ce-type": command,

@@ -17,7 +17,9 @@ class StorageConfig(BaseModel):
     """How the streams and buckets are declared. Changing these updates existing streams."""
 
     model_config = ConfigDict(frozen=True)
-    replicas: int = Field(1, ge=1, le=5, description="JetStream replicas per stream (3 on a cluster)")
+    replicas: int = Field(
+        1, ge=1, le=5, description="JetStream replicas per stream (3 on a cluster)"
+    )
     storage: Literal["file", "memory"] = "file"
     duplicate_window: float = Field(
         120.0, gt=0, description="seconds during which a re-sent request id is recognised"

@@ -21,13 +21,14 @@ from nats.js.api import PubAck
 
 from o_bus.config import RuntimeConfig
 from o_bus.errors import ErrorCode, InvalidRequestError, OBusError, StorageError
-from o_bus.handlers.splitter.routes import RouteTable
 from o_bus.store import layout
 from o_bus.store.dead_letter import DeadLetters
 from o_bus.store.registry import Registry
 from o_bus.wire.cloudevents import RequestEnvelope, parse_request, reply_encoding_of
 from o_bus.wire.codec import Encoding, encode
 from o_bus.wire.reply import STATUS_HEADER, error_reply_from
+
+from .routes import RouteTable
 
 __all__ = ["QUEUE_GROUP", "Splitter"]
 
@@ -37,7 +38,9 @@ _PREFIX_LEN = len(layout.REQUEST_PREFIX)
 
 
 class Splitter:
-    def __init__(self, nc: Client, js: JetStreamContext, config: RuntimeConfig | None = None) -> None:
+    def __init__(
+        self, nc: Client, js: JetStreamContext, config: RuntimeConfig | None = None
+    ) -> None:
         self.nc, self.js = nc, js
         self.config = config or RuntimeConfig()
         self.routes = RouteTable()
@@ -48,14 +51,16 @@ class Splitter:
     async def start(self) -> None:
         await self.routes.follow(Registry(self.js))
         self._sub = await self.nc.subscribe(
-            layout.REQUEST_WILDCARD, queue=QUEUE_GROUP, cb=self._on_request,
+            layout.REQUEST_WILDCARD,
+            queue=QUEUE_GROUP,
+            cb=self._on_request,
             pending_msgs_limit=65536,
         )
         log.info("splitter serving %s", layout.REQUEST_WILDCARD)
 
     async def stop(self) -> None:
         if self._sub is not None:
-            await self._sub.drain()
+            await self._sub.drain()  # type: ignore[no-untyped-call]
         await self.js.publish_async_completed()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -76,12 +81,14 @@ class Splitter:
             request_id = headers.get("ce-id") if headers else None
             known = agent if agent in self.routes.agents else None
             self.dead_letters.reject(known, request_id, err, msg.data, headers)
-            await self._reply(msg.reply, error_reply_from(agent, request_id, err),
-                              reply_encoding_of(headers))
+            await self._reply(
+                msg.reply, error_reply_from(agent, request_id, err), reply_encoding_of(headers)
+            )
             return
         dedup_key = f"{agent}:{envelope.id}"
         future = await self.js.publish_async(
-            layout.WAL_PREFIX + agent, envelope.data,
+            layout.WAL_PREFIX + agent,
+            envelope.data,
             headers=envelope.wal_headers(dedup_key, msg.reply or None),
         )
         if msg.reply:
@@ -106,7 +113,8 @@ class Splitter:
         if commands and envelope.type not in commands:
             raise InvalidRequestError(
                 ErrorCode.UNKNOWN_COMMAND,
-                f"agent {agent!r} has no command {envelope.type!r}; known: {', '.join(sorted(commands))}",
+                f"agent {agent!r} has no command {envelope.type!r}; "
+                f"known: {', '.join(sorted(commands))}",
             )
         return envelope
 
@@ -119,8 +127,11 @@ class Splitter:
         if err is not None:
             log.error("WAL append for %s request %r failed: %s", agent, envelope.id, err)
             failure = StorageError(f"the request could not be written to the WAL: {err}")
-            self._spawn(self._reply(reply, error_reply_from(agent, envelope.id, failure),
-                                    envelope.reply_encoding))
+            self._spawn(
+                self._reply(
+                    reply, error_reply_from(agent, envelope.id, failure), envelope.reply_encoding
+                )
+            )
             return
         ack = done.result()
         if ack.duplicate:
@@ -134,7 +145,9 @@ class Splitter:
             "O-Wal-Seq": str(wal_seq),
             "O-Reply-Encoding": envelope.reply_encoding.value,
         }
-        await self.nc.publish(layout.control_subject(agent, "dup"), b"", reply=reply, headers=headers)
+        await self.nc.publish(
+            layout.control_subject(agent, "dup"), b"", reply=reply, headers=headers
+        )
 
     async def _reply(self, reply: str | None, body: dict[str, Any], encoding: Encoding) -> None:
         if not reply:
@@ -144,5 +157,3 @@ class Splitter:
             await self.nc.publish(reply, encode(body, encoding), headers=headers)
         except nats.errors.Error:
             log.exception("could not send an error reply")
-
-

@@ -117,7 +117,9 @@ class AgentDefinition(Generic[S]):
 
     def upcaster(
         self, event_type: str, from_version: int
-    ) -> Callable[[Callable[[dict[str, Any]], dict[str, Any]]], Callable[[dict[str, Any]], dict[str, Any]]]:
+    ) -> Callable[
+        [Callable[[dict[str, Any]], dict[str, Any]]], Callable[[dict[str, Any]], dict[str, Any]]
+    ]:
         """Register a migration of ``event_type`` data from ``from_version`` to the next one."""
 
         def register(

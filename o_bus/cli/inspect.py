@@ -48,7 +48,12 @@ async def cmd_send(args: argparse.Namespace) -> int:
     encoding = Encoding.MSGPACK if args.msgpack else Encoding.JSON
     async with connect(resolve_url(args.nats), "o-bus-cli") as (nc, _):
         reply = await client.send(
-            nc, args.agent, args.cmd, data, request_id=args.id, encoding=encoding,
+            nc,
+            args.agent,
+            args.cmd,
+            data,
+            request_id=args.id,
+            encoding=encoding,
             timeout=args.timeout,
         )
     emit(reply, args.json)
@@ -61,8 +66,12 @@ async def cmd_state(args: argparse.Namespace) -> int:
         record = await Registry(js).get(args.agent)
         definition = Catalogue.discover(args.agents).get(record.definition)
         rebuilt = await rebuild(
-            definition, EventLog(nc, js, args.agent), SnapshotStore(js),
-            at_seq=args.at, at_time=at_time, progress=None if args.json else _progress,
+            definition,
+            EventLog(nc, js, args.agent),
+            SnapshotStore(js),
+            at_seq=args.at,
+            at_time=at_time,
+            progress=None if args.json else _progress,
         )
     if rebuilt.replayed >= 10_000 and not args.json:
         sys.stderr.write("\n")
@@ -126,7 +135,9 @@ async def cmd_agents(args: argparse.Namespace) -> int:
         for record in records:
             row: dict[str, Any] = record.model_dump()
             try:
-                msg = await nc.request(layout.control_subject(record.name, "status"), b"", timeout=1)
+                msg = await nc.request(
+                    layout.control_subject(record.name, "status"), b"", timeout=1
+                )
                 row["status"] = from_json(msg.data)
             except Exception:  # no worker answering is a normal answer here
                 row["status"] = None

@@ -31,8 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--nats", help="NATS URL(s), comma-separated (default: $O_BUS_NATS_URL, "
-                       "then the URL of a local `o-bus up`, then nats://127.0.0.1:4222)")
+        p.add_argument(
+            "--nats",
+            help="NATS URL(s), comma-separated (default: $O_BUS_NATS_URL, "
+            "then the URL of a local `o-bus up`, then nats://127.0.0.1:4222)",
+        )
         p.add_argument("--json", action="store_true", help="one-line JSON output for scripts")
         return p
 
@@ -40,17 +43,24 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--nats", help="use this NATS server instead of starting one")
     up.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
     up.add_argument("--port", type=int, default=4222, help="embedded server port (0: any free)")
-    up.add_argument("--sync-interval", default=None,
-                    help="embedded server fsync policy: 'always' or a duration such as '2m'")
+    up.add_argument(
+        "--sync-interval",
+        default=None,
+        help="embedded server fsync policy: 'always' or a duration such as '2m'",
+    )
     up.add_argument("--replicas", type=int, default=1, help="stream replicas (3 on a cluster)")
     up.add_argument("--snapshot-every", type=int, default=1000)
-    up.add_argument("--agent", action="append", help="extra agent definition module:attr or file.py")
+    up.add_argument(
+        "--agent", action="append", help="extra agent definition module:attr or file.py"
+    )
 
     svc = sub.add_parser("run", help="run one service in this process (used by `up`)")
     svc.add_argument("service", choices=["splitter", "agents"])
     svc.add_argument("--nats")
     svc.add_argument("--snapshot-every", type=int, default=1000)
-    svc.add_argument("--agent", action="append", help="extra agent definition module:attr or file.py")
+    svc.add_argument(
+        "--agent", action="append", help="extra agent definition module:attr or file.py"
+    )
     svc.add_argument("--only", action="append", help="run only these agent instances")
 
     send = common(sub.add_parser("send", help="send a command and print the reply"))

@@ -25,9 +25,9 @@ from o_bus.config import StorageConfig, nats_url_from_env
 from o_bus.errors import ConfigurationError, OBusError
 from o_bus.runtime.connect import connect
 from o_bus.server.embedded import EmbeddedServer
+from o_bus.store.event_log import utc_now
 from o_bus.store.provision import provision
 from o_bus.store.registry import AgentRecord, Registry
-from o_bus.store.event_log import utc_now
 
 __all__ = ["cmd_up", "register_definitions"]
 
@@ -56,8 +56,17 @@ async def register_definitions(js: object, catalogue: Catalogue) -> list[str]:
 
 
 def _spawn(service: str, url: str, args: argparse.Namespace) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "o_bus.cli.main", "run", service, "--nats", url,
-           "--snapshot-every", str(args.snapshot_every)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "o_bus.cli.main",
+        "run",
+        service,
+        "--nats",
+        url,
+        "--snapshot-every",
+        str(args.snapshot_every),
+    ]
     for spec in args.agent or []:
         cmd += ["--agent", spec]
     return subprocess.Popen(cmd, start_new_session=True)
@@ -86,7 +95,9 @@ async def _wait_ready(url: str, services: list[str], timeout: float = 30.0) -> N
                     break
                 except nats.errors.Error:
                     if time.monotonic() > deadline:
-                        raise ConfigurationError(f"{service} did not become ready in {timeout}s") from None
+                        raise ConfigurationError(
+                            f"{service} did not become ready in {timeout}s"
+                        ) from None
                     await asyncio.sleep(0.1)
 
 
@@ -127,7 +138,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         children = [_spawn("splitter", url, args), _spawn("agents", url, args)]
         asyncio.run(_wait_ready(url, ["splitter", "agents"]))
         print(f"O is up. NATS: {url}", flush=True)
-        print(f"Try:  o-bus send counter increment '{{\"by\": 2}}'   (Ctrl-C stops)", flush=True)
+        print("Try:  o-bus send counter increment '{\"by\": 2}'   (Ctrl-C stops)", flush=True)
         while not stop["signal"]:
             for child in children:
                 if child.poll() is not None:

@@ -51,8 +51,14 @@ async def fork(nc: Client, js: JetStreamContext, source: str, at_seq: int, into:
         batch = []
         for event in chunk:
             headers = event_headers(
-                into, event.seq, event.type, event.version, event.request_id or "",
-                0, event.code_version, event.time,
+                into,
+                event.seq,
+                event.type,
+                event.version,
+                event.request_id or "",
+                0,
+                event.code_version,
+                event.time,
             )
             headers["ce-forkedfrom"] = f"{source}:{event.seq}"
             batch.append(NewEvent(event.data, headers))

@@ -102,7 +102,9 @@ async def rebuild(
                 f"cannot apply {event.type!r} v{event.version} at seq {event.seq} of "
                 f"{event.agent!r}: {err}"
             ) from err
-        box["position"] = LogPosition(event.seq, event.stream_seq, max(event.wal_seq, box["position"].wal_seq))
+        box["position"] = LogPosition(
+            event.seq, event.stream_seq, max(event.wal_seq, box["position"].wal_seq)
+        )
         box["n"] += 1
         if progress is not None and box["n"] % 10_000 == 0:
             progress(box["n"])

@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 
 
 @contextlib.asynccontextmanager
-async def connect(url: str, name: str, *, timeout: float = 5.0) -> AsyncIterator[tuple[Client, JetStreamContext]]:
+async def connect(
+    url: str, name: str, *, timeout: float = 5.0
+) -> AsyncIterator[tuple[Client, JetStreamContext]]:
     """A NATS connection and JetStream context; drained on exit."""
 
     async def on_error(err: Exception) -> None:

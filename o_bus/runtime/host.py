@@ -58,7 +58,9 @@ class AgentHost:
         try:
             definition = self.catalogue.get(record.definition)
         except OBusError:
-            log.warning("agent %s needs definition %r, not installed here", record.name, record.definition)
+            log.warning(
+                "agent %s needs definition %r, not installed here", record.name, record.definition
+            )
             return
         self._supervisors[record.name] = asyncio.create_task(
             self._keep_running(record.name, definition), name=f"agent-{record.name}"
@@ -79,7 +81,9 @@ class AgentHost:
                 await worker.stop("host shutting down")
                 raise
             except OBusError as err:
-                log.error("agent %s could not start: %s; retrying in %.1fs", name, err.message, backoff)
+                log.error(
+                    "agent %s could not start: %s; retrying in %.1fs", name, err.message, backoff
+                )
                 await worker.stop(f"start failed: {err.message}")
             finally:
                 self.workers.pop(name, None)

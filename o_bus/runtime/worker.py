@@ -9,6 +9,7 @@ each batch's optimistic-concurrency check is exact) and then sends the replies.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from typing import Any
@@ -30,7 +31,14 @@ from o_bus.replay.rebuild import rebuild
 from o_bus.runtime.group_commit import Outcome, ReplyCache, StagedRequests
 from o_bus.store import layout
 from o_bus.store.dead_letter import DeadLetters
-from o_bus.store.event_log import EventLog, NewEvent, event_headers, stream_seq_of, utc_now
+from o_bus.store.event_log import (
+    EventLog,
+    NewEvent,
+    StoredEvent,
+    event_headers,
+    stream_seq_of,
+    utc_now,
+)
 from o_bus.store.snapshots import Snapshot, SnapshotStore
 from o_bus.wire.codec import Encoding, encode, encoding_for
 from o_bus.wire.reply import STATUS_HEADER, error_reply, error_reply_from, ok_reply
@@ -68,6 +76,8 @@ class AgentWorker:
         self._staged = StagedRequests(self.config.max_batch)
         self._replies = ReplyCache(self.config.reply_cache)
         self._wake = asyncio.Event()
+        self._idle = asyncio.Event()  # set while nothing is staged
+        self._idle.set()
         self._early_waiters: dict[str, list[tuple[str, Encoding]]] = {}
         self._subs: list[Subscription] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -107,7 +117,11 @@ class AgentWorker:
         self.snapshot_seq = rebuilt.snapshot.seq if rebuilt.snapshot else 0
         log.info(
             "agent %s recovered at seq %d (snapshot at %d, %d events replayed), WAL from %d",
-            self.name, self.seq, self.snapshot_seq, rebuilt.replayed, self.processed_wal + 1,
+            self.name,
+            self.seq,
+            self.snapshot_seq,
+            rebuilt.replayed,
+            self.processed_wal + 1,
         )
         self._flusher = asyncio.create_task(self._flush_loop(), name=f"flush-{self.name}")
         for operation, handler in (
@@ -136,15 +150,15 @@ class AgentWorker:
     async def stop(self, reason: str = "shutdown") -> None:
         """Stop taking requests, make staged work durable, record the transition."""
         for sub in self._subs:
-            try:
+            with contextlib.suppress(nats.errors.Error):
                 await sub.unsubscribe()
-            except nats.errors.Error:
-                pass
         self._subs.clear()
         if self._flusher is not None:
             self._wake.set()
-            while len(self._staged) and not self._flusher.done():
-                await asyncio.sleep(0.01)
+            await asyncio.wait(
+                [asyncio.ensure_future(self._idle.wait()), self._flusher],
+                return_when=asyncio.FIRST_COMPLETED,
+            )
             self._flusher.cancel()
             await asyncio.gather(self._flusher, return_exceptions=True)
         if self._snapshot_task is not None:
@@ -163,7 +177,11 @@ class AgentWorker:
         headers = msg.headers or {}
         request_id = headers.get("ce-id", "")
         reply_to = headers.get("O-Reply")
-        encoding = Encoding.MSGPACK if headers.get("O-Reply-Encoding") == Encoding.MSGPACK else Encoding.JSON
+        encoding = (
+            Encoding.MSGPACK
+            if headers.get("O-Reply-Encoding") == Encoding.MSGPACK
+            else Encoding.JSON
+        )
         definition = self.definition
         try:
             command = definition.parse_command(
@@ -189,21 +207,37 @@ class AgentWorker:
                 NewEvent(
                     event.model_dump_json().encode(),
                     event_headers(
-                        name, seq, event.event_type, event.event_version, request_id,
-                        wal_seq, code_version, now,
+                        name,
+                        seq,
+                        event.event_type,
+                        event.event_version,
+                        request_id,
+                        wal_seq,
+                        code_version,
+                        now,
                     ),
                 )
             )
             out.append(
-                {"seq": seq, "type": event.event_type, "version": event.event_version,
-                 "data": event.model_dump(mode="json")}
+                {
+                    "seq": seq,
+                    "type": event.event_type,
+                    "version": event.event_version,
+                    "data": event.model_dump(mode="json"),
+                }
             )
         self.seq = seq
         self.state = decision.state
         self._stage(
             Outcome(
-                request_id, wal_seq, staged, reply_to, ok_reply(name, request_id, seq, out),
-                encoding, decision.state, seq,
+                request_id,
+                wal_seq,
+                staged,
+                reply_to,
+                ok_reply(name, request_id, seq, out),
+                encoding,
+                decision.state,
+                seq,
             )
         )
 
@@ -211,6 +245,7 @@ class AgentWorker:
         if self._early_waiters:
             outcome.waiters.extend(self._early_waiters.pop(outcome.request_id, ()))
         self._staged.put(outcome)
+        self._idle.clear()
         self._wake.set()
 
     def _stage_rejection(
@@ -224,7 +259,9 @@ class AgentWorker:
     ) -> None:
         self.dead_letters.reject(self.name, request_id, err, msg.data, msg.headers, wal_seq)
         reply = error_reply_from(self.name, request_id, err)
-        self._stage(Outcome(request_id, wal_seq, [], reply_to, reply, encoding, self.state, self.seq))
+        self._stage(
+            Outcome(request_id, wal_seq, [], reply_to, reply, encoding, self.state, self.seq)
+        )
 
     async def _flush_loop(self) -> None:
         staged, wake, eventlog = self._staged, self._wake, self.log
@@ -246,6 +283,7 @@ class AgentWorker:
                     await self._send_replies(batch)
                     if self.committed_seq - self.snapshot_seq >= self.config.snapshot_every:
                         self._schedule_snapshot(last.state_after)
+                self._idle.set()
         except asyncio.CancelledError:
             raise
         except OBusError as err:
@@ -305,8 +343,7 @@ class AgentWorker:
 
     async def _on_snapshot_request(self, msg: Msg) -> None:
         """Take a snapshot now, of the last durable state; reply with its position."""
-        while len(self._staged):
-            await asyncio.sleep(0.005)
+        await self._idle.wait()
         if self._snapshot_task is not None:
             await asyncio.gather(self._snapshot_task, return_exceptions=True)
         self._snapshot_task = None
@@ -337,7 +374,11 @@ class AgentWorker:
         headers = msg.headers or {}
         request_id = headers.get("ce-id", "")
         wal_seq = int(headers.get("O-Wal-Seq", "0"))
-        encoding = Encoding.MSGPACK if headers.get("O-Reply-Encoding") == Encoding.MSGPACK else Encoding.JSON
+        encoding = (
+            Encoding.MSGPACK
+            if headers.get("O-Reply-Encoding") == Encoding.MSGPACK
+            else Encoding.JSON
+        )
         reply_to = msg.reply
         if not reply_to:
             return
@@ -353,7 +394,9 @@ class AgentWorker:
         if cached is not None:
             await self._publish_reply(reply_to, {**from_json(cached), "duplicate": True}, encoding)
             return
-        await self._publish_reply(reply_to, await self._rebuild_reply(request_id, wal_seq), encoding)
+        await self._publish_reply(
+            reply_to, await self._rebuild_reply(request_id, wal_seq), encoding
+        )
 
     async def _rebuild_reply(self, request_id: str, wal_seq: int) -> dict[str, Any]:
         letter = await self.dead_letters.lookup(self.name, request_id)
@@ -361,10 +404,16 @@ class AgentWorker:
             return error_reply(self.name, request_id, ErrorCode(letter.code), letter.message)
         found: list[dict[str, Any]] = []
 
-        def collect(event: Any) -> bool:
+        def collect(event: StoredEvent) -> bool:
             if event.request_id == request_id:
-                found.append({"seq": event.seq, "type": event.type, "version": event.version,
-                              "data": from_json(event.data)})
+                found.append(
+                    {
+                        "seq": event.seq,
+                        "type": event.type,
+                        "version": event.version,
+                        "data": from_json(event.data),
+                    }
+                )
             return event.wal_seq > wal_seq
 
         await self.log.replay(collect)

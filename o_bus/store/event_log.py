@@ -74,7 +74,9 @@ class StoredEvent:
     code_version: str
 
     @classmethod
-    def from_msg(cls, agent: str, stream_seq: int, headers: dict[str, str], body: bytes) -> StoredEvent:
+    def from_msg(
+        cls, agent: str, stream_seq: int, headers: dict[str, str], body: bytes
+    ) -> StoredEvent:
         return cls(
             agent=agent,
             seq=int(headers[H_SEQ]),
@@ -169,7 +171,9 @@ class EventLog:
             return None
         return StoredEvent.from_msg(self.agent, stream_seq, msg.headers, msg.data or b"")
 
-    async def append(self, expected_last: int, events: Sequence[NewEvent], timeout: float = 5.0) -> int:
+    async def append(
+        self, expected_last: int, events: Sequence[NewEvent], timeout: float = 5.0
+    ) -> int:
         """Append ``events`` atomically after stream sequence ``expected_last``.
 
         Returns the stream sequence of the last appended event. Raises ``ConcurrencyError`` if
@@ -238,7 +242,9 @@ class EventLog:
                 return
             stream_seq = stream_seq_of(msg)
             try:
-                stop = on_event(StoredEvent.from_msg(agent, stream_seq, msg.headers or {}, msg.data))
+                stop = on_event(
+                    StoredEvent.from_msg(agent, stream_seq, msg.headers or {}, msg.data)
+                )
             except BaseException as err:  # surfaced to the caller, not lost in the callback
                 done.set_exception(err)
                 return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -23,29 +24,29 @@ log = logging.getLogger(__name__)
 
 
 def stream_configs(cfg: StorageConfig) -> list[StreamConfig]:
-    storage = StorageType.FILE if cfg.storage == "file" else StorageType.MEMORY
-    common = {
-        "storage": storage,
-        "num_replicas": cfg.replicas,
-        "retention": RetentionPolicy.LIMITS,
-        "discard": DiscardPolicy.OLD,
-        "max_msg_size": cfg.max_msg_size,
-        "allow_direct": True,
-    }
+    base = StreamConfig(
+        storage=StorageType.FILE if cfg.storage == "file" else StorageType.MEMORY,
+        num_replicas=cfg.replicas,
+        retention=RetentionPolicy.LIMITS,
+        discard=DiscardPolicy.OLD,
+        max_msg_size=cfg.max_msg_size,
+        allow_direct=True,
+    )
     return [
         # Every accepted request, before it is processed. Dedup by request id.
-        StreamConfig(
+        replace(
+            base,
             name=layout.WAL_STREAM,
             description="O write-ahead log: every accepted request, before processing",
             subjects=[layout.WAL_PREFIX + ">"],
             max_age=cfg.wal_max_age,
             max_bytes=cfg.wal_max_bytes,
             duplicate_window=cfg.duplicate_window,
-            **common,
         ),
         # Every state change. Never discards by default; appends are atomic batches with
         # optimistic concurrency on the agent's subject.
-        StreamConfig(
+        replace(
+            base,
             name=layout.EVENTS_STREAM,
             description="O event log: every state change of every agent",
             subjects=[layout.EVENT_PREFIX + ">"],
@@ -53,21 +54,20 @@ def stream_configs(cfg: StorageConfig) -> list[StreamConfig]:
             duplicate_window=cfg.duplicate_window,
             allow_atomic=True,
             deny_delete=True,
-            **common,
         ),
-        StreamConfig(
+        replace(
+            base,
             name=layout.SYSTEM_STREAM,
             description="O system events: lifecycle transitions, starts, crashes",
             subjects=["o.sys.>"],
             max_age=cfg.system_max_age,
-            **common,
         ),
-        StreamConfig(
+        replace(
+            base,
             name=layout.DLQ_STREAM,
             description="O dead letters: rejected input with the reason",
             subjects=[layout.DLQ_PREFIX + ">"],
             max_age=cfg.dlq_max_age,
-            **common,
         ),
     ]
 

@@ -95,7 +95,9 @@ def _check_attributes(ce_id: Any, ce_type: Any, source: Any, specversion: Any) -
         )
 
 
-def _parse_binary(headers: dict[str, str], body: bytes, content_type: str | None) -> RequestEnvelope:
+def _parse_binary(
+    headers: dict[str, str], body: bytes, content_type: str | None
+) -> RequestEnvelope:
     missing = [name for name in _REQUIRED if name not in headers]
     if missing:
         raise InvalidRequestError(

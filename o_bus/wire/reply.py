@@ -14,12 +14,12 @@ from o_bus.errors import ErrorCode, OBusError
 from o_bus.wire.codec import Encoding, encode
 
 __all__ = [
+    "STATUS_HEADER",
     "ErrorBody",
     "ErrorReply",
     "EventOut",
     "OkReply",
     "Reply",
-    "STATUS_HEADER",
     "encode_reply",
     "error_reply",
     "error_reply_from",
