@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 
-from o_bus.handlers.splitter.service import Splitter
 from pydantic_core import to_json
 
 from o_bus.agent.catalogue import Catalogue
 from o_bus.cli.common import resolve_url
 from o_bus.config import RuntimeConfig
+from o_bus.handlers.splitter.service import Splitter
 from o_bus.runtime.connect import connect, run_until_signalled
 from o_bus.runtime.host import AgentHost
 
