@@ -66,7 +66,8 @@ class AgentWorker:
         self.snapshots = SnapshotStore(js)
         self.dead_letters = DeadLetters(js)
         self.lifecycle = LifecycleState.INITIALIZING
-        self.state: State = definition.initial_state()
+        self.state: State = definition.initial_state()  # includes staged events
+        self.committed_state: State = self.state
         self.seq = 0  # agent sequence including staged events
         self.committed_seq = 0
         self.committed_stream_seq = 0
@@ -110,7 +111,7 @@ class AgentWorker:
         """Recover (snapshot + tail), then serve the WAL from where processing stopped."""
         await self._transition(LifecycleState.INITIALIZING, "starting")
         rebuilt = await rebuild(self.definition, self.log, self.snapshots)
-        self.state = rebuilt.state
+        self.state = self.committed_state = rebuilt.state
         self.seq = self.committed_seq = rebuilt.position.seq
         self.committed_stream_seq = rebuilt.position.stream_seq
         self.processed_wal = self.committed_wal = rebuilt.position.wal_seq
@@ -277,21 +278,23 @@ class AgentWorker:
                             self.committed_stream_seq, events, self.config.append_timeout
                         )
                     last = batch[-1]
+                    self.committed_state = last.state_after
                     self.committed_seq = last.seq_after
                     self.committed_wal = last.wal_seq
                     staged.done(batch)
                     await self._send_replies(batch)
                     if self.committed_seq - self.snapshot_seq >= self.config.snapshot_every:
-                        self._schedule_snapshot(last.state_after)
+                        self._schedule_snapshot(self.committed_state)
                 self._idle.set()
         except asyncio.CancelledError:
             raise
-        except OBusError as err:
+        except Exception as err:  # the flusher must never die silently
             # The log and our in-memory state may now disagree: stop serving and let the
             # host recover from the log. Unreplied requests stay in the WAL and are processed
             # after recovery; clients that retry with the same id get the original reply.
-            log.error("agent %s stops: %s", self.name, err.message)
+            log.error("agent %s stops: %s", self.name, err)
             staged.drain()
+            self._idle.set()
             if not self.failed.done():
                 self.failed.set_result(err)
 
@@ -343,11 +346,10 @@ class AgentWorker:
 
     async def _on_snapshot_request(self, msg: Msg) -> None:
         """Take a snapshot now, of the last durable state; reply with its position."""
-        await self._idle.wait()
         if self._snapshot_task is not None:
             await asyncio.gather(self._snapshot_task, return_exceptions=True)
         self._snapshot_task = None
-        self._schedule_snapshot(self.state)
+        self._schedule_snapshot(self.committed_state)
         assert self._snapshot_task is not None
         await self._snapshot_task
         await msg.respond(to_json({"ok": True, "agent": self.name, "seq": self.snapshot_seq}))
