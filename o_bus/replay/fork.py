@@ -32,11 +32,12 @@ async def fork(nc: Client, js: JetStreamContext, source: str, at_seq: int, into:
         raise InvalidRequestError(
             ErrorCode.MALFORMED_REQUEST, f"--at {at_seq} is outside {source!r}'s log (1..{end.seq})"
         )
-    if (await dst.last_position()).seq:
+    dst_end = await dst.last_position()
+    if dst_end.seq:
         raise InvalidRequestError(
             ErrorCode.MALFORMED_REQUEST, f"agent {into!r} already has events; choose a new name"
         )
-    copied, read_from, written_to = 0, 0, 0
+    copied, read_from, written_to = 0, 0, dst_end.guard_seq
     while copied < at_seq:
         chunk: list[StoredEvent] = []
 

@@ -25,7 +25,7 @@ from pydantic_core import from_json, to_json
 from o_bus.agent.definition import AgentDefinition
 from o_bus.agent.lifecycle import LifecycleChanged, LifecycleState, check_transition
 from o_bus.config import RuntimeConfig
-from o_bus.errors import ErrorCode, OBusError, StorageError
+from o_bus.errors import ConcurrencyError, ErrorCode, OBusError, StorageError
 from o_bus.events.model import State
 from o_bus.replay.rebuild import rebuild
 from o_bus.runtime.group_commit import Outcome, ReplyCache, StagedRequests
@@ -70,7 +70,8 @@ class AgentWorker:
         self.committed_state: State = self.state
         self.seq = 0  # agent sequence including staged events
         self.committed_seq = 0
-        self.committed_stream_seq = 0
+        self.committed_stream_seq = 0  # stream sequence of the last durable event
+        self.guard_seq = 0  # what the next append must expect (events and fences)
         self.processed_wal = 0
         self.committed_wal = 0
         self.snapshot_seq = 0
@@ -111,6 +112,10 @@ class AgentWorker:
         """Recover (snapshot + tail), then serve the WAL from where processing stopped."""
         await self._transition(LifecycleState.INITIALIZING, "starting")
         rebuilt = await rebuild(self.definition, self.log, self.snapshots)
+        end = await self.log.last_position()
+        if end.seq != rebuilt.position.seq:
+            raise ConcurrencyError(self.name, end.guard_seq, "the log moved during recovery")
+        self.guard_seq = end.guard_seq
         self.state = self.committed_state = rebuilt.state
         self.seq = self.committed_seq = rebuilt.position.seq
         self.committed_stream_seq = rebuilt.position.stream_seq
@@ -274,9 +279,10 @@ class AgentWorker:
                     batch = staged.take()
                     events = [event for outcome in batch for event in outcome.events]
                     if events:
-                        self.committed_stream_seq = await eventlog.append(
-                            self.committed_stream_seq, events, self.config.append_timeout
+                        self.guard_seq = await eventlog.append(
+                            self.guard_seq, events, self.config.append_timeout
                         )
+                        self.committed_stream_seq = self.guard_seq
                     last = batch[-1]
                     self.committed_state = last.state_after
                     self.committed_seq = last.seq_after

@@ -18,7 +18,7 @@ import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import ConsumerConfig, DeliverPolicy, RawStreamMsg
 from nats.js.errors import NotFoundError as JsNotFoundError
 from nats.nuid import NUID
 from pydantic_core import from_json
@@ -45,11 +45,16 @@ WRONG_LAST_SEQUENCE: Final = 10071
 
 @dataclass(slots=True, frozen=True)
 class LogPosition:
-    """Where a log ends: agent sequence, stream sequence and the WAL sequence it covers."""
+    """Where a log ends: agent sequence, stream sequence and the WAL sequence it covers.
+
+    ``guard_seq`` is the last stream sequence of the agent's events *or fences*: the value an
+    append must expect. It is only known when read from the log's end.
+    """
 
     seq: int = 0
     stream_seq: int = 0
     wal_seq: int = 0
+    guard_seq: int = 0
 
 
 @dataclass(slots=True)
@@ -147,18 +152,44 @@ class EventLog:
         self.js = js
         self.agent = agent
         self.subject = layout.event_subject(agent)
+        self.guard = layout.guard_filter(agent)
         self._nuid = NUID()
 
     async def last_position(self) -> LogPosition:
-        """The end of the log (zeros when empty)."""
+        """The end of the log (zeros when empty), with the sequence appends must expect."""
+        last_event = await self._last(self.subject)
+        last_guard = await self._last(self.guard)
+        guard_seq = (last_guard.seq or 0) if last_guard else 0
+        if last_event is None:
+            return LogPosition(guard_seq=guard_seq)
+        headers = last_event.headers or {}
+        stream_seq = last_event.seq or 0
+        return LogPosition(
+            int(headers[H_SEQ]),
+            stream_seq,
+            int(headers.get(H_WAL, "0")),
+            max(guard_seq, stream_seq),
+        )
+
+    async def _last(self, subject: str) -> RawStreamMsg | None:
         try:
-            msg = await self.js.get_last_msg(layout.EVENTS_STREAM, self.subject, direct=True)
+            return await self.js.get_last_msg(layout.EVENTS_STREAM, subject, direct=True)
         except JsNotFoundError:
-            return LogPosition()
+            return None
         except nats.errors.Error as err:
             raise StorageError(f"cannot read the end of {self.agent!r}'s log") from err
-        headers = msg.headers or {}
-        return LogPosition(int(headers[H_SEQ]), msg.seq or 0, int(headers.get(H_WAL, "0")))
+
+    async def fence(self, expected_guard: int, holder: str) -> int:
+        """Write a takeover marker: from now on, an append by a writer that has not seen it
+        (for example a paused old active) fails with ``ConcurrencyError``."""
+        headers = {
+            "Nats-Expected-Last-Subject-Sequence": str(expected_guard),
+            "Nats-Expected-Last-Subject-Sequence-Subject": self.guard,
+            "O-Holder": holder,
+        }
+        return await self._acknowledged(
+            layout.fence_subject(self.agent), b"", headers, 5.0, expected_guard
+        )
 
     async def event_at_stream_seq(self, stream_seq: int) -> StoredEvent | None:
         try:
@@ -186,6 +217,7 @@ class EventLog:
         last_headers = events[-1].headers
         if count == 1:
             last_headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_last)
+            last_headers["Nats-Expected-Last-Subject-Sequence-Subject"] = self.guard
         else:
             batch_id = self._nuid.next().decode()
             for index, event in enumerate(events, 1):
@@ -194,20 +226,26 @@ class EventLog:
                 headers["Nats-Batch-Sequence"] = str(index)
                 if index == 1:
                     headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_last)
+                    headers["Nats-Expected-Last-Subject-Sequence-Subject"] = self.guard
                 if index < count:
                     await self.nc.publish(self.subject, event.body, headers=headers)
             last_headers["Nats-Batch-Commit"] = "1"
+        return await self._acknowledged(
+            self.subject, events[-1].body, last_headers, timeout, expected_last
+        )
+
+    async def _acknowledged(
+        self, subject: str, body: bytes, headers: dict[str, str], timeout: float, expected: int
+    ) -> int:
         try:
-            reply = await self.nc.request(
-                self.subject, events[-1].body, timeout=timeout, headers=last_headers
-            )
+            reply = await self.nc.request(subject, body, timeout=timeout, headers=headers)
         except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as err:
             raise StorageError(f"append to {self.agent!r}'s log got no acknowledgement") from err
         ack = from_json(reply.data)
         error = ack.get("error")
         if error:
             if error.get("err_code") == WRONG_LAST_SEQUENCE:
-                raise ConcurrencyError(self.agent, expected_last)
+                raise ConcurrencyError(self.agent, expected)
             raise StorageError(
                 f"append to {self.agent!r}'s log refused: {error.get('description')}",
                 details={"nats_error": error},

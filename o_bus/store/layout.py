@@ -21,6 +21,8 @@ __all__ = [
     "control_subject",
     "dlq_subject",
     "event_subject",
+    "fence_subject",
+    "guard_filter",
     "lifecycle_subject",
     "request_subject",
     "validate_agent_name",
@@ -34,6 +36,7 @@ WAL_STREAM: Final = "O_WAL"
 WAL_PREFIX: Final = "o.wal."
 EVENTS_STREAM: Final = "O_EVENTS"
 EVENT_PREFIX: Final = "o.evt."
+FENCE_PREFIX: Final = "o.fence."  # takeover markers; same stream, never read as events
 SYSTEM_STREAM: Final = "O_SYSTEM"
 LIFECYCLE_PREFIX: Final = "o.sys.lifecycle."
 DLQ_STREAM: Final = "O_DLQ"
@@ -44,12 +47,12 @@ CONTROL_PREFIX: Final = "o.ctl."
 SNAPSHOTS_BUCKET: Final = "o_snapshots"
 AGENTS_BUCKET: Final = "o_agents"
 
-_AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
 
 def validate_agent_name(name: str) -> str:
     """Return ``name`` if it is a valid agent name (one NATS subject token), else raise."""
-    if not _AGENT_NAME.match(name):
+    if not AGENT_NAME.match(name):
         raise InvalidRequestError(
             ErrorCode.MALFORMED_REQUEST,
             f"invalid agent name {name!r}: use 1-64 of A-Z a-z 0-9 _ -, starting alphanumeric",
@@ -67,6 +70,15 @@ def wal_subject(agent: str) -> str:
 
 def event_subject(agent: str) -> str:
     return EVENT_PREFIX + agent
+
+
+def fence_subject(agent: str) -> str:
+    return FENCE_PREFIX + agent
+
+
+def guard_filter(agent: str) -> str:
+    """Events and fences of one agent: the scope of the optimistic-concurrency check."""
+    return f"o.*.{agent}"
 
 
 def lifecycle_subject(agent: str) -> str:

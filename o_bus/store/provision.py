@@ -49,7 +49,7 @@ def stream_configs(cfg: StorageConfig) -> list[StreamConfig]:
             base,
             name=layout.EVENTS_STREAM,
             description="O event log: every state change of every agent",
-            subjects=[layout.EVENT_PREFIX + ">"],
+            subjects=[layout.EVENT_PREFIX + ">", layout.FENCE_PREFIX + ">"],
             max_bytes=cfg.events_max_bytes,
             duplicate_window=cfg.duplicate_window,
             allow_atomic=True,
