@@ -36,8 +36,8 @@ CONTENT_TYPE: Final = "Content-Type"
 SPECVERSION: Final = "1.0"
 MAX_ID_LENGTH: Final = 200
 
-_COMMAND_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
-_REQUIRED = (CE_ID, CE_TYPE, CE_SOURCE, CE_SPECVERSION)
+COMMAND_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
+REQUIRED_HEADERS = (CE_ID, CE_TYPE, CE_SOURCE, CE_SPECVERSION)
 
 
 @dataclass(slots=True, frozen=True)
@@ -79,7 +79,7 @@ def _check_attributes(ce_id: Any, ce_type: Any, source: Any, specversion: Any) -
             ErrorCode.MALFORMED_REQUEST,
             f"CloudEvents 'id' must be a non-empty string of at most {MAX_ID_LENGTH} characters",
         )
-    if not isinstance(ce_type, str) or not _COMMAND_NAME.match(ce_type):
+    if not isinstance(ce_type, str) or not COMMAND_NAME.match(ce_type):
         raise InvalidRequestError(
             ErrorCode.MALFORMED_REQUEST,
             f"CloudEvents 'type' must be a command name (letters, digits, _ . -), got {ce_type!r}",
@@ -98,12 +98,12 @@ def _check_attributes(ce_id: Any, ce_type: Any, source: Any, specversion: Any) -
 def _parse_binary(
     headers: dict[str, str], body: bytes, content_type: str | None
 ) -> RequestEnvelope:
-    missing = [name for name in _REQUIRED if name not in headers]
+    missing = [name for name in REQUIRED_HEADERS if name not in headers]
     if missing:
         raise InvalidRequestError(
             ErrorCode.MISSING_ATTRIBUTE,
             f"missing CloudEvents header(s) {', '.join(missing)} "
-            f"(binary mode needs {', '.join(_REQUIRED)})",
+            f"(binary mode needs {', '.join(REQUIRED_HEADERS)})",
             details={"missing": missing},
         )
     ce_id, ce_type = headers[CE_ID], headers[CE_TYPE]

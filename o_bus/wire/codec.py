@@ -20,7 +20,7 @@ class Encoding(StrEnum):
 
 CLOUDEVENTS_JSON = "application/cloudevents+json"
 
-_BY_CONTENT_TYPE = {
+CONTENT_TYPES = {
     "application/json": Encoding.JSON,
     "application/msgpack": Encoding.MSGPACK,
     "application/x-msgpack": Encoding.MSGPACK,
@@ -34,7 +34,7 @@ def encoding_for(content_type: str | None) -> Encoding:
         return Encoding.JSON
     base = content_type.split(";", 1)[0].strip().lower()
     try:
-        return _BY_CONTENT_TYPE[base]
+        return CONTENT_TYPES[base]
     except KeyError:
         raise InvalidRequestError(
             ErrorCode.UNSUPPORTED_CONTENT_TYPE,
