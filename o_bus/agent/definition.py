@@ -63,14 +63,21 @@ def _second_param_type(fn: Callable[..., Any], base: type[Any]) -> type[Any]:
 
 
 def _invalid_payload(command: str, err: ValidationError) -> InvalidRequestError:
-    errors = from_json(err.json(include_url=False))
-    summary = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or '(body)'}: {e['msg']}" for e in errors[:5]
-    )
+    # Input values are left out on purpose: they may be huge, binary or hostile.
+    errors = err.errors(include_url=False, include_context=False, include_input=False)
+    if errors and errors[0]["type"] == "json_invalid":
+        return InvalidRequestError(
+            ErrorCode.MALFORMED_REQUEST,
+            f"body of command {command!r} is not valid JSON: {errors[0]['msg']}",
+        )
+    details = [
+        {"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]} for e in errors[:20]
+    ]
+    summary = "; ".join(f"{'.'.join(d['loc']) or '(body)'}: {d['msg']}" for d in details[:5])
     return InvalidRequestError(
         ErrorCode.INVALID_PAYLOAD,
         f"invalid data for command {command!r}: {summary}",
-        details={"errors": errors},
+        details={"errors": details},
     )
 
 

@@ -36,6 +36,7 @@ from o_bus.store.event_log import (
     NewEvent,
     StoredEvent,
     event_headers,
+    outcome_headers,
     stream_seq_of,
     utc_now,
 )
@@ -85,7 +86,7 @@ class AgentWorker:
         self._flusher: asyncio.Task[None] | None = None
         self._snapshot_task: asyncio.Task[None] | None = None
         self.failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
-        self._source = f"o-bus/agents/{name}"
+        self._outcome_subject = layout.outcome_subject(name)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -116,10 +117,11 @@ class AgentWorker:
         if end.seq != rebuilt.position.seq:
             raise ConcurrencyError(self.name, end.guard_seq, "the log moved during recovery")
         self.guard_seq = end.guard_seq
+        wal_resume = max(rebuilt.position.wal_seq, end.wal_seq)
         self.state = self.committed_state = rebuilt.state
         self.seq = self.committed_seq = rebuilt.position.seq
         self.committed_stream_seq = rebuilt.position.stream_seq
-        self.processed_wal = self.committed_wal = rebuilt.position.wal_seq
+        self.processed_wal = self.committed_wal = wal_resume
         self.snapshot_seq = rebuilt.snapshot.seq if rebuilt.snapshot else 0
         log.info(
             "agent %s recovered at seq %d (snapshot at %d, %d events replayed), WAL from %d",
@@ -232,6 +234,10 @@ class AgentWorker:
                     "data": event.model_dump(mode="json"),
                 }
             )
+        if not staged:  # no event: the outcome is still recorded, for fencing and recovery
+            staged.append(
+                NewEvent(b"", outcome_headers(request_id, wal_seq, "noop"), self._outcome_subject)
+            )
         self.seq = seq
         self.state = decision.state
         self._stage(
@@ -265,8 +271,13 @@ class AgentWorker:
     ) -> None:
         self.dead_letters.reject(self.name, request_id, err, msg.data, msg.headers, wal_seq)
         reply = error_reply_from(self.name, request_id, err)
+        record = NewEvent(
+            b"",
+            outcome_headers(request_id, wal_seq, "rejected", err.code, err.message),
+            self._outcome_subject,
+        )
         self._stage(
-            Outcome(request_id, wal_seq, [], reply_to, reply, encoding, self.state, self.seq)
+            Outcome(request_id, wal_seq, [record], reply_to, reply, encoding, self.state, self.seq)
         )
 
     async def _flush_loop(self) -> None:

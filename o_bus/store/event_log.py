@@ -31,6 +31,8 @@ __all__ = [
     "LogPosition",
     "NewEvent",
     "StoredEvent",
+    "event_headers",
+    "outcome_headers",
 ]
 
 H_SEQ: Final = "ce-sequence"
@@ -59,10 +61,12 @@ class LogPosition:
 
 @dataclass(slots=True)
 class NewEvent:
-    """An event ready to append: body (JSON) and CloudEvents headers."""
+    """A record ready to append: body (JSON) and CloudEvents headers. ``subject`` is the
+    agent's event subject unless set (outcome records go to ``o.outcome.<agent>``)."""
 
     body: bytes
     headers: dict[str, str]
+    subject: str | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -133,6 +137,17 @@ def event_headers(
     }
 
 
+def outcome_headers(
+    request_id: str, wal_seq: int, outcome: str, code: str = "", message: str = ""
+) -> dict[str, str]:
+    """Headers of an outcome record: a request that produced no event (rejected or no-op)."""
+    headers = {H_REQUEST: request_id, H_WAL: str(wal_seq), "O-Outcome": outcome}
+    if code:
+        headers["O-Error-Code"] = code
+        headers["O-Error-Message"] = message[:1024]
+    return headers
+
+
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
@@ -156,18 +171,20 @@ class EventLog:
         self._nuid = NUID()
 
     async def last_position(self) -> LogPosition:
-        """The end of the log (zeros when empty), with the sequence appends must expect."""
+        """The end of the log (zeros when empty): the last event, the sequence appends must
+        expect, and the WAL position covered by the last event or outcome."""
         last_event = await self._last(self.subject)
         last_guard = await self._last(self.guard)
         guard_seq = (last_guard.seq or 0) if last_guard else 0
+        guard_wal = int((last_guard.headers or {}).get(H_WAL, "0")) if last_guard else 0
         if last_event is None:
-            return LogPosition(guard_seq=guard_seq)
+            return LogPosition(wal_seq=guard_wal, guard_seq=guard_seq)
         headers = last_event.headers or {}
         stream_seq = last_event.seq or 0
         return LogPosition(
             int(headers[H_SEQ]),
             stream_seq,
-            int(headers.get(H_WAL, "0")),
+            max(int(headers.get(H_WAL, "0")), guard_wal),
             max(guard_seq, stream_seq),
         )
 
@@ -179,13 +196,14 @@ class EventLog:
         except nats.errors.Error as err:
             raise StorageError(f"cannot read the end of {self.agent!r}'s log") from err
 
-    async def fence(self, expected_guard: int, holder: str) -> int:
+    async def fence(self, expected_guard: int, holder: str, wal_seq: int) -> int:
         """Write a takeover marker: from now on, an append by a writer that has not seen it
         (for example a paused old active) fails with ``ConcurrencyError``."""
         headers = {
             "Nats-Expected-Last-Subject-Sequence": str(expected_guard),
             "Nats-Expected-Last-Subject-Sequence-Subject": self.guard,
             "O-Holder": holder,
+            H_WAL: str(wal_seq),
         }
         return await self._acknowledged(
             layout.fence_subject(self.agent), b"", headers, 5.0, expected_guard
@@ -228,10 +246,13 @@ class EventLog:
                     headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_last)
                     headers["Nats-Expected-Last-Subject-Sequence-Subject"] = self.guard
                 if index < count:
-                    await self.nc.publish(self.subject, event.body, headers=headers)
+                    await self.nc.publish(
+                        event.subject or self.subject, event.body, headers=headers
+                    )
             last_headers["Nats-Batch-Commit"] = "1"
+        last = events[-1]
         return await self._acknowledged(
-            self.subject, events[-1].body, last_headers, timeout, expected_last
+            last.subject or self.subject, last.body, last_headers, timeout, expected_last
         )
 
     async def _acknowledged(

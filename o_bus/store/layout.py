@@ -15,7 +15,9 @@ __all__ = [
     "AGENTS_BUCKET",
     "DLQ_STREAM",
     "EVENTS_STREAM",
+    "LEASES_BUCKET",
     "SNAPSHOTS_BUCKET",
+    "SUPERVISOR_BUCKET",
     "SYSTEM_STREAM",
     "WAL_STREAM",
     "control_subject",
@@ -23,8 +25,11 @@ __all__ = [
     "event_subject",
     "fence_subject",
     "guard_filter",
+    "heartbeat_subject",
     "lifecycle_subject",
+    "outcome_subject",
     "request_subject",
+    "system_event_subject",
     "validate_agent_name",
     "wal_subject",
 ]
@@ -37,6 +42,7 @@ WAL_PREFIX: Final = "o.wal."
 EVENTS_STREAM: Final = "O_EVENTS"
 EVENT_PREFIX: Final = "o.evt."
 FENCE_PREFIX: Final = "o.fence."  # takeover markers; same stream, never read as events
+OUTCOME_PREFIX: Final = "o.outcome."  # requests that produced no event: rejected or no-op
 SYSTEM_STREAM: Final = "O_SYSTEM"
 LIFECYCLE_PREFIX: Final = "o.sys.lifecycle."
 DLQ_STREAM: Final = "O_DLQ"
@@ -46,6 +52,10 @@ CONTROL_PREFIX: Final = "o.ctl."
 
 SNAPSHOTS_BUCKET: Final = "o_snapshots"
 AGENTS_BUCKET: Final = "o_agents"
+LEASES_BUCKET: Final = "o_leases"
+SUPERVISOR_BUCKET: Final = "o_supervisor"
+HEARTBEAT_PREFIX: Final = "o.hb."
+SYSTEM_EVENT_PREFIX: Final = "o.sys.agent."
 
 AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
@@ -76,9 +86,23 @@ def fence_subject(agent: str) -> str:
     return FENCE_PREFIX + agent
 
 
+def outcome_subject(agent: str) -> str:
+    return OUTCOME_PREFIX + agent
+
+
 def guard_filter(agent: str) -> str:
-    """Events and fences of one agent: the scope of the optimistic-concurrency check."""
+    """Events, outcomes and fences of one agent: the scope of the optimistic-concurrency check."""
     return f"o.*.{agent}"
+
+
+def heartbeat_subject(agent: str) -> str:
+    """Core-NATS subject of an agent process's heartbeats (not persisted)."""
+    return HEARTBEAT_PREFIX + agent
+
+
+def system_event_subject(agent: str) -> str:
+    """Persisted supervision events of an agent: start, crash, restart, takeover, escalation."""
+    return SYSTEM_EVENT_PREFIX + agent
 
 
 def lifecycle_subject(agent: str) -> str:

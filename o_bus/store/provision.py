@@ -43,13 +43,18 @@ def stream_configs(cfg: StorageConfig) -> list[StreamConfig]:
             max_bytes=cfg.wal_max_bytes,
             duplicate_window=cfg.duplicate_window,
         ),
-        # Every state change. Never discards by default; appends are atomic batches with
-        # optimistic concurrency on the agent's subject.
+        # Every state change (o.evt), the outcome of every request that changed nothing
+        # (o.outcome) and takeover fences (o.fence). Never discards by default; appends are
+        # atomic batches with optimistic concurrency over all three subjects of an agent.
         replace(
             base,
             name=layout.EVENTS_STREAM,
             description="O event log: every state change of every agent",
-            subjects=[layout.EVENT_PREFIX + ">", layout.FENCE_PREFIX + ">"],
+            subjects=[
+                layout.EVENT_PREFIX + ">",
+                layout.OUTCOME_PREFIX + ">",
+                layout.FENCE_PREFIX + ">",
+            ],
             max_bytes=cfg.events_max_bytes,
             duplicate_window=cfg.duplicate_window,
             allow_atomic=True,
