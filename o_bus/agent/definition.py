@@ -53,7 +53,10 @@ def _second_param_type(fn: Callable[..., Any], base: type[Any]) -> type[Any]:
     params = list(inspect.signature(fn).parameters)
     if len(params) != 2:
         raise ConfigurationError(f"{fn.__qualname__} must take exactly (state, {base.__name__})")
-    hints = typing.get_type_hints(fn)
+    try:
+        hints = typing.get_type_hints(fn)
+    except (NameError, TypeError) as err:
+        raise ConfigurationError(f"{fn.__qualname__}: cannot resolve annotations: {err}") from err
     annotated = hints.get(params[1])
     if not (isinstance(annotated, type) and issubclass(annotated, base)):
         raise ConfigurationError(

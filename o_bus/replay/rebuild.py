@@ -52,6 +52,8 @@ async def _usable_snapshot(
                 )
             if at_seq is not None and snap.seq > at_seq:
                 continue
+            if snap.seq == 0 and snap.stream_seq != 0:
+                raise SnapshotError("snapshot at seq 0 claims a position inside the log")
             if snap.seq > 0:
                 anchor = await eventlog.event_at_stream_seq(snap.stream_seq)
                 if anchor is None or anchor.seq != snap.seq:

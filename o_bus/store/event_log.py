@@ -9,6 +9,7 @@ whose first message carries ``Nats-Expected-Last-Subject-Sequence``: a second wr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +26,8 @@ from pydantic_core import from_json
 
 from o_bus.errors import ConcurrencyError, StorageError
 from o_bus.store import layout
+
+JsPushSubscription = JetStreamContext.PushSubscription
 
 __all__ = [
     "EventLog",
@@ -287,10 +290,11 @@ class EventLog:
         ``on_event`` returns True, or never if ``follow``. Uses an ordered push consumer with
         flow control, so memory stays flat however long the log. Returns the events seen.
         """
-        if until_stream_seq is None and not follow:
-            until_stream_seq = (await self.last_position()).stream_seq
-        if not follow and (until_stream_seq or 0) <= after_stream_seq:
-            return 0
+        if not follow:
+            end = (await self.last_position()).stream_seq
+            until_stream_seq = end if until_stream_seq is None else min(until_stream_seq, end)
+            if until_stream_seq <= after_stream_seq:
+                return 0
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         seen = 0
         agent = self.agent
@@ -300,6 +304,9 @@ class EventLog:
             if done.done():
                 return
             stream_seq = stream_seq_of(msg)
+            if until_stream_seq is not None and stream_seq > until_stream_seq:
+                done.set_result(None)
+                return
             try:
                 stop = on_event(
                     StoredEvent.from_msg(agent, stream_seq, msg.headers or {}, msg.data)
@@ -328,5 +335,17 @@ class EventLog:
         try:
             await done
         finally:
-            await sub.unsubscribe()
+            await self._discard(sub)
         return seen
+
+    async def _discard(self, sub: JsPushSubscription) -> None:
+        """Unsubscribe and delete the consumer now, rather than when it times out: replays
+        are frequent (recovery, CLI) and idle consumers count against server limits."""
+        name = None
+        with contextlib.suppress(nats.errors.Error):
+            name = (await sub.consumer_info()).name
+        with contextlib.suppress(nats.errors.Error):
+            await sub.unsubscribe()
+        if name:
+            with contextlib.suppress(nats.errors.Error):
+                await self.js.delete_consumer(layout.EVENTS_STREAM, name)

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import nats.errors
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError, NoKeysError
+from nats.js.errors import KeyNotFoundError
 from nats.js.errors import NotFoundError as JsNotFoundError
 from pydantic import BaseModel, ValidationError
 from pydantic_core import from_json, to_json
@@ -109,15 +109,27 @@ class SnapshotStore:
         await kv.put(agent, raw)
 
     async def candidates(self, agent: str) -> list[bytes]:
-        """Stored snapshots of ``agent``, newest first (raw, not yet verified)."""
-        try:
-            kv = await self.js.key_value(layout.SNAPSHOTS_BUCKET)
-            entries = await kv.history(agent)
-        except (KeyNotFoundError, NoKeysError, JsNotFoundError):
-            return []
-        except nats.errors.Error as err:
-            raise StorageError(f"cannot read snapshots of {agent!r}") from err
-        return [entry.value for entry in reversed(entries) if entry.value]
+        """Stored snapshots of ``agent``, newest first (raw, not yet verified).
+
+        Reads the key's history message by message (no consumer is created)."""
+        stream, subject = f"KV_{layout.SNAPSHOTS_BUCKET}", f"$KV.{layout.SNAPSHOTS_BUCKET}.{agent}"
+        found: list[bytes] = []
+        seq = 0
+        while True:
+            try:
+                msg = await self.js.get_msg(stream, seq + 1, subject=subject, next=True)
+            except JsNotFoundError:
+                break
+            except nats.errors.Error as err:
+                raise StorageError(f"cannot read snapshots of {agent!r}") from err
+            seq = msg.seq or seq + 1
+            operation = (msg.headers or {}).get("KV-Operation")
+            if operation in ("DEL", "PURGE"):
+                found.clear()
+            elif msg.data:
+                found.append(msg.data)
+        found.reverse()
+        return found
 
     async def delete(self, agent: str) -> None:
         kv = await self.js.key_value(layout.SNAPSHOTS_BUCKET)
