@@ -21,17 +21,18 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError as JsNotFoundError
-from o_bus.handlers.splitter.service import Splitter
 
 from o_bus.agent.catalogue import Catalogue
 from o_bus.agent.lifecycle import LifecycleState
 from o_bus.cli.up import register_definitions
 from o_bus.client import send
 from o_bus.config import RuntimeConfig, StorageConfig
+from o_bus.handlers.splitter.service import Splitter
 from o_bus.runtime.connect import connect
 from o_bus.runtime.host import AgentHost
 from o_bus.store import layout
 from o_bus.store.event_log import EventLog, StoredEvent
+from o_bus.store.provision import provision
 from o_bus.store.snapshots import SnapshotStore
 
 __all__ = [
@@ -138,9 +139,10 @@ async def running_platform(
     storage: StorageConfig | None = None,
     agents: Iterable[str] = DEFAULT_AGENTS,
 ) -> AsyncIterator[Platform]:
-    """Provision, register, start a splitter and an agent host; stop all of it on exit."""
-    from o_bus.store.provision import provision
+    """Provision, register, start a splitter and an agent host; stop all of it on exit.
 
+    The host runs every registered agent; ``agents`` are the ones waited for before yielding.
+    """
     config = config or RuntimeConfig()
     async with contextlib.AsyncExitStack() as stack:
         nc, js = await stack.enter_async_context(connect(url, "test-client"))
