@@ -78,7 +78,7 @@ class Splitter:
             envelope = self._admit(agent, msg)
         except OBusError as err:
             headers = msg.headers
-            request_id = headers.get("ce-id") if headers else None
+            request_id = headers.get("ce-id", "")[:256] if headers else None
             known = agent if agent in self.routes.agents else None
             self.dead_letters.reject(known, request_id, err, msg.data, headers)
             await self._reply(

@@ -48,7 +48,11 @@ class DeadLetters:
     ) -> None:
         """Record a rejection in the background; failures are logged, never raised."""
         log.warning(
-            "rejected request %r for agent %r: %s (%s)", request_id, agent, err.message, err.code
+            "rejected request %r for agent %r: %s (%s)",
+            (request_id or "")[:256],
+            agent,
+            err.message,
+            err.code,
         )
         kept = {k: v for k, v in (headers or {}).items() if not k.startswith("Nats-")}
         kept.update(
