@@ -78,11 +78,13 @@ class Splitter:
             envelope = self._admit(agent, msg)
         except OBusError as err:
             headers = msg.headers
-            request_id = headers.get("ce-id", "")[:256] if headers else None
+            request_id = headers.get("ce-id") if headers else None
             known = agent if agent in self.routes.agents else None
             self.dead_letters.reject(known, request_id, err, msg.data, headers)
             await self._reply(
-                msg.reply, error_reply_from(agent, request_id, err), reply_encoding_of(headers)
+                msg.reply,
+                error_reply_from(agent, request_id[:256] if request_id else None, err),
+                reply_encoding_of(headers),
             )
             return
         dedup_key = f"{agent}:{envelope.id}"
