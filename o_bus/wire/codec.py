@@ -45,7 +45,7 @@ def encoding_for(content_type: str | None) -> Encoding:
 
 def encode(value: Any, encoding: Encoding) -> bytes:
     if encoding is Encoding.JSON:
-        return to_json(value)
+        return to_json(value, inf_nan_mode="null")  # NaN and infinities are not JSON
     return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
 
 
