@@ -55,8 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     svc = sub.add_parser("run", help="run one service in this process (used by `up`)")
-    svc.add_argument("service", choices=["splitter", "agents"])
+    svc.add_argument("service", choices=["splitter", "agents", "agent", "supervisor", "health"])
+    svc.add_argument("name", nargs="?", help="the agent, for `run agent`")
     svc.add_argument("--nats")
+    svc.add_argument("--standby", action="store_true", help="`run agent`: start as warm standby")
+    svc.add_argument("--lease-ttl", type=float, default=2.0)
+    svc.add_argument("--heartbeat-interval", type=float, default=0.1)
     svc.add_argument("--snapshot-every", type=int, default=1000)
     svc.add_argument(
         "--agent", action="append", help="extra agent definition module:attr or file.py"

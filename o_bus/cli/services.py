@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import signal
 
 from pydantic_core import to_json
 
 from o_bus.agent.catalogue import Catalogue
 from o_bus.cli.common import resolve_url
 from o_bus.config import RuntimeConfig
+from o_bus.errors import ConfigurationError
 from o_bus.handlers.splitter.service import Splitter
+from o_bus.runtime.agent_process import AgentProcess
 from o_bus.runtime.connect import connect, run_until_signalled
 from o_bus.runtime.host import AgentHost
+from o_bus.store.registry import Registry
 
 __all__ = ["SERVICE_STATUS_PREFIX", "cmd_run"]
 
@@ -20,7 +25,35 @@ log = logging.getLogger(__name__)
 SERVICE_STATUS_PREFIX = "o.svc."
 
 
+async def run_agent_process(args: argparse.Namespace) -> int:
+    """`o-bus run agent NAME [--standby]`: one agent in this process, as the supervisor runs it."""
+    url = resolve_url(args.nats)
+    config = RuntimeConfig(snapshot_every=args.snapshot_every)
+    async with connect(url, f"o-bus-agent-{args.name}") as (nc, js):
+        record = await Registry(js).get(args.name)
+        definition = Catalogue.discover(args.agent).get(record.definition)
+        process = AgentProcess(
+            nc,
+            js,
+            args.name,
+            definition,
+            config,
+            standby=args.standby,
+            lease_ttl=args.lease_ttl,
+            heartbeat_interval=args.heartbeat_interval,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        return await process.run(stop)
+
+
 async def cmd_run(args: argparse.Namespace) -> int:
+    if args.service == "agent":
+        if not args.name:
+            raise ConfigurationError("`o-bus run agent` needs the agent's name")
+        return await run_agent_process(args)
     url = resolve_url(args.nats)
     config = RuntimeConfig(snapshot_every=args.snapshot_every)
     async with connect(url, f"o-bus-{args.service}") as (nc, js):

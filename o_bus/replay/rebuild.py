@@ -78,12 +78,18 @@ async def rebuild(
     at_seq: int | None = None,
     at_time: str | None = None,
     progress: Callable[[int], None] | None = None,
+    resume_from: Rebuilt | None = None,
 ) -> Rebuilt:
-    """State after event ``at_seq`` (or the last event at or before ``at_time``, or the end)."""
+    """State after event ``at_seq`` (or the last event at or before ``at_time``, or the end).
+
+    ``resume_from`` continues from an earlier result (a standby catching up) instead of a
+    snapshot or the start."""
     state: State = definition.initial_state()
     position = LogPosition()
     snapshot = None
-    if snapshots is not None and at_time is None:
+    if resume_from is not None:
+        state, position, snapshot = resume_from.state, resume_from.position, resume_from.snapshot
+    elif snapshots is not None and at_time is None:
         found = await _usable_snapshot(definition, eventlog, snapshots, at_seq)
         if found:
             snapshot, state = found

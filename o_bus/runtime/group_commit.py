@@ -25,6 +25,7 @@ class Outcome:
     encoding: Encoding
     state_after: State
     seq_after: int
+    accepted_ns: int = 0  # when the WAL stored the request (unix ns)
     waiters: list[tuple[str, Encoding]] = field(default_factory=list)
 
 

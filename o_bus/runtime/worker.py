@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from typing import Any
 
 import nats.errors
@@ -27,17 +28,18 @@ from o_bus.agent.lifecycle import LifecycleChanged, LifecycleState, check_transi
 from o_bus.config import RuntimeConfig
 from o_bus.errors import ConcurrencyError, ErrorCode, OBusError, StorageError
 from o_bus.events.model import State
-from o_bus.replay.rebuild import rebuild
+from o_bus.replay.rebuild import Rebuilt, rebuild
 from o_bus.runtime.group_commit import Outcome, ReplyCache, StagedRequests
+from o_bus.runtime.metrics import RequestMetrics
 from o_bus.store import layout
 from o_bus.store.dead_letter import DeadLetters
 from o_bus.store.event_log import (
     EventLog,
     NewEvent,
     StoredEvent,
+    delivery_of,
     event_headers,
     outcome_headers,
-    stream_seq_of,
     utc_now,
 )
 from o_bus.store.snapshots import Snapshot, SnapshotStore
@@ -87,6 +89,8 @@ class AgentWorker:
         self._snapshot_task: asyncio.Task[None] | None = None
         self.failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
         self._outcome_subject = layout.outcome_subject(name)
+        self.metrics = RequestMetrics()
+        self.wal_backlog = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -109,15 +113,22 @@ class AgentWorker:
         except nats.errors.Error:
             log.exception("could not record lifecycle change of %s", self.name)
 
-    async def start(self) -> None:
-        """Recover (snapshot + tail), then serve the WAL from where processing stopped."""
+    async def start(self, *, resume: Rebuilt | None = None, fence_as: str | None = None) -> None:
+        """Recover (snapshot + tail, or ``resume`` + tail), then serve the WAL from where
+        processing stopped. With ``fence_as``, first fence the log so that any earlier writer
+        of this agent can no longer append."""
         await self._transition(LifecycleState.INITIALIZING, "starting")
-        rebuilt = await rebuild(self.definition, self.log, self.snapshots)
+        if resume is None:
+            rebuilt = await rebuild(self.definition, self.log, self.snapshots)
+        else:
+            rebuilt = await rebuild(self.definition, self.log, None, resume_from=resume)
         end = await self.log.last_position()
         if end.seq != rebuilt.position.seq:
             raise ConcurrencyError(self.name, end.guard_seq, "the log moved during recovery")
-        self.guard_seq = end.guard_seq
         wal_resume = max(rebuilt.position.wal_seq, end.wal_seq)
+        self.guard_seq = end.guard_seq
+        if fence_as is not None:
+            self.guard_seq = await self.log.fence(end.guard_seq, fence_as, wal_resume)
         self.state = self.committed_state = rebuilt.state
         self.seq = self.committed_seq = rebuilt.position.seq
         self.committed_stream_seq = rebuilt.position.stream_seq
@@ -178,7 +189,7 @@ class AgentWorker:
     # -- hot path ----------------------------------------------------------------------------
 
     async def _on_request(self, msg: Msg) -> None:
-        wal_seq = stream_seq_of(msg)
+        wal_seq, accepted_ns, self.wal_backlog = delivery_of(msg)
         if wal_seq <= self.processed_wal:
             return  # redelivered after a consumer reset
         self.processed_wal = wal_seq
@@ -197,12 +208,14 @@ class AgentWorker:
             )
             decision = definition.decide(self.state, command)
         except OBusError as err:
-            self._stage_rejection(request_id, wal_seq, reply_to, encoding, err, msg)
+            self._stage_rejection(request_id, wal_seq, reply_to, encoding, err, msg, accepted_ns)
             return
         except Exception as err:  # a bug in agent code must not stop the agent
             log.exception("agent %s: handler failed on request %r", self.name, request_id)
             failure = OBusError(f"agent code raised {type(err).__name__}: {err}")
-            self._stage_rejection(request_id, wal_seq, reply_to, encoding, failure, msg)
+            self._stage_rejection(
+                request_id, wal_seq, reply_to, encoding, failure, msg, accepted_ns
+            )
             return
         staged: list[NewEvent] = []
         out: list[dict[str, Any]] = []
@@ -250,6 +263,7 @@ class AgentWorker:
                 encoding,
                 decision.state,
                 seq,
+                accepted_ns,
             )
         )
 
@@ -268,6 +282,7 @@ class AgentWorker:
         encoding: Encoding,
         err: OBusError,
         msg: Msg,
+        accepted_ns: int,
     ) -> None:
         self.dead_letters.reject(self.name, request_id, err, msg.data, msg.headers, wal_seq)
         reply = error_reply_from(self.name, request_id, err)
@@ -277,7 +292,17 @@ class AgentWorker:
             self._outcome_subject,
         )
         self._stage(
-            Outcome(request_id, wal_seq, [record], reply_to, reply, encoding, self.state, self.seq)
+            Outcome(
+                request_id,
+                wal_seq,
+                [record],
+                reply_to,
+                reply,
+                encoding,
+                self.state,
+                self.seq,
+                accepted_ns,
+            )
         )
 
     async def _flush_loop(self) -> None:
@@ -316,9 +341,11 @@ class AgentWorker:
                 self.failed.set_result(err)
 
     async def _send_replies(self, batch: list[Outcome]) -> None:
-        publish, cache = self.nc.publish, self._replies
+        publish, cache, observe = self.nc.publish, self._replies, self.metrics.observe
+        now_ns = time.time_ns()
         for outcome in batch:
             reply = outcome.reply
+            observe((now_ns - outcome.accepted_ns) / 1e6, not reply["ok"])
             if reply["ok"]:
                 body = to_json(reply)
                 cache.put(outcome.request_id, body)

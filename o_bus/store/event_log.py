@@ -34,6 +34,7 @@ __all__ = [
     "LogPosition",
     "NewEvent",
     "StoredEvent",
+    "delivery_of",
     "event_headers",
     "outcome_headers",
 ]
@@ -157,9 +158,17 @@ def utc_now() -> str:
 
 def stream_seq_of(msg: Msg) -> int:
     """Stream sequence from a JetStream delivery subject, without building full metadata."""
-    # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>[...]
+    return delivery_of(msg)[0]
+
+
+def delivery_of(msg: Msg) -> tuple[int, int, int]:
+    """(stream sequence, stored-at unix ns, messages pending) of a JetStream delivery."""
+    # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
+    # $JS.ACK.<domain>.<hash>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>.<x>
     tokens = msg.reply.split(".")
-    return int(tokens[-4]) if len(tokens) == 9 else int(tokens[-5])
+    if len(tokens) == 9:
+        return int(tokens[5]), int(tokens[7]), int(tokens[8])
+    return int(tokens[7]), int(tokens[9]), int(tokens[10])
 
 
 class EventLog:

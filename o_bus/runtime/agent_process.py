@@ -1,0 +1,212 @@
+"""One agent in its own OS process, as the supervisor runs it: active or warm standby.
+
+Whoever holds the agent's lease is active: it fences the log, serves the WAL and renews the
+lease. A standby tails the event log so its state stays current, and takes the lease when the
+supervisor says the active died or hung (or when the lease expires). An active that loses its
+lease, or finds the log fenced, stops at once and exits with ``EXIT_FENCED``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from typing import Any, Final, Literal
+
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.nuid import NUID
+from pydantic_core import from_json
+
+from o_bus.agent.definition import AgentDefinition
+from o_bus.config import RuntimeConfig
+from o_bus.errors import ConcurrencyError
+from o_bus.runtime.follower import Follower
+from o_bus.runtime.heartbeat import Heartbeat, HeartbeatPublisher, current_rss_bytes
+from o_bus.runtime.metrics import RequestMetrics
+from o_bus.runtime.worker import AgentWorker
+from o_bus.store import layout
+from o_bus.store.event_log import utc_now
+from o_bus.store.lease import Lease, LeaseHolder, LeaseStore
+
+__all__ = ["EXIT_FAILED", "EXIT_FENCED", "EXIT_OK", "AgentProcess"]
+
+log = logging.getLogger(__name__)
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_FENCED: Final = 3
+
+
+class AgentProcess:
+    def __init__(
+        self,
+        nc: Client,
+        js: JetStreamContext,
+        name: str,
+        definition: AgentDefinition[Any],
+        config: RuntimeConfig | None = None,
+        *,
+        standby: bool = False,
+        lease_ttl: float = 2.0,
+        heartbeat_interval: float = 0.1,
+    ) -> None:
+        self.nc, self.js, self.name, self.definition = nc, js, name, definition
+        self.config = config or RuntimeConfig()
+        self.standby = standby
+        self.leases = LeaseStore(js, lease_ttl)
+        self.lease_ttl = lease_ttl
+        self.holder = LeaseHolder(
+            holder=f"{socket.gethostname()}:{os.getpid()}:{NUID().next().decode()[-8:]}",
+            pid=os.getpid(),
+            role="standby" if standby else "active",
+            acquired_at="",
+        )
+        self.role: Literal["active", "standby", "starting"] = "starting"
+        self.worker: AgentWorker | None = None
+        self.follower: Follower | None = None
+        self.started_at = time.time()
+        self._takeover = asyncio.Event()
+        self._takeover_from: str | None = None
+        self.heartbeats = HeartbeatPublisher(nc, name, self.heartbeat, heartbeat_interval)
+
+    # -- what we tell the world --------------------------------------------------------------
+
+    def heartbeat(self) -> Heartbeat:
+        worker, follower = self.worker, self.follower
+        metrics = worker.metrics if worker else RequestMetrics()
+        if worker is not None:
+            seq, wal, lifecycle, backlog = (
+                worker.committed_seq,
+                worker.committed_wal,
+                worker.lifecycle.value,
+                worker.wal_backlog,
+            )
+        elif follower is not None and follower.current is not None:
+            position = follower.current.position
+            seq, wal, lifecycle, backlog = position.seq, position.wal_seq, "standby", 0
+        else:
+            seq, wal, lifecycle, backlog = 0, 0, "initializing", 0
+        return Heartbeat(
+            agent=self.name,
+            definition=self.definition.name,
+            pid=self.holder.pid,
+            holder=self.holder.holder,
+            role=self.role,
+            lifecycle=lifecycle,
+            code_version=self.definition.version,
+            started_at=self.started_at,
+            sent_at=time.time(),
+            seq=seq,
+            wal_seq=wal,
+            wal_backlog=backlog,
+            rss_bytes=current_rss_bytes(),
+            requests=metrics.requests,
+            errors=metrics.errors,
+            latency_sum_ms=metrics.latency_sum_ms,
+            latency_buckets=list(metrics.buckets),
+        )
+
+    async def _on_takeover(self, msg: Msg) -> None:
+        """The supervisor says the active (``holder``) is dead or hung."""
+        try:
+            request = from_json(msg.data)
+        except ValueError:
+            return
+        if self.role == "active":
+            return
+        self._takeover_from = str(request.get("holder") or "")
+        self._takeover.set()
+
+    # -- the process -------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> int:
+        """Run until ``stop`` is set or the lease is lost; return the process exit code."""
+        self.heartbeats.start()
+        takeover_sub = await self.nc.subscribe(
+            layout.control_subject(self.name, "takeover"), cb=self._on_takeover
+        )
+        try:
+            lease = None if self.standby else await self._acquire()
+            resume = None
+            if lease is None:
+                self.role = "standby"
+                self.follower = Follower(self.nc, self.js, self.name, self.definition)
+                await self.follower.start()
+                log.info("agent %s: standby, following the log", self.name)
+                lease = await self._wait_for_lease(stop)
+                resume = await self.follower.stop()
+                self.follower = None
+                if lease is None:
+                    return EXIT_OK
+            return await self._serve(lease, resume, stop)
+        finally:
+            with contextlib.suppress(nats.errors.Error):
+                await takeover_sub.unsubscribe()
+            await self.heartbeats.stop()
+
+    async def _acquire(self) -> Lease | None:
+        holder = self.holder.model_copy(update={"acquired_at": utc_now(), "role": "active"})
+        lease = await self.leases.acquire(self.name, holder)
+        if lease is not None:
+            self.holder = holder
+        return lease
+
+    async def _wait_for_lease(self, stop: asyncio.Event) -> Lease | None:
+        while not stop.is_set():
+            if self._takeover.is_set():
+                current = await self.leases.current(self.name)
+                if current is not None and current.holder.holder == self._takeover_from:
+                    await self.leases.revoke(current)
+                self._takeover.clear()
+            lease = await self._acquire()
+            if lease is not None:
+                return lease
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._takeover.wait(), self.lease_ttl / 4)
+        return None
+
+    async def _serve(self, lease: Lease, resume: Any, stop: asyncio.Event) -> int:
+        worker = AgentWorker(self.nc, self.js, self.name, self.definition, self.config)
+        self.worker = worker
+        try:
+            await worker.start(resume=resume, fence_as=self.holder.holder)
+        except ConcurrencyError:
+            log.warning("agent %s: the log moved while taking over; exiting to retry", self.name)
+            await self.leases.revoke(lease)
+            return EXIT_FENCED
+        self.role = "active"
+        await self.heartbeats.beat()
+        log.info("agent %s: active (%s)", self.name, self.holder.holder)
+        keeper = asyncio.create_task(self._keep(lease))
+        stopping = asyncio.create_task(stop.wait())
+        waiters: list[asyncio.Future[Any]] = [keeper, stopping, worker.failed]
+        done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        keeper.cancel()
+        stopping.cancel()
+        if worker.failed.done():
+            reason = worker.failed.result()
+            await worker.stop(f"failed: {reason}")
+            if isinstance(reason, ConcurrencyError):
+                log.warning("agent %s: fenced by a newer writer; stepping down", self.name)
+                return EXIT_FENCED
+            await self.leases.revoke(lease)
+            return EXIT_FAILED
+        if keeper in done:
+            log.warning("agent %s: lease lost; stepping down", self.name)
+            await worker.stop("lease lost")
+            return EXIT_FENCED
+        await worker.stop("shutdown")
+        await self.leases.revoke(lease)
+        return EXIT_OK
+
+    async def _keep(self, lease: Lease) -> None:
+        """Renew the lease; return when it is lost."""
+        while True:
+            await asyncio.sleep(self.lease_ttl / 4)
+            if not await self.leases.renew(lease):
+                return

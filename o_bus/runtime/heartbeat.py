@@ -1,0 +1,96 @@
+"""Heartbeats: what every agent process says about itself, several times a second.
+
+Published on core NATS subject ``o.hb.<agent>`` (not persisted). The supervisor uses them to
+detect hung processes; the health monitor turns them into metrics; ``o-bus ps`` shows them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import resource
+import sys
+import time
+from collections.abc import Callable
+from typing import Literal
+
+import nats.errors
+from nats.aio.client import Client
+from pydantic import BaseModel, ConfigDict, Field
+
+from o_bus.runtime.metrics import LATENCY_BUCKETS_MS
+from o_bus.store import layout
+
+__all__ = ["Heartbeat", "HeartbeatPublisher", "current_rss_bytes"]
+
+log = logging.getLogger(__name__)
+
+
+class Heartbeat(BaseModel):
+    """One agent process's state. ``role`` is ``active`` when it holds the agent's lease."""
+
+    model_config = ConfigDict(frozen=True)
+    agent: str
+    definition: str
+    pid: int
+    holder: str = Field(description="lease holder id of this process")
+    role: Literal["active", "standby", "starting"]
+    lifecycle: str
+    code_version: str
+    started_at: float = Field(description="unix time the process started")
+    sent_at: float
+    seq: int = Field(description="event-log sequence reached (durable)")
+    wal_seq: int = Field(description="WAL stream sequence processed")
+    wal_backlog: int = Field(description="WAL records waiting for this agent")
+    rss_bytes: int
+    requests: int
+    errors: int
+    latency_sum_ms: float
+    latency_buckets: list[int] = Field(
+        description=f"counts per bucket with upper bounds {list(LATENCY_BUCKETS_MS)} ms, then +Inf"
+    )
+
+
+def current_rss_bytes() -> int:
+    """Resident set size of this process now (Linux), else peak RSS."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+
+
+class HeartbeatPublisher:
+    """Publishes ``make()`` every ``interval`` seconds until stopped."""
+
+    def __init__(
+        self, nc: Client, agent: str, make: Callable[[], Heartbeat], interval: float = 0.1
+    ) -> None:
+        self.nc, self.subject, self.make, self.interval = (
+            nc,
+            layout.heartbeat_subject(agent),
+            make,
+            interval,
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"heartbeat-{self.subject}")
+
+    async def beat(self) -> None:
+        with contextlib.suppress(nats.errors.Error):
+            await self.nc.publish(self.subject, self.make().model_dump_json().encode())
+
+    async def _run(self) -> None:
+        while True:
+            started = time.monotonic()
+            await self.beat()
+            await asyncio.sleep(max(0.0, self.interval - (time.monotonic() - started)))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
