@@ -5,7 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from nats.js import JetStreamContext
+
+from o_bus.agent.supervision import AgentSupervision
+from o_bus.store import layout
 from o_bus.store.registry import AgentRecord, Registry
+from o_bus.store.watch import watch_bucket
 
 __all__ = ["RouteTable"]
 
@@ -18,7 +23,8 @@ class RouteTable:
     def __init__(self) -> None:
         self.agents: dict[str, AgentRecord] = {}
         self.commands: dict[str, frozenset[str]] = {}
-        self._task: asyncio.Task[None] | None = None
+        self.failed: dict[str, str] = {}  # agents the supervisor gave up on, with the reason
+        self._tasks: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()
 
     def apply(self, change: AgentRecord | str) -> None:
@@ -35,13 +41,25 @@ class RouteTable:
         for record in await registry.all():
             self.apply(record)
         self.ready.set()
-        self._task = asyncio.create_task(self._watch(registry), name="routes-watch")
+        self._tasks = [
+            asyncio.create_task(self._watch(registry), name="routes-watch"),
+            asyncio.create_task(self._watch_supervision(registry.js), name="routes-status"),
+        ]
 
     async def _watch(self, registry: Registry) -> None:
         async for change in registry.watch():
             self.apply(change)
 
+    async def _watch_supervision(self, js: JetStreamContext) -> None:
+        bucket = layout.SUPERVISOR_BUCKET
+        async for agent, state in watch_bucket(js, bucket, AgentSupervision):
+            if state is not None and state.status == "failed":
+                self.failed[agent] = state.reason
+                log.warning("route: %s failed (%s); refusing its requests", agent, state.reason)
+            elif self.failed.pop(agent, None) is not None:
+                log.info("route: %s is back", agent)
+
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

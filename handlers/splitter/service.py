@@ -20,7 +20,13 @@ from nats.js import JetStreamContext
 from nats.js.api import PubAck
 
 from o_bus.config import RuntimeConfig
-from o_bus.errors import ErrorCode, InvalidRequestError, OBusError, StorageError
+from o_bus.errors import (
+    AgentUnavailableError,
+    ErrorCode,
+    InvalidRequestError,
+    OBusError,
+    StorageError,
+)
 from o_bus.store import layout
 from o_bus.store.dead_letter import DeadLetters
 from o_bus.store.registry import Registry
@@ -110,6 +116,13 @@ class Splitter:
         if commands is None:
             raise InvalidRequestError(
                 ErrorCode.UNKNOWN_AGENT, f"no agent named {agent!r} is registered"
+            )
+        failure = self.routes.failed.get(agent)
+        if failure is not None:
+            raise AgentUnavailableError(
+                f"agent {agent!r} has failed and is not restarted: {failure}. "
+                f"Fix it, then run `o-bus reset {agent}`",
+                details={"reason": failure},
             )
         envelope = parse_request(msg.headers, msg.data)
         if commands and envelope.type not in commands:

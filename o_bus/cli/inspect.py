@@ -7,12 +7,14 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+import nats.errors
 from pydantic_core import from_json, to_json
 
 from o_bus import client
 from o_bus.agent.catalogue import Catalogue
 from o_bus.cli.common import emit, resolve_url
-from o_bus.errors import ErrorCode, InvalidRequestError
+from o_bus.errors import AgentUnavailableError, ErrorCode, InvalidRequestError
+from o_bus.handlers.supervisor.service import RESET_SUBJECT
 from o_bus.replay.fork import fork
 from o_bus.replay.rebuild import rebuild
 from o_bus.runtime.connect import connect
@@ -22,7 +24,15 @@ from o_bus.store.registry import Registry
 from o_bus.store.snapshots import SnapshotStore
 from o_bus.wire.codec import Encoding
 
-__all__ = ["cmd_agents", "cmd_fork", "cmd_history", "cmd_send", "cmd_snapshot", "cmd_state"]
+__all__ = [
+    "cmd_agents",
+    "cmd_fork",
+    "cmd_history",
+    "cmd_reset",
+    "cmd_send",
+    "cmd_snapshot",
+    "cmd_state",
+]
 
 
 def _progress(count: int) -> None:
@@ -144,3 +154,15 @@ async def cmd_agents(args: argparse.Namespace) -> int:
             rows.append(row)
     emit(rows, args.json)
     return 0
+
+
+async def cmd_reset(args: argparse.Namespace) -> int:
+    """Ask the supervisor to restart an agent it escalated (after the cause is fixed)."""
+    async with connect(resolve_url(args.nats), "o-bus-cli") as (nc, _):
+        try:
+            msg = await nc.request(RESET_SUBJECT, args.agent.encode(), timeout=5)
+        except nats.errors.Error as err:
+            raise AgentUnavailableError("no supervisor answered: is `o-bus up` running?") from err
+    reply = from_json(msg.data)
+    emit(reply, args.json)
+    return 0 if reply.get("ok") else 1

@@ -11,6 +11,7 @@ from typing import Any
 
 from o_bus.cli import inspect as inspect_cmds
 from o_bus.cli.common import DEFAULT_DATA_DIR, run
+from o_bus.cli.ps import cmd_ps
 from o_bus.errors import OBusError
 
 __all__ = ["build_parser", "main"]
@@ -53,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--agent", action="append", help="extra agent definition module:attr or file.py"
     )
+    up.add_argument(
+        "--standby", action="store_true", help="give every agent a warm standby process"
+    )
+    up.add_argument(
+        "--metrics-port", type=int, default=9464, help="health monitor HTTP port (0: any free)"
+    )
 
     svc = sub.add_parser("run", help="run one service in this process (used by `up`)")
     svc.add_argument("service", choices=["splitter", "agents", "agent", "supervisor", "health"])
@@ -66,6 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--agent", action="append", help="extra agent definition module:attr or file.py"
     )
     svc.add_argument("--only", action="append", help="run only these agent instances")
+    svc.add_argument("--host", default="127.0.0.1", help="`run health`: HTTP bind address")
+    svc.add_argument("--port", type=int, default=9464, help="`run health`: HTTP port")
+    svc.add_argument("--publish-interval", type=float, default=1.0)
+
+    ps = common(sub.add_parser("ps", help="agent processes: pid, role, state, restarts"))
+    ps.add_argument("--sample", type=float, default=0.5, help="seconds to listen to heartbeats")
+
+    reset = common(sub.add_parser("reset", help="restart an agent the supervisor gave up on"))
+    reset.add_argument("agent")
 
     send = common(sub.add_parser("send", help="send a command and print the reply"))
     send.add_argument("agent")
@@ -110,10 +126,17 @@ _ASYNC: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
     "fork": inspect_cmds.cmd_fork,
     "snapshot": inspect_cmds.cmd_snapshot,
     "agents": inspect_cmds.cmd_agents,
+    "ps": cmd_ps,
+    "reset": inspect_cmds.cmd_reset,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["bench"]:  # the benchmark parses its own options
+        from o_bus.bench.main import main as bench_main
+
+        return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -129,10 +152,6 @@ def main(argv: list[str] | None = None) -> int:
             from o_bus.cli.services import cmd_run
 
             return run(cmd_run(args))
-        if args.command == "bench":
-            from o_bus.bench.main import main as bench_main
-
-            return bench_main(args.rest)
         return run(_ASYNC[args.command](args))
     except OBusError as err:
         print(f"o-bus {args.command}: {err.message} [{err.code}]", file=sys.stderr)

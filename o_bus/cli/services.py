@@ -13,7 +13,9 @@ from o_bus.agent.catalogue import Catalogue
 from o_bus.cli.common import resolve_url
 from o_bus.config import RuntimeConfig
 from o_bus.errors import ConfigurationError
+from o_bus.handlers.health.service import run_health
 from o_bus.handlers.splitter.service import Splitter
+from o_bus.handlers.supervisor.service import Supervisor
 from o_bus.runtime.agent_process import AgentProcess
 from o_bus.runtime.connect import connect, run_until_signalled
 from o_bus.runtime.host import AgentHost
@@ -50,6 +52,15 @@ async def run_agent_process(args: argparse.Namespace) -> int:
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
+    if args.service == "health":
+        return int(
+            await run_health(
+                resolve_url(args.nats),
+                host=args.host,
+                port=args.port,
+                publish_interval=args.publish_interval,
+            )
+        )
     if args.service == "agent":
         if not args.name:
             raise ConfigurationError("`o-bus run agent` needs the agent's name")
@@ -57,9 +68,14 @@ async def cmd_run(args: argparse.Namespace) -> int:
     url = resolve_url(args.nats)
     config = RuntimeConfig(snapshot_every=args.snapshot_every)
     async with connect(url, f"o-bus-{args.service}") as (nc, js):
-        service: Splitter | AgentHost
+        service: Splitter | AgentHost | Supervisor
         if args.service == "splitter":
             service = Splitter(nc, js, config)
+        elif args.service == "supervisor":
+            agent_args = ["--snapshot-every", str(args.snapshot_every)]
+            for spec in args.agent or []:
+                agent_args += ["--agent", spec]
+            service = Supervisor(nc, js, url, agent_args=agent_args)
         else:
             only = set(args.only) if args.only else None
             service = AgentHost(nc, js, Catalogue.discover(args.agent), config, only=only)

@@ -17,32 +17,43 @@ import time
 from pathlib import Path
 
 import nats.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
 
 from o_bus.agent.catalogue import Catalogue
+from o_bus.agent.supervision import SupervisionPolicy
 from o_bus.cli.common import URL_FILE, resolve_url
 from o_bus.cli.services import SERVICE_STATUS_PREFIX
 from o_bus.config import StorageConfig, nats_url_from_env
 from o_bus.errors import ConfigurationError, OBusError
 from o_bus.runtime.connect import connect
 from o_bus.server.embedded import EmbeddedServer
+from o_bus.store import layout
 from o_bus.store.event_log import utc_now
 from o_bus.store.provision import provision
 from o_bus.store.registry import AgentRecord, Registry
 
-__all__ = ["cmd_up", "register_definitions"]
+__all__ = ["SERVICES", "cmd_up", "register_definitions"]
 
 log = logging.getLogger(__name__)
+# The bus services `o-bus up` runs, each in its own process. The supervisor runs the agents.
+SERVICES = ("splitter", "supervisor", "health")
 
 
-async def register_definitions(js: object, catalogue: Catalogue) -> list[str]:
-    """Register one agent per installed definition (same name), keeping existing ones."""
-    registry = Registry(js)  # type: ignore[arg-type]
+async def register_definitions(
+    js: JetStreamContext, catalogue: Catalogue, policy: SupervisionPolicy | None = None
+) -> list[str]:
+    """Register one agent per installed definition (same name), keeping existing ones.
+
+    ``policy`` (when given) replaces the supervision policy of these agents."""
+    registry = Registry(js)
     existing = {record.name: record for record in await registry.all()}
     for name in catalogue.names():
         definition = catalogue.get(name)
         commands = sorted(definition.command_types)
         current = existing.get(name)
-        if current is None or current.commands != commands:
+        wanted = policy or (current.supervision if current else SupervisionPolicy())
+        if current is None or current.commands != commands or current.supervision != wanted:
             await registry.register(
                 AgentRecord(
                     name=name,
@@ -50,6 +61,7 @@ async def register_definitions(js: object, catalogue: Catalogue) -> list[str]:
                     commands=commands,
                     created_at=current.created_at if current else utc_now(),
                     forked_from=current.forked_from if current else None,
+                    supervision=wanted,
                 )
             )
     return catalogue.names()
@@ -69,6 +81,8 @@ def _spawn(service: str, url: str, args: argparse.Namespace) -> subprocess.Popen
     ]
     for spec in args.agent or []:
         cmd += ["--agent", spec]
+    if service == "health":
+        cmd += ["--port", str(args.metrics_port)]
     return subprocess.Popen(cmd, start_new_session=True)
 
 
@@ -85,8 +99,18 @@ def _stop_children(children: list[subprocess.Popen[bytes]], timeout: float = 10.
             child.wait()
 
 
-async def _wait_ready(url: str, services: list[str], timeout: float = 30.0) -> None:
+async def _wait_ready(
+    url: str, services: list[str], agents: list[str], timeout: float = 30.0
+) -> None:
+    """Wait until each service answers and each agent has an active process."""
     async with connect(url, "o-bus-up") as (nc, _):
+        active: set[str] = set()
+
+        async def on_beat(msg: Msg) -> None:
+            if b'"role":"active"' in msg.data:
+                active.add(msg.subject.removeprefix(layout.HEARTBEAT_PREFIX))
+
+        beats = await nc.subscribe(layout.HEARTBEAT_PREFIX + "*", cb=on_beat)
         deadline = time.monotonic() + timeout
         for service in services:
             while True:
@@ -99,13 +123,22 @@ async def _wait_ready(url: str, services: list[str], timeout: float = 30.0) -> N
                             f"{service} did not become ready in {timeout}s"
                         ) from None
                     await asyncio.sleep(0.1)
+        while not set(agents) <= active:
+            if time.monotonic() > deadline:
+                missing = ", ".join(sorted(set(agents) - active))
+                raise ConfigurationError(f"no active process for {missing} after {timeout}s")
+            await asyncio.sleep(0.05)
+        await beats.unsubscribe()
 
 
-async def _prepare(url: str, args: argparse.Namespace) -> None:
+async def _prepare(url: str, args: argparse.Namespace) -> list[str]:
     async with connect(url, "o-bus-up") as (_, js):
         await provision(js, StorageConfig(replicas=args.replicas))
-        names = await register_definitions(js, Catalogue.discover(args.agent))
+        policy = SupervisionPolicy(standby=True) if args.standby else None
+        await register_definitions(js, Catalogue.discover(args.agent), policy)
+        names = [record.name for record in await Registry(js).all()]
     log.info("streams ready; agents: %s", ", ".join(names))
+    return names
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -134,9 +167,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             server.start()
             url = server.url
             (data_dir / URL_FILE).write_text(url + "\n")
-        asyncio.run(_prepare(url, args))
-        children = [_spawn("splitter", url, args), _spawn("agents", url, args)]
-        asyncio.run(_wait_ready(url, ["splitter", "agents"]))
+        agents = asyncio.run(_prepare(url, args))
+        children = [_spawn(service, url, args) for service in SERVICES]
+        asyncio.run(_wait_ready(url, list(SERVICES), agents))
         print(f"O is up. NATS: {url}", flush=True)
         print("Try:  o-bus send counter increment '{\"by\": 2}'   (Ctrl-C stops)", flush=True)
         while not stop["signal"]:

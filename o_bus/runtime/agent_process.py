@@ -157,6 +157,9 @@ class AgentProcess:
         return lease
 
     async def _wait_for_lease(self, stop: asyncio.Event) -> Lease | None:
+        # Give a process started as active the first chance at the lease.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._takeover.wait(), self.lease_ttl / 4)
         while not stop.is_set():
             if self._takeover.is_set():
                 current = await self.leases.current(self.name)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import nats.errors
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StorageType
+from nats.js.api import KeyValueConfig
 from nats.js.errors import (
     BadRequestError,
     KeyNotFoundError,
@@ -64,7 +64,6 @@ class LeaseStore:
                         description="O leases: which process may act for an agent",
                         history=1,
                         ttl=self.ttl,
-                        storage=StorageType.MEMORY,
                     )
                 )
         return self._kv

@@ -100,6 +100,19 @@ async def provision(js: JetStreamContext, cfg: StorageConfig | None = None) -> N
             storage=StorageType.FILE if cfg.storage == "file" else StorageType.MEMORY,
         ),
         KeyValueConfig(
+            bucket=layout.SUPERVISOR_BUCKET,
+            description="O supervisor: agent processes, restarts, status",
+            history=1,
+            replicas=cfg.replicas,
+        ),
+        KeyValueConfig(
+            bucket=layout.LEASES_BUCKET,
+            description="O leases: which process may act for an agent",
+            history=1,
+            ttl=cfg.lease_ttl,
+            replicas=cfg.replicas,
+        ),
+        KeyValueConfig(
             bucket=layout.AGENTS_BUCKET,
             description="O agent registry: instance name -> definition",
             history=5,

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import nats.errors
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
+from o_bus.agent.supervision import SupervisionPolicy
 from o_bus.errors import ErrorCode, InvalidRequestError, NotFoundError, StorageError
 from o_bus.store import layout
+from o_bus.store.watch import watch_bucket
 
 __all__ = ["AgentRecord", "Registry"]
 
@@ -26,6 +27,7 @@ class AgentRecord(BaseModel):
     commands: list[str] = []
     created_at: str
     forked_from: dict[str, Any] | None = None
+    supervision: SupervisionPolicy = SupervisionPolicy()
 
 
 class Registry:
@@ -73,24 +75,5 @@ class Registry:
 
     async def watch(self) -> AsyncIterator[AgentRecord | str]:
         """Yield current records, then every change; a deleted agent yields its name."""
-        kv = await self._kv()
-        watcher = await kv.watchall()
-        try:
-            while True:
-                try:
-                    entry = await watcher.updates(timeout=3600)
-                except nats.errors.TimeoutError:
-                    continue
-                except asyncio.CancelledError:
-                    raise
-                if entry is None:
-                    continue
-                if entry.operation in ("DEL", "PURGE") or not entry.value:
-                    yield entry.key
-                    continue
-                try:
-                    yield AgentRecord.model_validate_json(entry.value)
-                except ValidationError:
-                    continue
-        finally:
-            await watcher.stop()
+        async for key, record in watch_bucket(self.js, layout.AGENTS_BUCKET, AgentRecord):
+            yield key if record is None else record
