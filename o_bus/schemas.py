@@ -440,7 +440,8 @@ def _envelope_schemas() -> dict[str, dict[str, Any]]:
             EventHeaders,
             EVENT_HEADERS,
             f"CloudEvents binary-mode headers of an event on {layout.EVENT_PREFIX}<agent> in "
-            f"stream {layout.EVENTS_STREAM}; the body is the JSON event data. JetStream may "
+            f"the agent's stream {layout.EVENTS_STREAM_PREFIX}<agent>; the body is the JSON "
+            "event data. JetStream may "
             "add its own Nats-* headers.",
         ),
         DEAD_LETTER_HEADERS: _headers_schema(
@@ -710,12 +711,13 @@ def _asyncapi(definitions: Sequence[AgentDefinition[Any]]) -> dict[str, Any]:
             "address": layout.EVENT_PREFIX + "{agent}",
             "title": "Events",
             "description": (
-                f"Every event of the agent, in order, in JetStream stream {layout.EVENTS_STREAM} "
-                "(kept forever). Read with an ordered consumer filtered to the subject."
+                "Every event of the agent, in order, in the agent's own JetStream stream "
+                f"{layout.EVENTS_STREAM_PREFIX}{{agent}} (kept forever). Read with an ordered "
+                "consumer filtered to the subject."
             ),
             "parameters": {"agent": agent},
             "messages": channel_messages(events),
-            "x-o-bus-stream": layout.EVENTS_STREAM,
+            "x-o-bus-stream": layout.EVENTS_STREAM_PREFIX + "{agent}",
         },
         "lifecycle": {
             "address": layout.LIFECYCLE_PREFIX + "{agent}",
@@ -861,7 +863,7 @@ if err != nil {
 	log.Fatal(err)
 }
 var lastStreamSeq uint64 // stream sequence of the last event handled; 0: none yet
-cons, err := js.OrderedConsumer(ctx, "O_EVENTS", jetstream.OrderedConsumerConfig{
+cons, err := js.OrderedConsumer(ctx, "O_EVT_counter", jetstream.OrderedConsumerConfig{
 	FilterSubjects: []string{"o.evt.counter"},
 	DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 	OptStartSeq:    lastStreamSeq + 1,
@@ -894,7 +896,7 @@ def _readme(
         REQUEST_STRUCTURED: "Body of a structured-mode request (one JSON CloudEvent).",
         REPLY_HEADERS: "Headers of a reply.",
         REPLY: "Reply body: `OkReply` or `ErrorReply`, with the error codes.",
-        EVENT_HEADERS: "Headers of an event in `O_EVENTS`.",
+        EVENT_HEADERS: "Headers of an event in `O_EVT_<agent>`.",
         DEAD_LETTER_HEADERS: "Headers of a dead letter in `O_DLQ`.",
         LIFECYCLE_CHANGED: "Body of a lifecycle message in `O_SYSTEM`.",
         "README.md": "This guide.",
@@ -991,11 +993,12 @@ def _readme(
         "",
         "## Reading events",
         "",
-        f"Each agent's events are on subject `{evt}<agent>` of JetStream stream",
-        f"`{layout.EVENTS_STREAM}`, kept forever, in order. Create an *ordered consumer* on",
-        f"`{layout.EVENTS_STREAM}` filtered to that subject, delivering from a start sequence. The",
-        "start sequence is the JetStream *stream* sequence, shared by all agents: remember the",
-        "stream sequence of the last event you handled (message metadata) and start after it.",
+        f"Each agent's events are on subject `{evt}<agent>` of the agent's own JetStream stream",
+        f"`{layout.EVENTS_STREAM_PREFIX}<agent>`, kept forever, in order. Create an *ordered",
+        "consumer* on that stream filtered to the subject, delivering from a start sequence. The",
+        "start sequence is the JetStream *stream* sequence (the stream also holds the agent's",
+        "outcome records and fences): remember the stream sequence of the last event you",
+        "handled (message metadata) and start after it.",
         "`ce-sequence` is the agent's own 1-based, gap-free position. The body is the JSON event",
         "data, following `agents/<definition>/events/<ce-type>.v<ce-eventversion>.schema.json`.",
         "Only the current version of each event type has a file; older versions stay in the log",

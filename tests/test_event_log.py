@@ -21,6 +21,7 @@ from o_bus.store.event_log import (
     NewEvent,
     StoredEvent,
     event_headers,
+    outcome_headers,
     utc_now,
 )
 from o_bus.store.provision import provision
@@ -49,7 +50,7 @@ def events(agent: str, first: int, count: int, writer: str = "w") -> list[NewEve
 async def stored(js: JetStreamContext, agent: str) -> list[tuple[int, str]]:
     """(ce-sequence, writer) of every message on the agent's subject, read without a consumer."""
     found = []
-    for msg in await read_subject(js, layout.EVENTS_STREAM, layout.event_subject(agent)):
+    for msg in await read_subject(js, layout.events_stream(agent), layout.event_subject(agent)):
         headers = msg.headers or {}
         found.append((int(headers["ce-sequence"]), headers["ce-requestid"].split("-")[0]))
     return found
@@ -213,15 +214,19 @@ async def test_other_agents_do_not_conflict(bus: tuple[Client, JetStreamContext]
 
 
 async def interleaved(nc: Client, js: JetStreamContext) -> tuple[EventLog, list[int], list[int]]:
-    """Ten events of "main" interleaved with ten of "noise"; returns their stream seqs."""
-    main, noise = EventLog(nc, js, "main"), EventLog(nc, js, "noise")
+    """Ten events of "main" interleaved with ten outcome records (requests that produced no
+    event) in the same stream; returns the stream seqs of both."""
+    main = EventLog(nc, js, "main")
     main_seqs, noise_seqs = [], []
-    main_last = noise_last = 0
+    last = 0
     for seq in range(1, 11):
-        main_last = await main.append(main_last, [new_event("main", seq, by=seq)])
-        noise_last = await noise.append(noise_last, [new_event("noise", seq)])
-        main_seqs.append(main_last)
-        noise_seqs.append(noise_last)
+        last = await main.append(last, [new_event("main", seq, by=seq)])
+        main_seqs.append(last)
+        outcome = NewEvent(
+            b"", outcome_headers(f"noop-{seq}", seq, "noop"), layout.outcome_subject("main")
+        )
+        last = await main.append(last, [outcome])
+        noise_seqs.append(last)
     return main, main_seqs, noise_seqs
 
 

@@ -57,7 +57,9 @@ async def test_fork_copies_history_up_to_k(platform: Platform) -> None:
         (e.type, e.version, e.data, e.time, e.request_id) for e in original[:k]
     ]
     assert all(e.agent == "counter-k6" for e in forked)
-    raw = await read_subject(platform.js, layout.EVENTS_STREAM, layout.event_subject("counter-k6"))
+    raw = await read_subject(
+        platform.js, layout.events_stream("counter-k6"), layout.event_subject("counter-k6")
+    )
     assert [(m.headers or {})["ce-forkedfrom"] for m in raw] == [
         f"counter:{seq}" for seq in range(1, k + 1)
     ]

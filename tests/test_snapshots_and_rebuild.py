@@ -293,12 +293,11 @@ async def test_corrupt_snapshot_is_skipped(
     assert agent in warnings[0]
 
 
-async def test_snapshot_pointing_at_another_agents_event_is_skipped(
+async def test_snapshot_pointing_at_a_different_event_is_skipped(
     bus: Bus, caplog: pytest.LogCaptureFixture
 ) -> None:
     agent, history, log, store = await fixed_history(bus)
-    other_history = await write_history(bus, f"other-{next(_names)}", [1, 1, 1])
-    forged = replace(snapshot_at(agent, history, OPS, 3), stream_seq=other_history[2].stream_seq)
+    forged = replace(snapshot_at(agent, history, OPS, 3), stream_seq=history[1].stream_seq)
     await store.save(forged)
     with caplog.at_level(logging.WARNING, logger=REBUILD_LOG):
         rebuilt = await rebuild_reading_snapshots(log, store, caplog)
@@ -395,9 +394,9 @@ async def test_definition_of_another_agent_cannot_replay_it(bus: Bus) -> None:
 
 async def test_rebuild_leaves_no_consumer_behind(bus: Bus) -> None:
     js = bus[1]
-    _, _, log, store = await fixed_history(bus)
-    events_before = (await js.stream_info(layout.EVENTS_STREAM)).state.consumer_count
+    agent, _, log, store = await fixed_history(bus)
+    events_before = (await js.stream_info(layout.events_stream(agent))).state.consumer_count
     await rebuild(counter, log, store)
     kv = await js.stream_info(f"KV_{layout.SNAPSHOTS_BUCKET}")
-    events = await js.stream_info(layout.EVENTS_STREAM)
+    events = await js.stream_info(layout.events_stream(agent))
     assert (kv.state.consumer_count, events.state.consumer_count) == (0, events_before)

@@ -30,7 +30,7 @@ from o_bus.runtime.connect import connect
 from o_bus.server.embedded import EmbeddedServer
 from o_bus.store import layout
 from o_bus.store.event_log import utc_now
-from o_bus.store.provision import provision
+from o_bus.store.provision import ensure_agent_stream, provision
 from o_bus.store.registry import AgentRecord, Registry
 
 __all__ = ["SERVICES", "cmd_up", "register_definitions"]
@@ -53,6 +53,7 @@ async def register_definitions(
         commands = sorted(definition.command_types)
         current = existing.get(name)
         wanted = policy or (current.supervision if current else SupervisionPolicy())
+        await ensure_agent_stream(js, name)
         if current is None or current.commands != commands or current.supervision != wanted:
             await registry.register(
                 AgentRecord(

@@ -8,6 +8,7 @@ from nats.js import JetStreamContext
 from o_bus.errors import ErrorCode, InvalidRequestError
 from o_bus.store import layout
 from o_bus.store.event_log import EventLog, NewEvent, StoredEvent, event_headers, utc_now
+from o_bus.store.provision import ensure_agent_stream
 from o_bus.store.registry import AgentRecord, Registry
 
 __all__ = ["fork"]
@@ -32,6 +33,7 @@ async def fork(nc: Client, js: JetStreamContext, source: str, at_seq: int, into:
         raise InvalidRequestError(
             ErrorCode.MALFORMED_REQUEST, f"--at {at_seq} is outside {source!r}'s log (1..{end.seq})"
         )
+    await ensure_agent_stream(js, into)
     dst_end = await dst.last_position()
     if dst_end.seq:
         raise InvalidRequestError(

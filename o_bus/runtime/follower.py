@@ -12,6 +12,7 @@ from nats.js import JetStreamContext
 from o_bus.agent.definition import AgentDefinition
 from o_bus.replay.rebuild import Rebuilt, rebuild
 from o_bus.store.event_log import EventLog, LogPosition, StoredEvent
+from o_bus.store.provision import ensure_agent_stream
 from o_bus.store.snapshots import SnapshotStore
 
 __all__ = ["Follower"]
@@ -33,6 +34,7 @@ class Follower:
         self.failed: BaseException | None = None
 
     async def start(self) -> None:
+        await ensure_agent_stream(self.log.js, self.log.agent)
         self.current = await rebuild(self.definition, self.log, self.snapshots)
         self._task = asyncio.create_task(self._tail(), name=f"follow-{self.log.agent}")
 

@@ -42,6 +42,7 @@ from o_bus.store.event_log import (
     outcome_headers,
     utc_now,
 )
+from o_bus.store.provision import ensure_agent_stream
 from o_bus.store.snapshots import Snapshot, SnapshotStore
 from o_bus.wire.codec import Encoding, encode, encoding_for
 from o_bus.wire.reply import STATUS_HEADER, error_reply, error_reply_from, ok_reply
@@ -118,6 +119,7 @@ class AgentWorker:
         processing stopped. With ``fence_as``, first fence the log so that any earlier writer
         of this agent can no longer append."""
         await self._transition(LifecycleState.INITIALIZING, "starting")
+        await ensure_agent_stream(self.js, self.name)
         if resume is None:
             rebuilt = await rebuild(self.definition, self.log, self.snapshots)
         else:
@@ -316,7 +318,10 @@ class AgentWorker:
                     events = [event for outcome in batch for event in outcome.events]
                     if events:
                         self.guard_seq = await eventlog.append(
-                            self.guard_seq, events, self.config.append_timeout
+                            self.guard_seq,
+                            events,
+                            self.config.append_timeout,
+                            atomic=any(len(outcome.events) > 1 for outcome in batch),
                         )
                         self.committed_stream_seq = self.guard_seq
                     last = batch[-1]

@@ -1,9 +1,11 @@
-"""An agent's event log on JetStream: atomic, optimistically concurrent appends; streamed reads.
+"""An agent's event log on JetStream: optimistically concurrent appends; streamed reads.
 
-Each agent's events live on subject ``o.evt.<agent>`` of stream ``O_EVENTS`` as CloudEvents in
-binary mode. ``ce-sequence`` is the agent's own 1-based sequence. Appends are atomic batches
-whose first message carries ``Nats-Expected-Last-Subject-Sequence``: a second writer gets a
-:class:`ConcurrencyError`, never an interleaved log.
+Each agent has its own stream ``O_EVT_<agent>``: its events on subject ``o.evt.<agent>`` as
+CloudEvents in binary mode (``ce-sequence`` is the agent's own 1-based sequence), outcomes of
+requests that produced no event on ``o.outcome.<agent>``, and takeover fences on
+``o.fence.<agent>``. Every append is checked against the stream's last sequence and the
+previous message's id, so a second writer gets a :class:`ConcurrencyError`, never an
+interleaved log.
 """
 
 from __future__ import annotations
@@ -46,15 +48,16 @@ H_REQUEST: Final = "ce-requestid"
 H_WAL: Final = "ce-walseq"
 H_CODE: Final = "ce-codeversion"
 H_TIME: Final = "ce-time"
-WRONG_LAST_SEQUENCE: Final = 10071
+# JetStream: wrong last sequence, wrong last message id.
+CONFLICT_CODES: Final = frozenset({10071, 10070})
 
 
 @dataclass(slots=True, frozen=True)
 class LogPosition:
     """Where a log ends: agent sequence, stream sequence and the WAL sequence it covers.
 
-    ``guard_seq`` is the last stream sequence of the agent's events *or fences*: the value an
-    append must expect. It is only known when read from the log's end.
+    ``guard_seq`` is the last sequence of the agent's stream (events, outcomes and fences): the
+    value an append must expect. It is only known when read from the log's end.
     """
 
     seq: int = 0
@@ -171,100 +174,143 @@ def delivery_of(msg: Msg) -> tuple[int, int, int]:
     return int(tokens[7]), int(tokens[9]), int(tokens[10])
 
 
+class _NoStream(Exception):
+    """Nothing listens on the agent's subjects: its stream does not exist (yet)."""
+
+
 class EventLog:
-    """Append to and read one agent's events."""
+    """Append to and read one agent's events (stream ``O_EVT_<agent>``)."""
 
     def __init__(self, nc: Client, js: JetStreamContext, agent: str) -> None:
         self.nc = nc
         self.js = js
         self.agent = agent
+        self.stream = layout.events_stream(agent)
         self.subject = layout.event_subject(agent)
-        self.guard = layout.guard_filter(agent)
-        self._nuid = NUID()
+        self._writer = NUID().next().decode()
+        self._counter = 0
 
     async def last_position(self) -> LogPosition:
-        """The end of the log (zeros when empty): the last event, the sequence appends must
-        expect, and the WAL position covered by the last event or outcome."""
-        last_event = await self._last(self.subject)
-        last_guard = await self._last(self.guard)
-        guard_seq = (last_guard.seq or 0) if last_guard else 0
-        guard_wal = int((last_guard.headers or {}).get(H_WAL, "0")) if last_guard else 0
+        """The end of the log (zeros when empty): the last event, the stream sequence appends
+        must expect, and the WAL position covered by the last event or outcome."""
+        try:
+            info = await self.js.stream_info(self.stream)
+        except JsNotFoundError:
+            return LogPosition()
+        except nats.errors.Error as err:
+            raise StorageError(f"cannot read the end of {self.agent!r}'s log") from err
+        guard_seq = info.state.last_seq if info.state.messages else 0
+        if guard_seq == 0:
+            return LogPosition()
+        last_any = await self._get(seq=guard_seq)
+        last_event = (
+            last_any
+            if last_any is not None and last_any.subject == self.subject
+            else await self._get(subject=self.subject)
+        )
+        guard_wal = int((last_any.headers or {}).get(H_WAL, "0")) if last_any else 0
         if last_event is None:
             return LogPosition(wal_seq=guard_wal, guard_seq=guard_seq)
         headers = last_event.headers or {}
-        stream_seq = last_event.seq or 0
         return LogPosition(
             int(headers[H_SEQ]),
-            stream_seq,
+            last_event.seq or 0,
             max(int(headers.get(H_WAL, "0")), guard_wal),
-            max(guard_seq, stream_seq),
+            guard_seq,
         )
 
-    async def _last(self, subject: str) -> RawStreamMsg | None:
+    async def _get(
+        self, *, seq: int | None = None, subject: str | None = None
+    ) -> RawStreamMsg | None:
         try:
-            return await self.js.get_last_msg(layout.EVENTS_STREAM, subject, direct=True)
-        except JsNotFoundError:
+            return await self.js.get_msg(self.stream, seq, subject=subject, direct=True)
+        except (JsNotFoundError, nats.errors.NoRespondersError):  # no such message or stream
             return None
         except nats.errors.Error as err:
-            raise StorageError(f"cannot read the end of {self.agent!r}'s log") from err
+            raise StorageError(f"cannot read {self.agent!r}'s log") from err
 
-    async def fence(self, expected_guard: int, holder: str, wal_seq: int) -> int:
+    async def fence(self, expected_last: int, holder: str, wal_seq: int) -> int:
         """Write a takeover marker: from now on, an append by a writer that has not seen it
         (for example a paused old active) fails with ``ConcurrencyError``."""
         headers = {
-            "Nats-Expected-Last-Subject-Sequence": str(expected_guard),
-            "Nats-Expected-Last-Subject-Sequence-Subject": self.guard,
+            "Nats-Expected-Last-Sequence": str(expected_last),
+            "Nats-Msg-Id": self._next_id(),
             "O-Holder": holder,
             H_WAL: str(wal_seq),
         }
         return await self._acknowledged(
-            layout.fence_subject(self.agent), b"", headers, 5.0, expected_guard
+            layout.fence_subject(self.agent), b"", headers, 5.0, expected_last
         )
 
     async def event_at_stream_seq(self, stream_seq: int) -> StoredEvent | None:
-        try:
-            msg = await self.js.get_msg(layout.EVENTS_STREAM, stream_seq, direct=True)
-        except JsNotFoundError:
-            return None
-        except nats.errors.Error as err:
-            raise StorageError(f"cannot read stream sequence {stream_seq}") from err
-        if msg.subject != self.subject or not msg.headers:
+        msg = await self._get(seq=stream_seq)
+        if msg is None or msg.subject != self.subject or not msg.headers:
             return None
         return StoredEvent.from_msg(self.agent, stream_seq, msg.headers, msg.data or b"")
 
-    async def append(
-        self, expected_last: int, events: Sequence[NewEvent], timeout: float = 5.0
-    ) -> int:
-        """Append ``events`` atomically after stream sequence ``expected_last``.
+    def _next_id(self) -> str:
+        self._counter += 1
+        return f"{self._writer}.{self._counter}"
 
-        Returns the stream sequence of the last appended event. Raises ``ConcurrencyError`` if
-        the subject moved on, ``StorageError`` if JetStream failed or did not answer in time (the
-        outcome is then unknown: re-read the log before writing again).
+    async def append(
+        self,
+        expected_last: int,
+        events: Sequence[NewEvent],
+        timeout: float = 5.0,
+        *,
+        atomic: bool = False,
+    ) -> int:
+        """Append ``events`` right after stream sequence ``expected_last``; return the stream
+        sequence of the last one.
+
+        The first message expects ``expected_last``; each further one expects the previous
+        one's unique message id, so nothing can be interleaved and only the last message needs
+        an acknowledgement: if it is stored, all are. With ``atomic`` the group is one atomic
+        batch (all or nothing), which requests producing several events need.
+
+        Raises ``ConcurrencyError`` if another writer got there first, ``StorageError`` if
+        JetStream failed or did not answer in time (the outcome is then unknown: re-read the
+        log before writing again).
         """
+        try:
+            return await self._append(expected_last, events, timeout, atomic)
+        except _NoStream:
+            if expected_last != 0:
+                raise StorageError(f"the event stream of {self.agent!r} is missing") from None
+        # First append of a new agent: create its stream (lazily, once) and go again.
+        from o_bus.store.provision import ensure_agent_stream
+
+        await ensure_agent_stream(self.js, self.agent)
+        return await self._append(expected_last, events, timeout, atomic)
+
+    async def _append(
+        self, expected_last: int, events: Sequence[NewEvent], timeout: float, atomic: bool
+    ) -> int:
         count = len(events)
         if count == 0:
             return expected_last
-        last_headers = events[-1].headers
-        if count == 1:
-            last_headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_last)
-            last_headers["Nats-Expected-Last-Subject-Sequence-Subject"] = self.guard
-        else:
-            batch_id = self._nuid.next().decode()
-            for index, event in enumerate(events, 1):
-                headers = event.headers
+        publish, stream_subject = self.nc.publish, self.subject
+        batch_id = self._writer + str(self._counter) if atomic and count > 1 else None
+        previous = ""
+        for index, event in enumerate(events, 1):
+            headers = event.headers
+            message_id = self._next_id()
+            headers["Nats-Msg-Id"] = message_id
+            if index == 1:
+                headers["Nats-Expected-Last-Sequence"] = str(expected_last)
+            elif batch_id is None:
+                headers["Nats-Expected-Last-Msg-Id"] = previous
+            if batch_id is not None:
                 headers["Nats-Batch-Id"] = batch_id
                 headers["Nats-Batch-Sequence"] = str(index)
-                if index == 1:
-                    headers["Nats-Expected-Last-Subject-Sequence"] = str(expected_last)
-                    headers["Nats-Expected-Last-Subject-Sequence-Subject"] = self.guard
-                if index < count:
-                    await self.nc.publish(
-                        event.subject or self.subject, event.body, headers=headers
-                    )
-            last_headers["Nats-Batch-Commit"] = "1"
+                if index == count:
+                    headers["Nats-Batch-Commit"] = "1"
+            previous = message_id
+            if index < count:
+                await publish(event.subject or stream_subject, event.body, headers=headers)
         last = events[-1]
         return await self._acknowledged(
-            last.subject or self.subject, last.body, last_headers, timeout, expected_last
+            last.subject or stream_subject, last.body, last.headers, timeout, expected_last
         )
 
     async def _acknowledged(
@@ -272,12 +318,14 @@ class EventLog:
     ) -> int:
         try:
             reply = await self.nc.request(subject, body, timeout=timeout, headers=headers)
-        except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as err:
+        except nats.errors.NoRespondersError as err:
+            raise _NoStream from err
+        except nats.errors.TimeoutError as err:
             raise StorageError(f"append to {self.agent!r}'s log got no acknowledgement") from err
         ack = from_json(reply.data)
         error = ack.get("error")
         if error:
-            if error.get("err_code") == WRONG_LAST_SEQUENCE:
+            if error.get("err_code") in CONFLICT_CODES:
                 raise ConcurrencyError(self.agent, expected)
             raise StorageError(
                 f"append to {self.agent!r}'s log refused: {error.get('description')}",
@@ -333,7 +381,7 @@ class EventLog:
         try:
             sub = await self.js.subscribe(
                 self.subject,
-                stream=layout.EVENTS_STREAM,
+                stream=self.stream,
                 cb=handle,
                 ordered_consumer=True,
                 config=config,
@@ -357,4 +405,4 @@ class EventLog:
             await sub.unsubscribe()
         if name:
             with contextlib.suppress(nats.errors.Error):
-                await self.js.delete_consumer(layout.EVENTS_STREAM, name)
+                await self.js.delete_consumer(self.stream, name)

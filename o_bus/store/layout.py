@@ -13,8 +13,9 @@ from o_bus.errors import ErrorCode, InvalidRequestError
 
 __all__ = [
     "AGENTS_BUCKET",
+    "CONFIG_BUCKET",
     "DLQ_STREAM",
-    "EVENTS_STREAM",
+    "EVENTS_STREAM_PREFIX",
     "LEASES_BUCKET",
     "SNAPSHOTS_BUCKET",
     "SUPERVISOR_BUCKET",
@@ -23,8 +24,8 @@ __all__ = [
     "control_subject",
     "dlq_subject",
     "event_subject",
+    "events_stream",
     "fence_subject",
-    "guard_filter",
     "heartbeat_subject",
     "lifecycle_subject",
     "outcome_subject",
@@ -39,7 +40,7 @@ REQUEST_WILDCARD: Final = "o.req.*"
 
 WAL_STREAM: Final = "O_WAL"
 WAL_PREFIX: Final = "o.wal."
-EVENTS_STREAM: Final = "O_EVENTS"
+EVENTS_STREAM_PREFIX: Final = "O_EVT_"  # one stream per agent: O_EVT_<agent>
 EVENT_PREFIX: Final = "o.evt."
 FENCE_PREFIX: Final = "o.fence."  # takeover markers; same stream, never read as events
 OUTCOME_PREFIX: Final = "o.outcome."  # requests that produced no event: rejected or no-op
@@ -52,6 +53,7 @@ CONTROL_PREFIX: Final = "o.ctl."
 
 SNAPSHOTS_BUCKET: Final = "o_snapshots"
 AGENTS_BUCKET: Final = "o_agents"
+CONFIG_BUCKET: Final = "o_config"
 LEASES_BUCKET: Final = "o_leases"
 SUPERVISOR_BUCKET: Final = "o_supervisor"
 HEARTBEAT_PREFIX: Final = "o.hb."
@@ -90,9 +92,9 @@ def outcome_subject(agent: str) -> str:
     return OUTCOME_PREFIX + agent
 
 
-def guard_filter(agent: str) -> str:
-    """Events, outcomes and fences of one agent: the scope of the optimistic-concurrency check."""
-    return f"o.*.{agent}"
+def events_stream(agent: str) -> str:
+    """The agent's own stream: its events, outcomes and fences."""
+    return EVENTS_STREAM_PREFIX + agent
 
 
 def heartbeat_subject(agent: str) -> str:

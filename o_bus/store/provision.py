@@ -13,18 +13,25 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import BadRequestError, KeyNotFoundError, NotFoundError
+from pydantic import ValidationError
 
 from o_bus.config import StorageConfig
 from o_bus.store import layout
 
-__all__ = ["provision", "stream_configs"]
+__all__ = [
+    "agent_stream_config",
+    "ensure_agent_stream",
+    "provision",
+    "storage_config",
+    "stream_configs",
+]
 
 log = logging.getLogger(__name__)
 
 
-def stream_configs(cfg: StorageConfig) -> list[StreamConfig]:
-    base = StreamConfig(
+def _base(cfg: StorageConfig) -> StreamConfig:
+    return StreamConfig(
         storage=StorageType.FILE if cfg.storage == "file" else StorageType.MEMORY,
         num_replicas=cfg.replicas,
         retention=RetentionPolicy.LIMITS,
@@ -32,6 +39,11 @@ def stream_configs(cfg: StorageConfig) -> list[StreamConfig]:
         max_msg_size=cfg.max_msg_size,
         allow_direct=True,
     )
+
+
+def stream_configs(cfg: StorageConfig) -> list[StreamConfig]:
+    """The shared streams (each agent's event stream comes from :func:`agent_stream_config`)."""
+    base = _base(cfg)
     return [
         # Every accepted request, before it is processed. Dedup by request id.
         replace(
@@ -42,23 +54,6 @@ def stream_configs(cfg: StorageConfig) -> list[StreamConfig]:
             max_age=cfg.wal_max_age,
             max_bytes=cfg.wal_max_bytes,
             duplicate_window=cfg.duplicate_window,
-        ),
-        # Every state change (o.evt), the outcome of every request that changed nothing
-        # (o.outcome) and takeover fences (o.fence). Never discards by default; appends are
-        # atomic batches with optimistic concurrency over all three subjects of an agent.
-        replace(
-            base,
-            name=layout.EVENTS_STREAM,
-            description="O event log: every state change of every agent",
-            subjects=[
-                layout.EVENT_PREFIX + ">",
-                layout.OUTCOME_PREFIX + ">",
-                layout.FENCE_PREFIX + ">",
-            ],
-            max_bytes=cfg.events_max_bytes,
-            duplicate_window=cfg.duplicate_window,
-            allow_atomic=True,
-            deny_delete=True,
         ),
         replace(
             base,
@@ -77,21 +72,77 @@ def stream_configs(cfg: StorageConfig) -> list[StreamConfig]:
     ]
 
 
+def agent_stream_config(cfg: StorageConfig, agent: str) -> StreamConfig:
+    """One agent's stream: its events (o.evt), the outcome of every request that changed
+    nothing (o.outcome) and takeover fences (o.fence). Never discards by default; deletes are
+    denied. Message ids only chain appends together, so the dedup window is short."""
+    return replace(
+        _base(cfg),
+        name=layout.events_stream(agent),
+        description=f"O event log of agent {agent}",
+        subjects=[
+            layout.event_subject(agent),
+            layout.outcome_subject(agent),
+            layout.fence_subject(agent),
+        ],
+        max_bytes=cfg.events_max_bytes,
+        duplicate_window=1.0,
+        allow_atomic=True,
+        deny_delete=True,
+    )
+
+
+async def _declare(js: JetStreamContext, stream: StreamConfig) -> None:
+    assert stream.name is not None
+    try:
+        await js.stream_info(stream.name)
+    except NotFoundError:
+        try:
+            await js.add_stream(stream)
+            log.info("created stream %s", stream.name)
+        except BadRequestError as err:  # created meanwhile by someone else
+            log.debug("stream %s: %s", stream.name, err.description)
+        return
+    try:
+        await js.update_stream(stream)
+    except BadRequestError as err:
+        log.warning("stream %s kept its existing config: %s", stream.name, err.description)
+
+
+async def storage_config(js: JetStreamContext) -> StorageConfig:
+    """The storage settings `provision` recorded (defaults if none were)."""
+    try:
+        kv = await js.key_value(layout.CONFIG_BUCKET)
+        entry = await kv.get("storage")
+        return StorageConfig.model_validate_json(entry.value or b"{}")
+    except (NotFoundError, BadRequestError, KeyNotFoundError, ValidationError):
+        return StorageConfig()
+
+
+async def ensure_agent_stream(
+    js: JetStreamContext, agent: str, cfg: StorageConfig | None = None
+) -> None:
+    """Create the agent's event stream if it is missing (idempotent)."""
+    try:
+        await js.stream_info(layout.events_stream(agent))
+        return
+    except NotFoundError:
+        pass
+    await _declare(js, agent_stream_config(cfg or await storage_config(js), agent))
+
+
 async def provision(js: JetStreamContext, cfg: StorageConfig | None = None) -> None:
     """Create or update the streams and KV buckets. Safe to run any number of times."""
     cfg = cfg or StorageConfig()
     for stream in stream_configs(cfg):
-        try:
-            await js.stream_info(stream.name)  # type: ignore[arg-type]
-        except NotFoundError:
-            await js.add_stream(stream)
-            log.info("created stream %s", stream.name)
-            continue
-        try:
-            await js.update_stream(stream)
-        except BadRequestError as err:
-            log.warning("stream %s kept its existing config: %s", stream.name, err.description)
+        await _declare(js, stream)
     buckets = [
+        KeyValueConfig(
+            bucket=layout.CONFIG_BUCKET,
+            description="O settings shared by every process (storage)",
+            history=1,
+            replicas=cfg.replicas,
+        ),
         KeyValueConfig(
             bucket=layout.SNAPSHOTS_BUCKET,
             description="O snapshots: latest states per agent, with code and schema version",
@@ -125,3 +176,5 @@ async def provision(js: JetStreamContext, cfg: StorageConfig | None = None) -> N
         except (NotFoundError, BadRequestError):
             await js.create_key_value(bucket)
             log.info("created bucket %s", bucket.bucket)
+    kv = await js.key_value(layout.CONFIG_BUCKET)
+    await kv.put("storage", cfg.model_dump_json().encode())
