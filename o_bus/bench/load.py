@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -78,9 +79,7 @@ class ClosedLoop:
             return  # a late reply to a request already counted as timed out
         if self.measuring:
             headers = msg.headers
-            if headers and (
-                headers.get(STATUS_HEADER) == "error" or NATS_STATUS_HEADER in headers
-            ):
+            if headers and (headers.get(STATUS_HEADER) == "error" or NATS_STATUS_HEADER in headers):
                 self.errors += 1
             else:
                 self.completed += 1
@@ -103,8 +102,9 @@ class ClosedLoop:
                     await self._send(slot)
 
     async def run(self, warmup: float, duration: float, sampler: CpuSampler) -> LevelResult:
-        sub = await self.nc.subscribe(self.prefix + "*.*", cb=self._on_reply,
-                                      pending_msgs_limit=1_000_000)
+        sub = await self.nc.subscribe(
+            self.prefix + "*.*", cb=self._on_reply, pending_msgs_limit=1_000_000
+        )
         await self.nc.flush()
         for slot in range(self.concurrency):
             await self._send(slot)
@@ -120,10 +120,9 @@ class ClosedLoop:
         self.outstanding = self.concurrency
         self.stopping = True
         watchdog.cancel()
-        try:
+        # Replies lost at the end do not change the measured window.
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.idle.wait(), self.timeout)
-        except TimeoutError:
-            pass  # replies lost at the end do not change the measured window
         await sub.unsubscribe()
         latencies = sorted(self.latencies)
         return LevelResult(
@@ -164,15 +163,30 @@ def run_level(
 ) -> LevelResult:
     """Run one closed-loop level in a fresh load-generator process and return its figures."""
     cmd = [
-        sys.executable, "-m", "o_bus.bench.load", "--nats", url, "--subject", subject,
-        "--concurrency", str(concurrency), "--warmup", str(warmup), "--duration", str(duration),
-        "--timeout", str(timeout),
+        sys.executable,
+        "-m",
+        "o_bus.bench.load",
+        "--nats",
+        url,
+        "--subject",
+        subject,
+        "--concurrency",
+        str(concurrency),
+        "--warmup",
+        str(warmup),
+        "--duration",
+        str(duration),
+        "--timeout",
+        str(timeout),
     ]
     for name, pid in watch.items():
         cmd += ["--watch", f"{name}={pid}"]
     try:
         done = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=warmup + duration + timeout + 60,
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=warmup + duration + timeout + 60,
             check=False,
         )
     except subprocess.TimeoutExpired as err:

@@ -57,25 +57,49 @@ def _cpu_ticks(pid: int) -> int | None:
     return int(fields[11]) + int(fields[12])
 
 
+def _machine_ticks() -> int | None:
+    """Process CPU ticks of the whole machine, all cores (None where /proc is unavailable)."""
+    try:
+        with open("/proc/stat", "rb") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return None
+    # "cpu user nice system idle iowait irq softirq steal ...": user + nice + system is what
+    # processes ran; interrupt work (loopback networking) is left out, as it is per process.
+    return int(fields[1]) + int(fields[2]) + int(fields[3])
+
+
 class CpuSampler:
-    """CPU used by named processes between :meth:`start` and :meth:`stop`, in % of one core."""
+    """CPU used between :meth:`start` and :meth:`stop`, in % of one core.
+
+    Reports each named process, ``machine`` (every process, all cores) and ``other``: what
+    processes outside the benchmark used meanwhile, which shows when the figures are disturbed.
+    """
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
         self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
         self._before: dict[str, int] = {}
 
-    def start(self) -> None:
-        self._before = {}
-        for name, pid in self.pids.items():
-            ticks = _cpu_ticks(pid)
-            if ticks is not None:
-                self._before[name] = ticks
+    def _sample(self) -> dict[str, int]:
+        found = {name: _cpu_ticks(pid) for name, pid in self.pids.items()}
+        found["machine"] = _machine_ticks()
+        return {name: ticks for name, ticks in found.items() if ticks is not None}
 
-    def stop(self, seconds: float) -> dict[str, float]:
-        usage: dict[str, float] = {}
-        for name, before in self._before.items():
-            after = _cpu_ticks(self.pids[name])
-            if after is not None and seconds > 0:
-                usage[name] = round(100.0 * (after - before) / self._tick / seconds, 1)
+    def start(self) -> None:
+        self._before = self._sample()
+
+    def stop(self, seconds: float, measured: tuple[str, ...] = ()) -> dict[str, float]:
+        """Usage by name; ``other`` is ``machine`` minus ``measured`` (default: every pid)."""
+        if seconds <= 0:
+            return {}
+        after = self._sample()
+        usage = {
+            name: round(100.0 * (after[name] - before) / self._tick / seconds, 1)
+            for name, before in self._before.items()
+            if name in after
+        }
+        own = measured or tuple(self.pids)
+        if "machine" in usage and all(name in usage for name in own):
+            usage["other"] = round(max(0.0, usage["machine"] - sum(usage[n] for n in own)), 1)
         return usage
