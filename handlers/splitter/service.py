@@ -17,7 +17,6 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js.api import PubAck
 
 from o_bus.config import RuntimeConfig
 from o_bus.errors import (
@@ -35,6 +34,7 @@ from o_bus.wire.codec import Encoding, encode
 from o_bus.wire.reply import STATUS_HEADER, error_reply_from
 
 from .routes import RouteTable
+from .wal_writer import AckProblem, WalWriter
 
 __all__ = ["QUEUE_GROUP", "Splitter"]
 
@@ -51,10 +51,12 @@ class Splitter:
         self.config = config or RuntimeConfig()
         self.routes = RouteTable()
         self.dead_letters = DeadLetters(js)
+        self.wal = WalWriter(nc, self._on_wal_problem)
         self._sub: Subscription | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
+        await self.wal.start()
         await self.routes.follow(Registry(self.js))
         self._sub = await self.nc.subscribe(
             layout.REQUEST_WILDCARD,
@@ -67,7 +69,7 @@ class Splitter:
     async def stop(self) -> None:
         if self._sub is not None:
             await self._sub.drain()  # type: ignore[no-untyped-call]
-        await self.js.publish_async_completed()
+        await self.wal.stop()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.dead_letters.flush()
@@ -93,16 +95,12 @@ class Splitter:
                 reply_encoding_of(headers),
             )
             return
-        dedup_key = f"{agent}:{envelope.id}"
-        future = await self.js.publish_async(
+        await self.wal.append(
             layout.WAL_PREFIX + agent,
             envelope.data,
-            headers=envelope.wal_headers(dedup_key, msg.reply or None),
+            envelope.wal_headers(f"{agent}:{envelope.id}", msg.reply or None),
+            (agent, envelope, msg.reply),
         )
-        if msg.reply:
-            future.add_done_callback(
-                lambda done: self._on_wal_ack(done, agent, envelope, msg.reply)
-            )
 
     def _admit(self, agent: str, msg: Msg) -> RequestEnvelope:
         size = len(msg.data)
@@ -133,24 +131,21 @@ class Splitter:
             )
         return envelope
 
-    def _on_wal_ack(
-        self, done: asyncio.Future[PubAck], agent: str, envelope: RequestEnvelope, reply: str
+    def _on_wal_problem(
+        self, context: tuple[str, RequestEnvelope, str], problem: AckProblem
     ) -> None:
-        if done.cancelled():
+        agent, envelope, reply = context
+        if problem.duplicate_of:
+            if reply:
+                self._spawn(self._ask_duplicate(agent, envelope, reply, problem.duplicate_of))
             return
-        err = done.exception()
-        if err is not None:
-            log.error("WAL append for %s request %r failed: %s", agent, envelope.id, err)
-            failure = StorageError(f"the request could not be written to the WAL: {err}")
-            self._spawn(
-                self._reply(
-                    reply, error_reply_from(agent, envelope.id, failure), envelope.reply_encoding
-                )
+        log.error("WAL append for %s request %r failed: %s", agent, envelope.id, problem.error)
+        failure = StorageError(f"the request could not be written to the WAL: {problem.error}")
+        self._spawn(
+            self._reply(
+                reply, error_reply_from(agent, envelope.id, failure), envelope.reply_encoding
             )
-            return
-        ack = done.result()
-        if ack.duplicate:
-            self._spawn(self._ask_duplicate(agent, envelope, reply, ack.seq))
+        )
 
     async def _ask_duplicate(
         self, agent: str, envelope: RequestEnvelope, reply: str, wal_seq: int
