@@ -31,6 +31,7 @@ class StorageConfig(BaseModel):
     system_max_age: float = Field(30 * DAY, gt=0)
     snapshot_history: int = Field(5, ge=1, le=64, description="snapshots kept per agent")
     max_msg_size: int = Field(1024 * 1024, gt=0)
+    lease_ttl: float = Field(2.0, gt=0, description="seconds an unrenewed lease lives")
 
 
 class RuntimeConfig(BaseModel):

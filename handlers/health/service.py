@@ -27,8 +27,7 @@ from pydantic import ValidationError
 from pydantic_core import to_json
 
 from o_bus.agent.supervision import AgentSupervision
-from o_bus.errors import ConfigurationError, OBusError
-from o_bus.runtime.connect import connect, run_until_signalled
+from o_bus.errors import OBusError
 from o_bus.store import layout
 from o_bus.store.registry import Registry
 
@@ -42,7 +41,6 @@ __all__ = [
     "HEALTH_SUBJECT",
     "HealthMonitor",
     "health_subject",
-    "run_health",
 ]
 
 log = logging.getLogger(__name__)
@@ -272,26 +270,3 @@ class HealthMonitor:
             except Exception:
                 log.exception("watching the registry failed; retrying")
             await asyncio.sleep(self.watch_retry)
-
-
-async def run_health(
-    url: str,
-    *,
-    host: str = "127.0.0.1",
-    port: int = DEFAULT_PORT,
-    publish_interval: float = 1.0,
-) -> int:
-    """`o-bus run health`: the monitor in this process until SIGINT/SIGTERM."""
-    async with connect(url, "o-bus-health") as (nc, js):
-        monitor = HealthMonitor(nc, js, host=host, port=port, publish_interval=publish_interval)
-
-        async def start() -> None:
-            try:
-                await monitor.start()
-            except OSError as err:
-                raise ConfigurationError(
-                    f"health monitor cannot listen on {host}:{port}: {err}"
-                ) from err
-
-        await run_until_signalled(start, monitor.stop)
-    return 0

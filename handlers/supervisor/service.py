@@ -87,19 +87,19 @@ class Supervisor:
         for handle in self.pending_restart.values():
             handle.cancel()
         if self.leader.is_set():
-            for children in self.children.values():
-                for child in children:
-                    child.terminate()
+            # A snapshot: exits being handled meanwhile remove children from the live lists.
+            running = [child for children in self.children.values() for child in children]
+            for child in running:
+                child.terminate()
             deadline = time.monotonic() + 10.0
-            for children in list(self.children.values()):
-                for child in children:
-                    while pid_alive(child.pid) and time.monotonic() < deadline:
-                        if child.proc is not None and child.proc.returncode is not None:
-                            break
-                        await asyncio.sleep(0.05)
-                    if child.proc is not None and child.proc.returncode is None:
-                        child.kill()
-                        await child.proc.wait()
+            for child in running:
+                while pid_alive(child.pid) and time.monotonic() < deadline:
+                    if child.proc is not None and child.proc.returncode is not None:
+                        break
+                    await asyncio.sleep(0.05)
+                if child.proc is not None and child.proc.returncode is None:
+                    child.kill()
+                    await child.proc.wait()
             for name in list(self.children):
                 await self._save(name, status="stopped")
         for task in self._tasks:

@@ -17,6 +17,7 @@ from o_bus.errors import AgentUnavailableError, ErrorCode, InvalidRequestError
 from o_bus.handlers.supervisor.service import RESET_SUBJECT
 from o_bus.replay.fork import fork
 from o_bus.replay.rebuild import rebuild
+from o_bus.replay.system_history import read_system_history
 from o_bus.runtime.connect import connect
 from o_bus.store import layout
 from o_bus.store.event_log import EventLog, StoredEvent
@@ -117,9 +118,22 @@ async def cmd_history(args: argparse.Namespace) -> int:
             )
         return last is not None and event.seq >= last
 
+    def show_system(record: dict[str, Any]) -> None:
+        if args.json:
+            sys.stdout.write(to_json(record).decode() + "\n")
+            return
+        what = record.get("type") or f"{record.get('previous')} -> {record.get('state')}"
+        sys.stdout.write(
+            f"{record.get('at', '')}  {record['kind']:<9}  {what:<24}  pid={record.get('pid')}  "
+            f"{record.get('reason', '')}\n"
+        )
+
     async with connect(resolve_url(args.nats), "o-bus-cli") as (nc, js):
         await Registry(js).get(args.agent)
-        await EventLog(nc, js, args.agent).replay(show, follow=args.follow)
+        if args.system:
+            await read_system_history(js, args.agent, show_system, follow=args.follow)
+        else:
+            await EventLog(nc, js, args.agent).replay(show, follow=args.follow)
     sys.stdout.flush()
     return 0
 

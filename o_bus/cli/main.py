@@ -103,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     hist.add_argument("--from", dest="from_seq", type=_positive)
     hist.add_argument("--to", dest="to_seq", type=_positive)
     hist.add_argument("--follow", action="store_true", help="keep printing new events")
+    hist.add_argument(
+        "--system",
+        action="store_true",
+        help="lifecycle and supervision events (start, crash, restart, takeover, escalation)",
+    )
 
     fork = common(sub.add_parser("fork", help="new agent with AGENT's history up to --at"))
     fork.add_argument("agent")

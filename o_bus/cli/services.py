@@ -13,7 +13,7 @@ from o_bus.agent.catalogue import Catalogue
 from o_bus.cli.common import resolve_url
 from o_bus.config import RuntimeConfig
 from o_bus.errors import ConfigurationError
-from o_bus.handlers.health.service import run_health
+from o_bus.handlers.health.service import HealthMonitor
 from o_bus.handlers.splitter.service import Splitter
 from o_bus.handlers.supervisor.service import Supervisor
 from o_bus.runtime.agent_process import AgentProcess
@@ -52,15 +52,6 @@ async def run_agent_process(args: argparse.Namespace) -> int:
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
-    if args.service == "health":
-        return int(
-            await run_health(
-                resolve_url(args.nats),
-                host=args.host,
-                port=args.port,
-                publish_interval=args.publish_interval,
-            )
-        )
     if args.service == "agent":
         if not args.name:
             raise ConfigurationError("`o-bus run agent` needs the agent's name")
@@ -68,9 +59,13 @@ async def cmd_run(args: argparse.Namespace) -> int:
     url = resolve_url(args.nats)
     config = RuntimeConfig(snapshot_every=args.snapshot_every)
     async with connect(url, f"o-bus-{args.service}") as (nc, js):
-        service: Splitter | AgentHost | Supervisor
+        service: Splitter | AgentHost | Supervisor | HealthMonitor
         if args.service == "splitter":
             service = Splitter(nc, js, config)
+        elif args.service == "health":
+            service = HealthMonitor(
+                nc, js, host=args.host, port=args.port, publish_interval=args.publish_interval
+            )
         elif args.service == "supervisor":
             agent_args = ["--snapshot-every", str(args.snapshot_every)]
             for spec in args.agent or []:
@@ -87,7 +82,10 @@ async def cmd_run(args: argparse.Namespace) -> int:
             await msg.respond(to_json(status))  # type: ignore[attr-defined]
 
         async def start() -> None:
-            await service.start()
+            try:
+                await service.start()
+            except OSError as err:  # the health monitor's HTTP port
+                raise ConfigurationError(f"{args.service} cannot listen: {err}") from err
             await nc.subscribe(f"{SERVICE_STATUS_PREFIX}{args.service}.status", cb=answer)
             log.info("%s ready on %s", args.service, url)
 

@@ -25,7 +25,7 @@ from pydantic_core import from_json
 
 from o_bus.agent.definition import AgentDefinition
 from o_bus.config import RuntimeConfig
-from o_bus.errors import ConcurrencyError
+from o_bus.errors import ConcurrencyError, StorageError
 from o_bus.runtime.follower import Follower
 from o_bus.runtime.heartbeat import Heartbeat, HeartbeatPublisher, current_rss_bytes
 from o_bus.runtime.metrics import RequestMetrics
@@ -180,7 +180,7 @@ class AgentProcess:
             await worker.start(resume=resume, fence_as=self.holder.holder)
         except ConcurrencyError:
             log.warning("agent %s: the log moved while taking over; exiting to retry", self.name)
-            await self.leases.revoke(lease)
+            await self._release(lease)
             return EXIT_FENCED
         self.role = "active"
         await self.heartbeats.beat()
@@ -197,15 +197,27 @@ class AgentProcess:
             if isinstance(reason, ConcurrencyError):
                 log.warning("agent %s: fenced by a newer writer; stepping down", self.name)
                 return EXIT_FENCED
-            await self.leases.revoke(lease)
+            await self._release(lease)
             return EXIT_FAILED
         if keeper in done:
             log.warning("agent %s: lease lost; stepping down", self.name)
             await worker.stop("lease lost")
             return EXIT_FENCED
         await worker.stop("shutdown")
-        await self.leases.revoke(lease)
+        await self._release(lease)
         return EXIT_OK
+
+    async def _release(self, lease: Lease) -> None:
+        """Give the lease back so a successor need not wait for its TTL (best effort)."""
+        try:
+            await self.leases.revoke(lease)
+        except StorageError as err:
+            log.warning(
+                "agent %s: could not release its lease: %s (%r)",
+                self.name,
+                err.message,
+                err.__cause__,
+            )
 
     async def _keep(self, lease: Lease) -> None:
         """Renew the lease; return when it is lost."""

@@ -70,6 +70,7 @@ class AgentWorker:
         self.snapshots = SnapshotStore(js)
         self.dead_letters = DeadLetters(js)
         self.lifecycle = LifecycleState.INITIALIZING
+        self._announced = False  # the first transition has no previous state
         self.state: State = definition.initial_state()  # includes staged events
         self.committed_state: State = self.state
         self.seq = 0  # agent sequence including staged events
@@ -99,7 +100,7 @@ class AgentWorker:
         check_transition(self.lifecycle, new) if new != self.lifecycle else None
         event = LifecycleChanged(
             agent=self.name,
-            previous=self.lifecycle,
+            previous=self.lifecycle if self._announced else None,
             state=new,
             reason=reason,
             code_version=self.definition.version,
@@ -107,6 +108,7 @@ class AgentWorker:
             at=utc_now(),
         )
         self.lifecycle = new
+        self._announced = True
         try:
             await self.js.publish(
                 layout.lifecycle_subject(self.name), event.model_dump_json().encode(), timeout=5.0
