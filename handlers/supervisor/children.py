@@ -17,13 +17,19 @@ __all__ = ["AgentChild", "pid_alive", "spawn_agent"]
 
 
 def pid_alive(pid: int) -> bool:
+    """True if ``pid`` runs (a zombie, dead but not yet reaped, does not count)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            state = stat.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc here: trust the signal check
+    return state not in (b"Z", b"X")
 
 
 @dataclass(slots=True)
@@ -40,6 +46,7 @@ class AgentChild:
     last_heartbeat: float = 0.0  # monotonic
     hung: bool = False
     exit_handled: bool = False
+    kill_timer: asyncio.TimerHandle | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def info(self) -> ProcessInfo:

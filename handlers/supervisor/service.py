@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from pydantic_core import to_json
 
 from o_bus.agent.supervision import AgentSupervision, SupervisionPolicy, SystemEvent
+from o_bus.errors import StorageError
 from o_bus.runtime.agent_process import EXIT_FENCED
 from o_bus.runtime.heartbeat import Heartbeat
 from o_bus.store import layout
@@ -73,13 +74,17 @@ class Supervisor:
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
         self._kv: KeyValue | None = None
+        self._registry_task: asyncio.Task[None] | None = None
 
     # -- service lifecycle -------------------------------------------------------------------
 
     async def start(self) -> None:
         self._kv = await self._bucket()
         self._tasks.append(asyncio.create_task(self._lead(), name="supervisor-lead"))
-        self._subs = [await self.nc.subscribe(layout.HEARTBEAT_PREFIX + "*", cb=self._on_heartbeat)]
+        self._subs = [
+            await self.nc.subscribe(layout.HEARTBEAT_PREFIX + "*", cb=self._on_heartbeat),
+            await self.nc.subscribe(RESET_SUBJECT, cb=self._on_reset),
+        ]
 
     async def stop(self) -> None:
         """Stop the agents this supervisor runs (they release their leases), then itself."""
@@ -102,6 +107,8 @@ class Supervisor:
                     await child.proc.wait()
             for name in list(self.children):
                 await self._save(name, status="stopped")
+        if self._registry_task is not None:
+            self._tasks.append(self._registry_task)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -126,28 +133,66 @@ class Supervisor:
             )
 
     async def _lead(self) -> None:
-        """Become the leader (wait while another supervisor is), then supervise."""
+        """Lead whenever this supervisor holds the leader lease; wait for it otherwise."""
+        while not self._stopping:
+            await self._become_leader()
+            try:
+                await self._supervise()
+            except StorageError as err:
+                log.error("supervisor %s cannot renew its leadership: %s", self.identity, err)
+            self._stand_down()
+
+    async def _become_leader(self) -> None:
         holder = LeaseHolder(
             holder=self.identity, pid=os.getpid(), role="supervisor", acquired_at=utc_now()
         )
         while self._lease is None:
-            self._lease = await self.leases.acquire(LEADER_KEY, holder)
+            try:
+                self._lease = await self.leases.acquire(LEADER_KEY, holder)
+            except StorageError as err:
+                log.warning("supervisor %s: %s", self.identity, err.message)
             if self._lease is None:
                 await asyncio.sleep(self.lease_ttl / 4)
         log.info("supervisor %s is the leader", self.identity)
+        self._renewed = time.monotonic()
         await self._adopt()
         self.leader.set()
-        self._tasks.append(asyncio.create_task(self._follow_registry(), name="supervisor-registry"))
+        self._registry_task = asyncio.create_task(
+            self._follow_registry(), name="supervisor-registry"
+        )
+
+    async def _supervise(self) -> None:
+        """Watch the agents; return when the leadership is lost."""
+        assert self._lease is not None
         while True:
             await asyncio.sleep(self.tick)
             if time.monotonic() - self._renewed > self.lease_ttl / 4:
                 if not await self.leases.renew(self._lease):
                     log.error("supervisor %s lost its leadership; standing down", self.identity)
-                    self._lease = None
-                    self.leader.clear()
                     return
                 self._renewed = time.monotonic()
             self._check_children()
+
+    def _stand_down(self) -> None:
+        """Forget what this supervisor managed (the new leader adopts it); keep the agents."""
+        self._lease = None
+        self.leader.clear()
+        if self._registry_task is not None:
+            self._registry_task.cancel()
+            self._registry_task = None
+        for handle in self.pending_restart.values():
+            handle.cancel()
+        for children in self.children.values():
+            for child in children:
+                for task in child.tasks:
+                    task.cancel()
+                if child.kill_timer is not None:
+                    child.kill_timer.cancel()
+        self.children.clear()
+        self.records.clear()
+        self.budgets.clear()
+        self.failed.clear()
+        self.pending_restart.clear()
 
     _renewed: float = 0.0
 
@@ -260,23 +305,29 @@ class Supervisor:
         await self._event(child.agent, "hung", f"no heartbeat for {silence:.2f}s", child.pid)
         if await self._takeover(child, "hung"):
             # The old process may wake up (SIGCONT): it will find itself fenced and exit.
-            asyncio.get_running_loop().call_later(HUNG_KILL_GRACE, child.kill)
+            child.kill_timer = asyncio.get_running_loop().call_later(HUNG_KILL_GRACE, child.kill)
         else:
             child.kill()
         await self._reconcile(child.agent)
 
     async def _takeover(self, child: AgentChild, why: str) -> bool:
         """Ask a live standby of ``child``'s agent to take over; False if there is none."""
-        if child.role != "active" and child.standby:
-            return False
+        if _is_standby(child):
+            return False  # a standby died or hung: nothing to take over
         standbys = [
             c
             for c in self.children.get(child.agent, [])
-            if c is not child and not c.exit_handled and not c.hung and c.role == "standby"
+            if c is not child and not c.exit_handled and not c.hung and _is_standby(c)
         ]
         if not standbys:
             return False
-        request = to_json({"holder": child.holder, "reason": why})
+        lease = await self.leases.current(child.agent)
+        held = lease is not None and lease.holder.pid == child.pid
+        holder = child.holder or (lease.holder.holder if lease is not None and held else "")
+        if held and why != "hung" and lease is not None:
+            await self.leases.revoke(lease)  # the process is gone: free its lease at once
+        standbys[0].standby = False  # about to become the active one
+        request = to_json({"holder": holder, "reason": why})
         await self.nc.publish(layout.control_subject(child.agent, "takeover"), request)
         await self._event(
             child.agent,
@@ -290,6 +341,8 @@ class Supervisor:
         if child.exit_handled:
             return
         child.exit_handled = True
+        if child.kill_timer is not None:  # never signal a pid that may have been reused
+            child.kill_timer.cancel()
         agent = child.agent
         children = self.children.get(agent, [])
         if child in children:
@@ -400,3 +453,8 @@ class Supervisor:
         self.budgets[agent] = RestartBudget(self.policy(agent))
         await self._save(agent)
         await self._reconcile(agent)
+
+
+def _is_standby(child: AgentChild) -> bool:
+    """What the child's heartbeats say, or what it was started as before its first one."""
+    return child.role == "standby" or (child.role == "starting" and child.standby)
