@@ -33,7 +33,7 @@ from o_bus.errors import StorageError
 from o_bus.runtime.agent_process import EXIT_FENCED
 from o_bus.runtime.heartbeat import Heartbeat
 from o_bus.store import layout
-from o_bus.store.event_log import utc_now
+from o_bus.store.event_records import utc_now
 from o_bus.store.lease import Lease, LeaseHolder, LeaseStore
 from o_bus.store.registry import AgentRecord, Registry
 

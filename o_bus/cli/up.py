@@ -29,7 +29,7 @@ from o_bus.errors import ConfigurationError, OBusError
 from o_bus.runtime.connect import connect
 from o_bus.server.embedded import EmbeddedServer
 from o_bus.store import layout
-from o_bus.store.event_log import utc_now
+from o_bus.store.event_records import utc_now
 from o_bus.store.provision import ensure_agent_stream, provision
 from o_bus.store.registry import AgentRecord, Registry
 

@@ -15,7 +15,7 @@ from pydantic_core import from_json
 
 from o_bus.errors import StorageError
 from o_bus.store import layout
-from o_bus.store.event_log import delivery_of
+from o_bus.store.event_records import delivery_of
 
 __all__ = ["read_system_history"]
 

@@ -31,7 +31,7 @@ from o_bus.runtime.heartbeat import Heartbeat, HeartbeatPublisher, current_rss_b
 from o_bus.runtime.metrics import RequestMetrics
 from o_bus.runtime.worker import AgentWorker
 from o_bus.store import layout
-from o_bus.store.event_log import utc_now
+from o_bus.store.event_records import utc_now
 from o_bus.store.lease import Lease, LeaseHolder, LeaseStore
 
 __all__ = ["EXIT_FAILED", "EXIT_FENCED", "EXIT_OK", "AgentProcess"]

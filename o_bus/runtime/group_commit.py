@@ -7,7 +7,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
 from o_bus.events.model import State
-from o_bus.store.event_log import NewEvent
+from o_bus.store.event_records import NewEvent
 from o_bus.wire.codec import Encoding
 
 __all__ = ["Outcome", "ReplyCache", "StagedRequests"]

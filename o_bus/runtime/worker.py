@@ -26,9 +26,10 @@ from pydantic_core import from_json, to_json
 from o_bus.agent.definition import AgentDefinition
 from o_bus.agent.lifecycle import LifecycleChanged, LifecycleState, check_transition
 from o_bus.config import RuntimeConfig
-from o_bus.errors import ConcurrencyError, ErrorCode, OBusError, StorageError
+from o_bus.errors import ConcurrencyError, OBusError, StorageError
 from o_bus.events.model import State
 from o_bus.replay.rebuild import Rebuilt, rebuild
+from o_bus.replay.reply_lookup import rebuild_reply
 from o_bus.runtime.group_commit import Outcome, ReplyCache, StagedRequests
 from o_bus.runtime.metrics import RequestMetrics
 from o_bus.store import layout
@@ -36,7 +37,6 @@ from o_bus.store.dead_letter import DeadLetters
 from o_bus.store.event_log import (
     EventLog,
     NewEvent,
-    StoredEvent,
     delivery_of,
     event_headers,
     outcome_headers,
@@ -45,7 +45,7 @@ from o_bus.store.event_log import (
 from o_bus.store.provision import ensure_agent_stream
 from o_bus.store.snapshots import Snapshot, SnapshotStore
 from o_bus.wire.codec import Encoding, encode, encoding_for
-from o_bus.wire.reply import STATUS_HEADER, error_reply, error_reply_from, ok_reply
+from o_bus.wire.reply import STATUS_HEADER, error_reply_from, ok_reply
 
 __all__ = ["AgentWorker"]
 
@@ -86,6 +86,8 @@ class AgentWorker:
         self._idle = asyncio.Event()  # set while nothing is staged
         self._idle.set()
         self._early_waiters: dict[str, list[tuple[str, Encoding]]] = {}
+        self._lookups: dict[str, list[tuple[str, Encoding]]] = {}
+        self._lookup_tasks: set[asyncio.Task[None]] = set()
         self._subs: list[Subscription] = []
         self._flusher: asyncio.Task[None] | None = None
         self._snapshot_task: asyncio.Task[None] | None = None
@@ -205,6 +207,27 @@ class AgentWorker:
             if headers.get("O-Reply-Encoding") == Encoding.MSGPACK
             else Encoding.JSON
         )
+        cached = self._replies.get(request_id) if self._replies.capacity else None
+        if cached is not None:
+            # The same id again after the WAL's duplicate window: answer, never apply twice.
+            record = NewEvent(
+                b"", outcome_headers(request_id, wal_seq, "duplicate"), self._outcome_subject
+            )
+            reply = {**from_json(cached), "duplicate": True}
+            self._stage(
+                Outcome(
+                    request_id,
+                    wal_seq,
+                    [record],
+                    reply_to,
+                    reply,
+                    encoding,
+                    self.state,
+                    self.seq,
+                    accepted_ns,
+                )
+            )
+            return
         definition = self.definition
         try:
             command = definition.parse_command(
@@ -447,28 +470,23 @@ class AgentWorker:
         if cached is not None:
             await self._publish_reply(reply_to, {**from_json(cached), "duplicate": True}, encoding)
             return
-        await self._publish_reply(
-            reply_to, await self._rebuild_reply(request_id, wal_seq), encoding
-        )
+        # Not in memory (processed before a restart): look it up in the background, once per
+        # request id however many re-sends arrive meanwhile.
+        waiting = self._lookups.get(request_id)
+        if waiting is not None:
+            waiting.append((reply_to, encoding))
+            return
+        self._lookups[request_id] = [(reply_to, encoding)]
+        task = asyncio.create_task(self._answer_from_log(request_id, wal_seq))
+        self._lookup_tasks.add(task)
+        task.add_done_callback(self._lookup_tasks.discard)
 
-    async def _rebuild_reply(self, request_id: str, wal_seq: int) -> dict[str, Any]:
-        letter = await self.dead_letters.lookup(self.name, request_id)
-        if letter is not None and letter.request_id == request_id:
-            return error_reply(self.name, request_id, ErrorCode(letter.code), letter.message)
-        found: list[dict[str, Any]] = []
-
-        def collect(event: StoredEvent) -> bool:
-            if event.request_id == request_id:
-                found.append(
-                    {
-                        "seq": event.seq,
-                        "type": event.type,
-                        "version": event.version,
-                        "data": from_json(event.data),
-                    }
-                )
-            return event.wal_seq > wal_seq
-
-        await self.log.replay(collect)
-        seq = found[-1]["seq"] if found else self.committed_seq
-        return ok_reply(self.name, request_id, seq, found, duplicate=True)
+    async def _answer_from_log(self, request_id: str, wal_seq: int) -> None:
+        try:
+            reply = await rebuild_reply(
+                self.log, self.dead_letters, request_id, wal_seq, self.committed_seq
+            )
+        except OBusError as err:
+            reply = error_reply_from(self.name, request_id, err)
+        for reply_to, encoding in self._lookups.pop(request_id, []):
+            await self._publish_reply(reply_to, reply, encoding)

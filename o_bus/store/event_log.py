@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Final
 
 import nats.errors
@@ -28,8 +26,22 @@ from pydantic_core import from_json
 
 from o_bus.errors import ConcurrencyError, StorageError
 from o_bus.store import layout
+from o_bus.store.event_records import (
+    H_SEQ,
+    H_WAL,
+    LogPosition,
+    NewEvent,
+    StoredEvent,
+    delivery_of,
+    event_headers,
+    outcome_headers,
+    stream_seq_of,
+    utc_now,
+)
 
 JsPushSubscription = JetStreamContext.PushSubscription
+# JetStream: wrong last sequence, wrong last message id.
+CONFLICT_CODES: Final = frozenset({10071, 10070})
 
 __all__ = [
     "EventLog",
@@ -39,139 +51,9 @@ __all__ = [
     "delivery_of",
     "event_headers",
     "outcome_headers",
+    "stream_seq_of",
+    "utc_now",
 ]
-
-H_SEQ: Final = "ce-sequence"
-H_TYPE: Final = "ce-type"
-H_VERSION: Final = "ce-eventversion"
-H_REQUEST: Final = "ce-requestid"
-H_WAL: Final = "ce-walseq"
-H_CODE: Final = "ce-codeversion"
-H_TIME: Final = "ce-time"
-# JetStream: wrong last sequence, wrong last message id.
-CONFLICT_CODES: Final = frozenset({10071, 10070})
-
-
-@dataclass(slots=True, frozen=True)
-class LogPosition:
-    """Where a log ends: agent sequence, stream sequence and the WAL sequence it covers.
-
-    ``guard_seq`` is the last sequence of the agent's stream (events, outcomes and fences): the
-    value an append must expect. It is only known when read from the log's end.
-    """
-
-    seq: int = 0
-    stream_seq: int = 0
-    wal_seq: int = 0
-    guard_seq: int = 0
-
-
-@dataclass(slots=True)
-class NewEvent:
-    """A record ready to append: body (JSON) and CloudEvents headers. ``subject`` is the
-    agent's event subject unless set (outcome records go to ``o.outcome.<agent>``)."""
-
-    body: bytes
-    headers: dict[str, str]
-    subject: str | None = None
-
-
-@dataclass(slots=True, frozen=True)
-class StoredEvent:
-    agent: str
-    seq: int
-    stream_seq: int
-    type: str
-    version: int
-    data: bytes
-    time: str
-    request_id: str | None
-    wal_seq: int
-    code_version: str
-
-    @classmethod
-    def from_msg(
-        cls, agent: str, stream_seq: int, headers: dict[str, str], body: bytes
-    ) -> StoredEvent:
-        return cls(
-            agent=agent,
-            seq=int(headers[H_SEQ]),
-            stream_seq=stream_seq,
-            type=headers[H_TYPE],
-            version=int(headers.get(H_VERSION, "1")),
-            data=body,
-            time=headers.get(H_TIME, ""),
-            request_id=headers.get(H_REQUEST),
-            wal_seq=int(headers.get(H_WAL, "0")),
-            code_version=headers.get(H_CODE, ""),
-        )
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "seq": self.seq,
-            "stream_seq": self.stream_seq,
-            "time": self.time,
-            "type": self.type,
-            "version": self.version,
-            "request_id": self.request_id,
-            "data": from_json(self.data) if self.data else None,
-        }
-
-
-def event_headers(
-    agent: str,
-    seq: int,
-    event_type: str,
-    version: int,
-    request_id: str,
-    wal_seq: int,
-    code_version: str,
-    time: str,
-) -> dict[str, str]:
-    return {
-        "ce-specversion": "1.0",
-        "ce-id": f"{agent}:{seq}",
-        "ce-source": f"o-bus/agents/{agent}",
-        "ce-subject": agent,
-        H_TYPE: event_type,
-        H_TIME: time,
-        H_SEQ: str(seq),
-        H_VERSION: str(version),
-        H_REQUEST: request_id,
-        H_WAL: str(wal_seq),
-        H_CODE: code_version,
-        "Content-Type": "application/json",
-    }
-
-
-def outcome_headers(
-    request_id: str, wal_seq: int, outcome: str, code: str = "", message: str = ""
-) -> dict[str, str]:
-    """Headers of an outcome record: a request that produced no event (rejected or no-op)."""
-    headers = {H_REQUEST: request_id, H_WAL: str(wal_seq), "O-Outcome": outcome}
-    if code:
-        headers["O-Error-Code"] = code
-        headers["O-Error-Message"] = message[:1024]
-    return headers
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def stream_seq_of(msg: Msg) -> int:
-    """Stream sequence from a JetStream delivery subject, without building full metadata."""
-    return delivery_of(msg)[0]
-
-
-def delivery_of(msg: Msg) -> tuple[int, int, int]:
-    """(stream sequence, stored-at unix ns, messages pending) of a JetStream delivery."""
-    # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
-    # $JS.ACK.<domain>.<hash>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>.<x>
-    tokens = msg.reply.split(".")
-    if len(tokens) == 9:
-        return int(tokens[5]), int(tokens[7]), int(tokens[8])
-    return int(tokens[7]), int(tokens[9]), int(tokens[10])
 
 
 class _NoStream(Exception):
@@ -247,6 +129,33 @@ class EventLog:
         if msg is None or msg.subject != self.subject or not msg.headers:
             return None
         return StoredEvent.from_msg(self.agent, stream_seq, msg.headers, msg.data or b"")
+
+    async def records_for_wal(self, wal_seq: int) -> list[RawStreamMsg]:
+        """The records (events or an outcome) written for WAL record ``wal_seq``, if any.
+
+        Records carry the WAL sequence they came from, and it never decreases along the
+        stream, so this is a binary search of direct gets: about 20 reads for a million
+        records, however old the request is."""
+        end = await self.last_position()
+        lo, hi = 1, end.guard_seq
+        first = 0
+        while lo <= hi:  # the first record with a WAL sequence >= wal_seq
+            mid = (lo + hi) // 2
+            msg = await self._get(seq=mid)
+            found = int((msg.headers or {}).get(H_WAL, "0")) if msg is not None else 0
+            if found >= wal_seq:
+                first, hi = mid, mid - 1
+            else:
+                lo = mid + 1
+        records: list[RawStreamMsg] = []
+        seq = first
+        while first and seq <= end.guard_seq:
+            msg = await self._get(seq=seq)
+            if msg is None or int((msg.headers or {}).get(H_WAL, "0")) != wal_seq:
+                break
+            records.append(msg)
+            seq += 1
+        return records
 
     def _next_id(self) -> str:
         self._counter += 1
