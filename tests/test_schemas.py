@@ -9,9 +9,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 import msgpack
 import pytest
@@ -22,8 +24,18 @@ from o_bus import schemas
 from o_bus.agent.catalogue import Catalogue
 from o_bus.agent.definition import AgentDefinition
 from o_bus.agent.lifecycle import LifecycleChanged, LifecycleState
+from o_bus.agent.supervision import (
+    AgentSupervision,
+    ProcessInfo,
+    SupervisionPolicy,
+    SystemEvent,
+)
 from o_bus.client import request_headers
 from o_bus.errors import ErrorCode, InvalidRequestError
+from o_bus.handlers.health.aggregate import parse_heartbeat
+from o_bus.runtime.heartbeat import Heartbeat, HeartbeatPublisher, current_rss_bytes
+from o_bus.runtime.metrics import LATENCY_BUCKETS_MS
+from o_bus.schemas import health, paths
 from o_bus.store import layout
 from o_bus.store.dead_letter import DeadLetters
 from o_bus.store.event_log import event_headers
@@ -113,11 +125,11 @@ def test_check_and_write_round_trip(tmp_path: Path, files: dict[str, str]) -> No
     assert schemas.main(["--check", "--out", str(out)]) == 1
     assert len(schemas.write(out, files)) == len(files)
     assert schemas.check(out, files) == []
-    (out / schemas.REPLY).write_text("{}\n")
+    (out / paths.REPLY).write_text("{}\n")
     (out / "agents" / "gone" / "commands").mkdir(parents=True)
     (out / "agents" / "gone" / "commands" / "old.schema.json").write_text("{}\n")
     assert schemas.check(out, files) == [
-        f"changed: {schemas.REPLY}",
+        f"changed: {paths.REPLY}",
         "obsolete: agents/gone/commands/old.schema.json",
     ]
     assert schemas.main(["--check", "--out", str(out)]) == 1
@@ -134,6 +146,9 @@ def test_every_expected_file_is_generated(
         "asyncapi.json",
         "reply.schema.json",
         "system/lifecycle-changed.schema.json",
+        "system/system-event.schema.json",
+        "system/heartbeat.schema.json",
+        "system/agent-supervision.schema.json",
         "envelope/request-binary.headers.schema.json",
         "envelope/request-structured.schema.json",
         "envelope/event.headers.schema.json",
@@ -157,13 +172,16 @@ def test_schema_files_have_id_dialect_and_title(
     files: dict[str, str], definitions: list[AgentDefinition[Any]]
 ) -> None:
     titles = {
-        schemas.REPLY: "Reply",
-        schemas.LIFECYCLE_CHANGED: "LifecycleChanged",
-        schemas.REQUEST_BINARY_HEADERS: "BinaryRequestHeaders",
-        schemas.REQUEST_STRUCTURED: "StructuredRequest",
-        schemas.REPLY_HEADERS: "ReplyHeaders",
-        schemas.EVENT_HEADERS: "EventHeaders",
-        schemas.DEAD_LETTER_HEADERS: "DeadLetterHeaders",
+        paths.REPLY: "Reply",
+        paths.LIFECYCLE_CHANGED: "LifecycleChanged",
+        paths.SYSTEM_EVENT: "SystemEvent",
+        paths.HEARTBEAT: "Heartbeat",
+        paths.AGENT_SUPERVISION: "AgentSupervision",
+        paths.REQUEST_BINARY_HEADERS: "BinaryRequestHeaders",
+        paths.REQUEST_STRUCTURED: "StructuredRequest",
+        paths.REPLY_HEADERS: "ReplyHeaders",
+        paths.EVENT_HEADERS: "EventHeaders",
+        paths.DEAD_LETTER_HEADERS: "DeadLetterHeaders",
     }
     for d in definitions:
         titles[f"agents/{d.name}/state.schema.json"] = d.state_type.__name__
@@ -187,10 +205,10 @@ def test_schema_files_have_id_dialect_and_title(
 
 
 def test_every_error_code_is_in_the_reply_schema() -> None:
-    codes = load(schemas.REPLY)["$defs"]["ErrorCode"]
+    codes = load(paths.REPLY)["$defs"]["ErrorCode"]
     assert codes["enum"] == [code.value for code in ErrorCode]
     assert set(codes["x-enumDescriptions"]) == {code.value for code in ErrorCode}
-    dead_letter_codes = load(schemas.DEAD_LETTER_HEADERS)["$defs"]["ErrorCode"]["enum"]
+    dead_letter_codes = load(paths.DEAD_LETTER_HEADERS)["$defs"]["ErrorCode"]["enum"]
     assert dead_letter_codes == codes["enum"]
     readme = (OUT / "README.md").read_text(encoding="utf-8")
     for code in ErrorCode:
@@ -204,7 +222,7 @@ def test_real_replies_match_the_reply_schema() -> None:
         parse_request({"ce-id": "req-2"}, b"")
     error = error_reply_from("counter", "req-2", caught.value)
     unrouted = error_reply(None, None, ErrorCode.UNKNOWN_AGENT, "no agent named 'x'")
-    defs = load(schemas.REPLY)["$defs"]
+    defs = load(paths.REPLY)["$defs"]
     for example, model in ((ok, "OkReply"), (error, "ErrorReply"), (unrouted, "ErrorReply")):
         reply = REPLY.validate_python(example)
         assert type(reply).__name__ == model
@@ -223,7 +241,7 @@ def test_real_replies_match_the_reply_schema() -> None:
 
 
 def test_binary_request_headers_match_the_parser() -> None:
-    schema = load(schemas.REQUEST_BINARY_HEADERS)
+    schema = load(paths.REQUEST_BINARY_HEADERS)
     assert schema["required"] == ["ce-id", "ce-type", "ce-source", "ce-specversion"]
     for encoding in Encoding:
         headers = request_headers("increment", "req-1", encoding, "tests/schemas")
@@ -282,7 +300,7 @@ def test_structured_requests_match_the_parser() -> None:
             "increment",
             Encoding.JSON,
         )
-    schema = load(schemas.REQUEST_STRUCTURED)
+    schema = load(paths.REQUEST_STRUCTURED)
     assert schema["then"] == {"required": ["data_base64"]}
     without_data = {k: v for k, v in as_msgpack.items() if k != "data_base64"}
     with pytest.raises(InvalidRequestError):
@@ -322,7 +340,7 @@ def test_event_schemas_describe_stored_events(definitions: list[AgentDefinition[
     decided = counter.decide(state, increment)
     produced = [*decided.events, *counter.decide(decided.state, reset).events]
     assert [e.event_type for e in produced] == ["incremented", "reset"]
-    header_schema = load(schemas.EVENT_HEADERS)
+    header_schema = load(paths.EVENT_HEADERS)
     for seq, event in enumerate(produced, 1):
         path = f"agents/counter/events/{event.event_type}.v{event.event_version}.schema.json"
         schema = load(path)
@@ -356,9 +374,118 @@ def test_lifecycle_changed_example() -> None:
     )
     body = change.model_dump_json()
     assert LifecycleChanged.model_validate_json(body) == change
-    schema = load(schemas.LIFECYCLE_CHANGED)
+    schema = load(paths.LIFECYCLE_CHANGED)
     assert schema["required"] == list(json.loads(body))
     assert schema["$defs"]["LifecycleState"]["enum"] == [s.value for s in LifecycleState]
+
+
+def _assert_sent_as_documented(path: str, body: str) -> dict[str, Any]:
+    """The schema at ``path`` requires exactly the keys of ``body``; return the schema."""
+    schema = load(path)
+    assert schema["required"] == list(json.loads(body)), "every key is always sent"
+    return schema
+
+
+AT = "2025-06-01T12:00:00.000001Z"
+
+
+def test_system_events_example() -> None:
+    kinds = get_args(SystemEvent.model_fields["type"].annotation)
+    assert "crash" in kinds
+    for kind in kinds:
+        event = SystemEvent(
+            agent="counter", type=kind, reason="exit code -9", pid=4242, restarts=1, at=AT
+        )
+        body = event.model_dump_json()
+        assert SystemEvent.model_validate_json(body) == event
+        schema = _assert_sent_as_documented(paths.SYSTEM_EVENT, body)
+    assert schema["properties"]["type"]["enum"] == list(kinds)
+    assert f"{layout.SYSTEM_EVENT_PREFIX}<agent>" in schema["description"]
+    without_pid = SystemEvent(agent="counter", type="escalation", at=AT)
+    assert json.loads(without_pid.model_dump_json())["pid"] is None
+
+
+class _RecordingNats:
+    def __init__(self) -> None:
+        self.published: list[tuple[str, bytes]] = []
+
+    async def publish(self, subject: str, payload: bytes) -> None:
+        self.published.append((subject, payload))
+
+
+async def test_heartbeats_match_their_schema() -> None:
+    now = time.time()
+    beat = Heartbeat(
+        agent="counter-2",
+        definition="counter",
+        pid=os.getpid(),
+        holder="host-1:4242:abc",
+        role="active",
+        lifecycle="running",
+        code_version="1.0.0",
+        started_at=now - 5.0,
+        sent_at=now,
+        seq=7,
+        wal_seq=41,
+        wal_backlog=0,
+        rss_bytes=current_rss_bytes(),
+        requests=3,
+        errors=1,
+        latency_sum_ms=4.5,
+        latency_buckets=[0, 2, 1] + [0] * (len(LATENCY_BUCKETS_MS) - 2),
+    )
+    nc = _RecordingNats()
+    await HeartbeatPublisher(cast(Any, nc), "counter-2", lambda: beat).beat()
+    [(subject, payload)] = nc.published
+    assert subject == layout.heartbeat_subject("counter-2")
+    assert Heartbeat.model_validate_json(payload) == beat
+    assert parse_heartbeat(subject, payload) == beat, "the health monitor takes it"
+    schema = _assert_sent_as_documented(paths.HEARTBEAT, payload.decode())
+    assert schema["properties"]["role"]["enum"] == ["active", "standby", "starting"]
+    assert f"{layout.HEARTBEAT_PREFIX}<agent>" in schema["description"]
+
+
+def test_supervisor_record_matches_its_schema() -> None:
+    process = ProcessInfo(pid=4242, host="host-1", standby=False, started_at=time.time())
+    record = AgentSupervision(
+        agent="counter",
+        status="running",
+        reason="",
+        processes=[process],
+        restarts=2,
+        restart_times=[time.time() - 1.0],
+        policy=SupervisionPolicy(standby=True),
+        supervisor="host-1:99",
+        updated_at=time.time(),
+    )
+    body = record.model_dump_json()
+    assert AgentSupervision.model_validate_json(body) == record
+    schema = _assert_sent_as_documented(paths.AGENT_SUPERVISION, body)
+    data = json.loads(body)
+    assert schema["$defs"]["ProcessInfo"]["required"] == list(data["processes"][0])
+    assert schema["$defs"]["SupervisionPolicy"]["required"] == list(data["policy"])
+    assert layout.SUPERVISOR_BUCKET in schema["description"]
+
+
+def test_health_summaries_are_documented(
+    files: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    health.check_health_summary_matches_monitor()  # the monitor's real keys are documented
+    readme = files["README.md"]
+    assert f"`{health.HEALTH_PREFIX}<agent>`" in readme
+    for fields in (
+        health.ALL_AGENTS_FIELDS,
+        health.SUMMARY_FIELDS,
+        health.LATENCY_FIELDS,
+        health.PROCESS_FIELDS,
+    ):
+        for key, (kind, _) in fields.items():
+            assert f"  | `{key}` | {kind} |" in readme
+    assert not any("health" in path for path in files), "a plain dict: no schema file"
+    fewer = {k: v for k, v in health.SUMMARY_FIELDS.items() if k != "up"}
+    monkeypatch.setattr(health, "SUMMARY_FIELDS", fewer)
+    with pytest.raises(RuntimeError, match="summary"):
+        health.check_health_summary_matches_monitor()
 
 
 class _RecordingJetStream:
@@ -400,7 +527,7 @@ def _pointer(doc: Any, pointer: str) -> Any:
 
 
 def test_asyncapi_document(files: dict[str, str], definitions: list[AgentDefinition[Any]]) -> None:
-    doc = load(schemas.ASYNCAPI_FILE)
+    doc = load(paths.ASYNCAPI_FILE)
     assert doc["asyncapi"] == "3.0.0"
     referenced: set[str] = set()
     for node in walk(doc):
@@ -424,6 +551,13 @@ def test_asyncapi_document(files: dict[str, str], definitions: list[AgentDefinit
     assert channels["events"]["address"] == "o.evt.{agent}"
     assert channels["lifecycle"]["address"] == "o.sys.lifecycle.{agent}"
     assert channels["deadLetters"]["address"] == "o.dlq.{agent}.{hash}"
+    assert channels["systemEvents"]["address"] == layout.SYSTEM_EVENT_PREFIX + "{agent}"
+    assert channels["systemEvents"]["x-o-bus-stream"] == layout.SYSTEM_STREAM
+    assert channels["heartbeats"]["address"] == layout.HEARTBEAT_PREFIX + "{agent}"
+    assert "x-o-bus-stream" not in channels["heartbeats"], "core NATS, not stored"
+    supervision = channels["supervision"]
+    assert supervision["address"] == f"$KV.{layout.SUPERVISOR_BUCKET}.{{agent}}"
+    assert supervision["x-o-bus-kv"] == {"bucket": layout.SUPERVISOR_BUCKET, "key": "{agent}"}
     assert channels["reply"]["address"] is None
     for name, channel in channels.items():
         address = channel["address"] or ""
@@ -444,3 +578,12 @@ def test_asyncapi_document(files: dict[str, str], definitions: list[AgentDefinit
             assert message["headers"]["allOf"][1]["properties"]["ce-type"] == {"const": command}
         for event_type, cls in d.event_types.items():
             assert f"event.{d.name}.{event_type}.v{cls.event_version}" in messages
+    for key, path in (
+        ("systemEvent", paths.SYSTEM_EVENT),
+        ("heartbeat", paths.HEARTBEAT),
+        ("agentSupervision", paths.AGENT_SUPERVISION),
+    ):
+        assert messages[key]["payload"] == {"$ref": f"./{path}"}
+    used = {op["channel"]["$ref"] for op in doc["operations"].values()}
+    used |= {op["reply"]["channel"]["$ref"] for op in doc["operations"].values() if "reply" in op}
+    assert {f"#/channels/{name}" for name in channels} == used, "every channel has an operation"

@@ -1,0 +1,39 @@
+"""Every generated file, in memory: the schemas, the AsyncAPI document and the guide."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from o_bus.agent.catalogue import Catalogue
+
+from .asyncapi import asyncapi
+from .build import dump
+from .documents import agent_schemas, reply_schema, system_schemas
+from .envelope import envelope_schemas
+from .error_codes import check_error_meanings
+from .headers import check_headers_match_runtime
+from .health import check_health_summary_matches_monitor
+from .paths import ASYNCAPI_FILE, README_FILE, REPLY
+from .readme import readme
+
+__all__ = ["render"]
+
+
+def render(catalogue: Catalogue | None = None) -> dict[str, str]:
+    """Every generated file, by path relative to ``schemas/``, with its exact text."""
+    check_headers_match_runtime()
+    check_error_meanings()
+    check_health_summary_matches_monitor()
+    catalogue = catalogue if catalogue is not None else Catalogue.discover()
+    definitions = [catalogue.get(name) for name in catalogue.names()]
+    envelope = envelope_schemas()
+    documents: dict[str, Mapping[str, Any]] = dict(envelope)
+    documents[REPLY] = reply_schema()
+    documents.update(system_schemas())
+    for definition in definitions:
+        documents.update(agent_schemas(definition))
+    documents[ASYNCAPI_FILE] = asyncapi(definitions)
+    files = {path: dump(document) for path, document in documents.items()}
+    files[README_FILE] = readme(definitions, [*files, README_FILE], envelope)
+    return dict(sorted(files.items()))
