@@ -359,7 +359,8 @@ class Supervisor:
         await self._event(
             agent, kind, f"exit code {code}" if code is not None else "vanished", child.pid
         )
-        if not child.hung and not await self._takeover(child, kind):
+        # Also for a process killed after hanging: its standby may have died before taking over.
+        if not await self._takeover(child, kind):
             await self._release_lease_of(child)
         if policy.restart == "temporary" or (policy.restart == "transient" and not abnormal):
             await self._save(agent)

@@ -9,9 +9,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from o_bus.cli import inspect as inspect_cmds
 from o_bus.cli.common import DEFAULT_DATA_DIR, run
-from o_bus.cli.ps import cmd_ps
 from o_bus.errors import OBusError
 
 __all__ = ["build_parser", "main"]
@@ -124,16 +122,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_ASYNC: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = {
-    "send": inspect_cmds.cmd_send,
-    "state": inspect_cmds.cmd_state,
-    "history": inspect_cmds.cmd_history,
-    "fork": inspect_cmds.cmd_fork,
-    "snapshot": inspect_cmds.cmd_snapshot,
-    "agents": inspect_cmds.cmd_agents,
-    "ps": cmd_ps,
-    "reset": inspect_cmds.cmd_reset,
-}
+_ASYNC_COMMANDS = ("send", "state", "history", "fork", "snapshot", "agents", "ps", "reset")
+
+
+def _async_command(name: str) -> Callable[[argparse.Namespace], Coroutine[Any, Any, int]]:
+    # Imported on use: `o-bus run agent` starts often and should load only what it needs.
+    if name == "ps":
+        from o_bus.cli.ps import cmd_ps
+
+        return cmd_ps
+    from o_bus.cli import inspect as inspect_cmds
+
+    command: Callable[[argparse.Namespace], Coroutine[Any, Any, int]] = getattr(
+        inspect_cmds, f"cmd_{name}"
+    )
+    return command
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             from o_bus.cli.services import cmd_run
 
             return run(cmd_run(args))
-        return run(_ASYNC[args.command](args))
+        return run(_async_command(args.command)(args))
     except OBusError as err:
         print(f"o-bus {args.command}: {err.message} [{err.code}]", file=sys.stderr)
         return 2

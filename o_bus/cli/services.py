@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+from typing import TYPE_CHECKING
 
 from pydantic_core import to_json
 
@@ -13,13 +14,15 @@ from o_bus.agent.catalogue import Catalogue
 from o_bus.cli.common import resolve_url
 from o_bus.config import RuntimeConfig
 from o_bus.errors import ConfigurationError
-from o_bus.handlers.health.service import HealthMonitor
-from o_bus.handlers.splitter.service import Splitter
-from o_bus.handlers.supervisor.service import Supervisor
 from o_bus.runtime.agent_process import AgentProcess
 from o_bus.runtime.connect import connect, run_until_signalled
-from o_bus.runtime.host import AgentHost
 from o_bus.store.registry import Registry
+
+if TYPE_CHECKING:
+    from o_bus.handlers.health.service import HealthMonitor
+    from o_bus.handlers.splitter.service import Splitter
+    from o_bus.handlers.supervisor.service import Supervisor
+    from o_bus.runtime.host import AgentHost
 
 __all__ = ["SERVICE_STATUS_PREFIX", "cmd_run"]
 
@@ -59,6 +62,12 @@ async def cmd_run(args: argparse.Namespace) -> int:
     url = resolve_url(args.nats)
     config = RuntimeConfig(snapshot_every=args.snapshot_every)
     async with connect(url, f"o-bus-{args.service}") as (nc, js):
+        # Imported here: an agent process (the most often started) needs none of these.
+        from o_bus.handlers.health.service import HealthMonitor
+        from o_bus.handlers.splitter.service import Splitter
+        from o_bus.handlers.supervisor.service import Supervisor
+        from o_bus.runtime.host import AgentHost
+
         service: Splitter | AgentHost | Supervisor | HealthMonitor
         if args.service == "splitter":
             service = Splitter(nc, js, config)
