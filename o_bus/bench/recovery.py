@@ -11,10 +11,11 @@ data directory) with the splitter and the supervisor as child processes, as unde
 - ``restart``: no standby; the supervisor starts a new process, which recovers from the
   latest snapshot plus the tail of the log.
 
-A paced load (``--rate`` requests/s spread over ``--concurrency`` clients, ``increment`` with a
-unique id each) runs throughout. A client that gets no reply within ``--timeout`` re-sends the
-same id, as a real client does. ``--kills`` times, the ACTIVE agent process (found from its
-heartbeats on ``o.hb.counter``) is killed with SIGKILL.
+An open-loop load runs throughout: ``--rate`` requests/s, ``increment`` with a unique id each,
+every request in its own task, so requests stuck in re-sends never hold back new ones. A request
+that gets no reply within ``--timeout`` is re-sent with the same id, as a real client does.
+``--kills`` times, the ACTIVE agent process (found from its heartbeats on ``o.hb.counter``) is
+killed with SIGKILL.
 
 **Recovery time** of a kill: from ``os.kill`` to the first successful reply sent by the new
 active process. "Sent by the new process" is read from the log afterwards: every process that
@@ -38,6 +39,7 @@ import json
 import os
 import platform
 import random
+import re
 import signal
 import statistics
 import subprocess
@@ -45,6 +47,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
@@ -100,10 +103,12 @@ class KillResult:
     recovery_ms: float | None  # kill -> first reply sent by the new active
     active_ms: float | None  # kill -> first heartbeat of the new active
     new_pid: int | None
-    resent_ok: int  # requests with a failed attempt after this kill that later succeeded
-    failed: int  # requests with a failed attempt after this kill that never succeeded
-    timeouts: int  # attempts that timed out
-    error_replies: int  # attempts answered with an error
+    # Requests whose first timeout or error reply came after this kill (before the next one):
+    resent_ok: int  # ... and that succeeded when re-sent with the same id
+    failed: int  # ... and that never succeeded
+    # Attempts after this kill (before the next one):
+    timeouts: int  # timed out
+    error_replies: int  # answered with an error
 
 
 @dataclass(slots=True)
@@ -116,6 +121,8 @@ class ConfigResult:
     kills: list[KillResult]
     requests: int
     succeeded: int
+    peak_in_flight: int
+    shed: int  # arrivals not sent: too many requests in flight
     seconds: float
     unattributed_failures: int  # failed attempts before the first kill
     rss_mb: dict[str, float]  # per role: max over processes of their largest heartbeat RSS
@@ -125,6 +132,7 @@ class ConfigResult:
     log_problems: list[str]
     cpu_percent: dict[str, float]
     loadavg: list[float]
+    replayed: list[int] = field(default_factory=list)  # events replayed by each new active
 
     @property
     def recoveries_ms(self) -> list[float]:
@@ -134,6 +142,7 @@ class ConfigResult:
         values = self.recoveries_ms
         actives = sorted(k.active_ms for k in self.kills if k.active_ms is not None)
         resent = [k.resent_ok for k in self.kills]
+        failed = [k.failed for k in self.kills]
         return {
             "kills": len(self.kills),
             "recovered": len(values),
@@ -143,8 +152,11 @@ class ConfigResult:
             "new_active_median_ms": round(statistics.median(actives), 1) if actives else None,
             "resent_ok_per_kill_median": statistics.median(resent) if resent else 0,
             "resent_ok_per_kill_max": max(resent, default=0),
-            "failed_total": sum(k.failed for k in self.kills),
-            "failed_per_kill_max": max((k.failed for k in self.kills), default=0),
+            "failed_per_kill_median": statistics.median(failed) if failed else 0,
+            "failed_per_kill_max": max(failed, default=0),
+            "failed_requests": self.requests - self.succeeded,
+            "replayed_median": statistics.median(self.replayed) if self.replayed else None,
+            "replayed_max": max(self.replayed, default=None),
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -300,6 +312,10 @@ class HeartbeatWatch:
         found = [p for p in self.live() if p.role == "active" and p.lifecycle == "running"]
         return max(found, key=lambda p: p.active_since or 0.0) if found else None
 
+    def describe(self) -> str:
+        live = self.live()
+        return ", ".join(f"{p.pid} {p.role}/{p.lifecycle}" for p in live) or "no process"
+
     def ready(self, standby: bool) -> bool:
         """An active process serves, and (with ``standby``) a standby follows the log."""
         if self.active() is None:
@@ -324,52 +340,65 @@ class RequestRecord:
 
 
 class SteadyLoad:
-    """``rate`` requests/s over ``concurrency`` clients; a client re-sends a request with the
-    same id until it succeeds, gets a final error, or ``give_up`` seconds have passed."""
+    """Open-loop load: a new request every ``1 / rate`` seconds, whatever happens to earlier
+    ones, each in its own task. A request is re-sent with the same id until it succeeds, gets a
+    final error, or ``give_up`` seconds have passed. Requests stuck in re-sends therefore never
+    hold back new traffic, so the first reply after a kill measures the failover."""
 
     def __init__(
-        self, nc: Client, concurrency: int, rate: float, timeout: float, give_up: float
+        self, nc: Client, rate: float, timeout: float, give_up: float, max_in_flight: int
     ) -> None:
         self.nc = nc
-        self.concurrency = concurrency
         self.rate = rate
         self.timeout = timeout
         self.give_up = give_up
+        self.max_in_flight = max_in_flight
         self.run_id = uuid.uuid4().hex[:12]
         self.records: list[RequestRecord] = []
         self.last_ok = 0.0
-        self._stopping = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self.shed = 0  # arrivals not sent because max_in_flight requests were in flight
+        self.peak_in_flight = 0
+        self._stopping = False
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._generator: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._client(index), name=f"load-{index}")
-            for index in range(self.concurrency)
-        ]
+        self._generator = asyncio.create_task(self._generate(), name="load")
 
     async def stop(self) -> None:
         """Send nothing new; wait for requests in flight to finish (or give up)."""
-        self._stopping.set()
-        await asyncio.wait_for(asyncio.gather(*self._tasks), self.give_up + 10.0)
+        self._stopping = True
+        if self._generator is not None:
+            await self._generator
+        if self._in_flight:
+            await asyncio.wait_for(asyncio.gather(*self._in_flight), self.give_up + 10.0)
 
-    async def _client(self, index: int) -> None:
-        interval = self.concurrency / self.rate
-        next_at = time.monotonic() + random.uniform(0, interval)
-        number = 0
-        while not self._stopping.is_set():
-            delay = next_at - time.monotonic()
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), delay)
-                if self._stopping.is_set():
-                    return
-            else:
-                next_at = time.monotonic()  # behind schedule: no catch-up burst
-            next_at += interval
-            number += 1
-            record = RequestRecord(f"{self.run_id}-{index}-{number}", time.monotonic())
+    def cancel(self) -> None:
+        """Abandon everything (the run failed)."""
+        self._stopping = True
+        for task in [self._generator, *self._in_flight]:
+            if task is not None:
+                task.cancel()
+
+    async def _generate(self) -> None:
+        interval = 1.0 / self.rate
+        next_at = time.monotonic()
+        while not self._stopping:
+            now = time.monotonic()
+            if next_at > now:
+                await asyncio.sleep(next_at - now)
+                continue
+            next_at = max(next_at + interval, now - 1.0)  # never a catch-up burst over 1 s
+            in_flight = self._in_flight
+            if len(in_flight) >= self.max_in_flight:
+                self.shed += 1
+                continue
+            record = RequestRecord(f"{self.run_id}-{len(self.records)}", now)
             self.records.append(record)
-            await self._complete(record)
+            task = asyncio.create_task(self._complete(record))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+            self.peak_in_flight = max(self.peak_in_flight, len(in_flight))
 
     async def _complete(self, record: RequestRecord) -> None:
         headers = request_headers("increment", record.request_id, Encoding.JSON, SOURCE)
@@ -475,7 +504,7 @@ async def scan_log(nc: Client, agent: str = AGENT) -> LogScan:
 class Options:
     kills: int = 20
     rate: float = 400.0
-    concurrency: int = 12
+    max_in_flight: int = 2000
     timeout: float = 0.5
     give_up: float = 15.0
     interval: float = 2.5
@@ -491,7 +520,14 @@ def _say(options: Options, message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-async def _until(probe: Any, what: str, timeout: float, check: Any = None) -> None:
+async def _until(
+    probe: Callable[[], bool],
+    what: str,
+    timeout: float,
+    check: Callable[[], None] | None = None,
+) -> None:
+    """Poll ``probe`` until it is true (calling ``check`` each time); BenchError after
+    ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not probe():
         if check is not None:
@@ -517,23 +553,24 @@ async def _prepare(url: str, policy: SupervisionPolicy) -> None:
 def _attribute(
     records: list[RequestRecord], kill_times: list[float]
 ) -> tuple[list[dict[str, int]], int]:
-    """Per kill: requests resent then ok, requests failed, timeouts, error replies; and the
-    failed attempts before the first kill."""
+    """Per kill: failed attempts (timeouts, error replies) after it and before the next kill;
+    requests whose first failed attempt came after it, counted as re-sent-then-ok or failed.
+    Also: failed attempts before the first kill."""
     per_kill = [
         {"resent_ok": 0, "failed": 0, "timeouts": 0, "error_replies": 0} for _ in kill_times
     ]
     unattributed = 0
     for record in records:
-        hit: set[int] = set()
+        first: int | None = None
         for when, kind in record.failures:
             index = _kill_before(kill_times, when)
             if index is None:
                 unattributed += 1
                 continue
-            hit.add(index)
+            first = index if first is None else first
             per_kill[index]["timeouts" if kind == "timeout" else "error_replies"] += 1
-        for index in hit:
-            per_kill[index]["resent_ok" if record.ok_at is not None else "failed"] += 1
+        if first is not None:
+            per_kill[first]["resent_ok" if record.ok_at is not None else "failed"] += 1
     return per_kill, unattributed
 
 
@@ -574,6 +611,7 @@ async def _measure(
 ) -> ConfigResult:
     name = "standby" if standby else "restart"
     nc = await nats.connect(url, name="o-bus-bench-recovery", max_reconnect_attempts=0)
+    load: SteadyLoad | None = None
     try:
         watch = HeartbeatWatch()
         await watch.start(nc)
@@ -586,7 +624,7 @@ async def _measure(
         await _until(lambda: watch.ready(standby), "the agent processes", READY_TIMEOUT, check)
         for service in services:  # the splitter answers its status subject once it routes
             await _until_answered(nc, f"{SERVICE_STATUS_PREFIX}{service.name}.status")
-        load = SteadyLoad(nc, options.concurrency, options.rate, options.timeout, options.give_up)
+        load = SteadyLoad(nc, options.rate, options.timeout, options.give_up, options.max_in_flight)
         pids = {service.name: service.proc.pid for service in services}
         sampler = CpuSampler({**pids, "server": server_pid, "bench": os.getpid()})
         sampler.start()
@@ -598,9 +636,12 @@ async def _measure(
         new_pids: list[int | None] = []
         actives: list[float | None] = []
         for number in range(1, options.kills + 1):
-            await _until(
-                lambda: watch.ready(standby), "the agent to be ready again", READY_TIMEOUT, check
-            )
+            try:
+                await _until(lambda: watch.ready(standby), "readiness", READY_TIMEOUT, check)
+            except BenchError as err:
+                raise BenchError(
+                    f"{err.message} after kill {number - 1}: {watch.describe()} (heartbeats)"
+                ) from None
             last_kill = kills[-1][0] if kills else 0.0
             pause = max(0.0, last_kill + options.interval - time.monotonic())
             await asyncio.sleep(pause + random.uniform(0.0, 0.5))
@@ -639,6 +680,10 @@ async def _measure(
             cpu["other"] = round(max(0.0, cpu["other"] - cpu["agents"]), 1)
         seen.update(watch.processes)
         scan = await scan_log(nc)
+    except BaseException:
+        if load is not None:
+            load.cancel()
+        raise
     finally:
         await nc.close()
 
@@ -672,6 +717,8 @@ async def _measure(
         kills=results,
         requests=len(records),
         succeeded=len(ok_ids),
+        peak_in_flight=load.peak_in_flight,
+        shed=load.shed,
         seconds=round(seconds, 1),
         unattributed_failures=unattributed,
         rss_mb=rss,
@@ -704,6 +751,19 @@ def _kill_leftovers(seen: set[int], url: str) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
+_RECOVERED = re.compile(rb"recovered at seq \d+ \(snapshot at \d+, (\d+) events replayed\)")
+
+
+def _replayed(log_path: Path) -> list[int]:
+    """Events each agent process replayed when it became active (from its log lines, which
+    the agent processes write to the supervisor's output)."""
+    try:
+        text = log_path.read_bytes()
+    except OSError:
+        return []
+    return [int(match.group(1)) for match in _RECOVERED.finditer(text)]
+
+
 def measure(name: str, options: Options, work_dir: Path) -> ConfigResult:
     """Run one configuration (``standby`` or ``restart``) on a fresh server in ``work_dir``."""
     standby = CONFIGS[name]
@@ -720,7 +780,9 @@ def measure(name: str, options: Options, work_dir: Path) -> ConfigResult:
         ]
         _say(options, f"[{name}] server {server.url}, work dir {work_dir}")
         server_pid = server.pid or 0
-        return asyncio.run(_measure(server.url, server_pid, standby, options, services, seen))
+        result = asyncio.run(_measure(server.url, server_pid, standby, options, services, seen))
+        result.replayed = _replayed(work_dir / "supervisor.log")
+        return result
     finally:
         # The supervisor stops its agent processes when it gets SIGTERM.
         for service in reversed(services):
@@ -746,11 +808,12 @@ def _mb(value: float | None) -> str:
 def render(results: list[ConfigResult], options: Options, machine: dict[str, Any]) -> str:
     lines = [
         f"Recovery after kill -9 of the active agent process under steady load "
-        f"({options.rate:g} req/s over {options.concurrency} clients, timeout "
+        f"({options.rate:g} req/s open loop, timeout "
         f"{options.timeout:g} s, re-sent with the same id)",
         "",
         "| configuration | kills | recovery median ms | p90 | max | new active median ms "
-        "| re-sent ok per kill median (max) | failed | RSS MB active / standby |",
+        "| re-sent, then ok, per kill: median (max) | failed per kill: median (max) "
+        "| RSS MB active / standby |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for result in results:
@@ -761,18 +824,23 @@ def render(results: list[ConfigResult], options: Options, machine: dict[str, Any
             f"| {_ms(s['recovery_p90_ms'])} | {_ms(s['recovery_max_ms'])} "
             f"| {_ms(s['new_active_median_ms'])} "
             f"| {s['resent_ok_per_kill_median']:g} ({s['resent_ok_per_kill_max']}) "
-            f"| {s['failed_total']} "
+            f"| {s['failed_per_kill_median']:g} ({s['failed_per_kill_max']}) "
             f"| {_mb(rss.get('active'))} / {_mb(rss.get('standby'))} |"
         )
     lines.append("")
     for result in results:
-        cpu = result.cpu_percent
+        cpu, s = result.cpu_percent, result.summary()
         lines.append(
             f"{result.name}: {result.requests} requests in {result.seconds:g} s, "
-            f"{result.succeeded} succeeded, {result.unattributed_failures} failed attempts "
-            f"before the first kill; {result.agent_processes} agent processes; log of "
+            f"{result.succeeded} succeeded ({result.requests - result.succeeded} never did), "
+            f"at most {result.peak_in_flight} in flight, "
+            f"{result.shed} not sent (too many in flight), {result.unattributed_failures} "
+            f"failed attempts before the first kill; {result.agent_processes} agent processes; "
+            f"log of "
             f"{result.log_events} events "
             + ("intact" if not result.log_problems else f"BROKEN: {result.log_problems}")
+            + f"; events replayed by each new active: median {s['replayed_median']}, "
+            f"max {s['replayed_max']}"
             + "; CPU % of one core: "
             + ", ".join(f"{role} {cpu[role]:.0f}" for role in _CPU_ROLES if role in cpu)
             + "; load average "
@@ -836,10 +904,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Kill -9 the active agent process under steady load, with and without a "
         "warm standby: time to the next successful reply, failed requests, RSS.",
     )
-    parser.add_argument("--kills", type=_at_least_one, default=defaults.kills)
+    parser.add_argument(
+        "--kills", type=_at_least_one, default=defaults.kills, help="kills per configuration"
+    )
     parser.add_argument("--rate", type=_positive, default=defaults.rate, help="requests/s")
     parser.add_argument(
-        "--concurrency", type=_at_least_one, default=defaults.concurrency, help="clients"
+        "--max-in-flight",
+        type=_at_least_one,
+        default=defaults.max_in_flight,
+        help="arrivals beyond this many requests in flight are not sent (counted as shed)",
     )
     parser.add_argument(
         "--timeout", type=_positive, default=defaults.timeout, help="seconds before a re-send"
@@ -850,7 +923,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--interval", type=_positive, default=defaults.interval, help="seconds between kills"
     )
-    parser.add_argument("--warmup", type=_positive, default=defaults.warmup)
+    parser.add_argument(
+        "--warmup", type=_positive, default=defaults.warmup, help="seconds of load before kill 1"
+    )
     parser.add_argument(
         "--configs",
         type=_configs,
@@ -858,6 +933,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated: standby, restart (default both)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document instead")
+    parser.add_argument(
+        "--save", type=Path, default=None, help="also write the JSON document to this file"
+    )
     parser.add_argument(
         "--work-dir", type=Path, default=None, help="keep server data and service logs here"
     )
@@ -869,7 +947,7 @@ def main(argv: list[str] | None = None) -> int:
     options = Options(
         kills=args.kills,
         rate=args.rate,
-        concurrency=args.concurrency,
+        max_in_flight=args.max_in_flight,
         timeout=args.timeout,
         give_up=args.give_up,
         interval=max(args.interval, Options().period + 0.5),
@@ -878,7 +956,7 @@ def main(argv: list[str] | None = None) -> int:
         work_dir=args.work_dir,
     )
     install_uvloop()
-    machine = {
+    machine: dict[str, Any] = {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -895,17 +973,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    if args.json:
-        document = {
-            "machine": machine,
-            "options": {
-                k: str(v) if isinstance(v, Path) else v for k, v in asdict(options).items()
-            },
-            "results": [result.as_dict() for result in results],
-        }
-        print(json.dumps(document, indent=2))
-    else:
-        print(render(results, options, machine))
+    machine["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    document = {
+        "machine": machine,
+        "options": {**asdict(options), "work_dir": str(options.work_dir or "")},
+        "results": [result.as_dict() for result in results],
+    }
+    if args.save is not None:
+        args.save.write_text(json.dumps(document, indent=2) + "\n")
+    print(json.dumps(document, indent=2) if args.json else render(results, options, machine))
     return 0
 
 
