@@ -224,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--"]:
         argv = argv[1:]  # `o-bus bench -- --quick`: the separator the outer parser needs
+    if argv[:1] == ["recovery"]:  # `o-bus bench recovery`: failover and restart times
+        from o_bus.bench.recovery import main as recovery_main
+
+        return recovery_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.duration is None:
         args.duration = QUICK_DURATION if args.quick else 5.0
