@@ -210,22 +210,10 @@ class AgentWorker:
         cached = self._replies.get(request_id) if self._replies.capacity else None
         if cached is not None:
             # The same id again after the WAL's duplicate window: answer, never apply twice.
-            record = NewEvent(
-                b"", outcome_headers(request_id, wal_seq, "duplicate"), self._outcome_subject
-            )
             reply = {**from_json(cached), "duplicate": True}
-            self._stage(
-                Outcome(
-                    request_id,
-                    wal_seq,
-                    [record],
-                    reply_to,
-                    reply,
-                    encoding,
-                    self.state,
-                    self.seq,
-                    accepted_ns,
-                )
+            headers = outcome_headers(request_id, wal_seq, "duplicate")
+            self._stage_without_event(
+                request_id, wal_seq, reply_to, reply, encoding, headers, accepted_ns
             )
             return
         definition = self.definition
@@ -313,11 +301,23 @@ class AgentWorker:
     ) -> None:
         self.dead_letters.reject(self.name, request_id, err, msg.data, msg.headers, wal_seq)
         reply = error_reply_from(self.name, request_id, err)
-        record = NewEvent(
-            b"",
-            outcome_headers(request_id, wal_seq, "rejected", err.code, err.message),
-            self._outcome_subject,
+        headers = outcome_headers(request_id, wal_seq, "rejected", err.code, err.message)
+        self._stage_without_event(
+            request_id, wal_seq, reply_to, reply, encoding, headers, accepted_ns
         )
+
+    def _stage_without_event(
+        self,
+        request_id: str,
+        wal_seq: int,
+        reply_to: str | None,
+        reply: dict[str, Any],
+        encoding: Encoding,
+        headers: dict[str, str],
+        accepted_ns: int,
+    ) -> None:
+        """Stage a request that changes nothing: its outcome record is its only write."""
+        record = NewEvent(b"", headers, self._outcome_subject)
         self._stage(
             Outcome(
                 request_id,
