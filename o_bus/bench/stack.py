@@ -39,7 +39,7 @@ RAW_SUBJECT: Final = RAW_REQUEST_PREFIX + AGENT
 READY_TIMEOUT: Final = 30.0
 
 
-class _Child:
+class ServiceProcess:
     """A service process with its output in a log file."""
 
     def __init__(self, name: str, cmd: list[str], log_path: Path) -> None:
@@ -81,7 +81,7 @@ class Stack:
         self.work_dir = work_dir
         self.sync_interval = sync_interval
         self.server = EmbeddedServer(work_dir / "nats", port=0, sync_interval=sync_interval)
-        self.children: list[_Child] = []
+        self.children: list[ServiceProcess] = []
 
     @property
     def url(self) -> str:
@@ -104,7 +104,7 @@ class Stack:
             ("raw-splitter", [python, "-m", "o_bus.bench.raw", "splitter", "--nats", self.url]),
             ("raw-agent", [python, "-m", "o_bus.bench.raw", "agent", "--nats", self.url]),
         ):
-            self.children.append(_Child(name, cmd, self.work_dir / f"{name}.log"))
+            self.children.append(ServiceProcess(name, cmd, self.work_dir / f"{name}.log"))
         asyncio.run(self._wait_ready())
 
     async def _prepare(self) -> None:

@@ -45,7 +45,7 @@ class LevelResult:
         return cls(**data)
 
 
-def _cpu_ticks(pid: int) -> int | None:
+def cpu_ticks(pid: int) -> int | None:
     """utime + stime of a process in clock ticks, from /proc (None where unavailable)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat:
@@ -82,7 +82,7 @@ class CpuSampler:
         self._before: dict[str, int] = {}
 
     def _sample(self) -> dict[str, int]:
-        found = {name: _cpu_ticks(pid) for name, pid in self.pids.items()}
+        found = {name: cpu_ticks(pid) for name, pid in self.pids.items()}
         found["machine"] = _machine_ticks()
         return {name: ticks for name, ticks in found.items() if ticks is not None}
 
