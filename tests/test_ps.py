@@ -22,7 +22,7 @@ from o_bus.runtime.metrics import LATENCY_BUCKETS_MS
 from o_bus.store import layout
 from o_bus.store.registry import AgentRecord, Registry
 
-STARTED = time.time() - 3725.0  # a bit over an hour ago
+UPTIME = 3725.0  # a bit over an hour
 
 
 def beat(agent: str, pid: int, role: str, lifecycle: str = "running") -> Heartbeat:
@@ -34,7 +34,7 @@ def beat(agent: str, pid: int, role: str, lifecycle: str = "running") -> Heartbe
         role=role,
         lifecycle=lifecycle,
         code_version="2.0.1",
-        started_at=STARTED,
+        started_at=time.time() - UPTIME,  # relative to now: tests run long after import
         sent_at=time.time(),
         seq=12,
         wal_seq=12,
@@ -91,9 +91,11 @@ async def test_ps_json_shows_processes_from_heartbeats(
         status="running",
         restarts=2,
         processes=[
-            ProcessInfo(pid=501, host="box", standby=False, started_at=STARTED),
-            ProcessInfo(pid=502, host="box", standby=True, started_at=STARTED),
-            ProcessInfo(pid=503, host="box", standby=True, started_at=STARTED),  # silent
+            ProcessInfo(pid=501, host="box", standby=False, started_at=time.time() - UPTIME),
+            ProcessInfo(pid=502, host="box", standby=True, started_at=time.time() - UPTIME),
+            ProcessInfo(
+                pid=503, host="box", standby=True, started_at=time.time() - UPTIME
+            ),  # silent
         ],
     )
     await kv.put("alpha", supervision.model_dump_json().encode())
