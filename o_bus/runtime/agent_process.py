@@ -70,6 +70,7 @@ class AgentProcess:
         self.worker: AgentWorker | None = None
         self.follower: Follower | None = None
         self.started_at = time.time()
+        self._renewed_at = time.monotonic()  # last time the lease was known to be ours
         self._takeover = asyncio.Event()
         self._takeover_from: str | None = None
         self.heartbeats = HeartbeatPublisher(nc, name, self.heartbeat, heartbeat_interval)
@@ -96,7 +97,7 @@ class AgentProcess:
             definition=self.definition.name,
             pid=self.holder.pid,
             holder=self.holder.holder,
-            role=self.role,
+            role=self._reported_role(),
             lifecycle=lifecycle,
             code_version=self.definition.version,
             started_at=self.started_at,
@@ -110,6 +111,13 @@ class AgentProcess:
             latency_sum_ms=metrics.latency_sum_ms,
             latency_buckets=list(metrics.buckets),
         )
+
+    def _reported_role(self) -> Literal["active", "standby", "starting"]:
+        # An active that has not renewed its lease for a while (it was paused, say) may have
+        # been replaced: it does not claim to be active until it knows it still is.
+        if self.role == "active" and time.monotonic() - self._renewed_at > self.lease_ttl / 2:
+            return "starting"
+        return self.role
 
     async def _on_takeover(self, msg: Msg) -> None:
         """The supervisor says the active (``holder``) is dead or hung."""
@@ -183,6 +191,7 @@ class AgentProcess:
             await self._release(lease)
             return EXIT_FENCED
         self.role = "active"
+        self._renewed_at = time.monotonic()
         await self.heartbeats.beat()
         log.info("agent %s: active (%s)", self.name, self.holder.holder)
         keeper = asyncio.create_task(self._keep(lease))
@@ -225,3 +234,4 @@ class AgentProcess:
             await asyncio.sleep(self.lease_ttl / 4)
             if not await self.leases.renew(lease):
                 return
+            self._renewed_at = time.monotonic()
