@@ -67,11 +67,14 @@ class HttpServer:
         server, self._server = self._server, None
         if server is not None:
             server.close()
-            await server.wait_closed()
+        # Connections first: on newer Pythons wait_closed() waits for every open connection.
         for task in list(self._clients):
             task.cancel()
         if self._clients:
             await asyncio.gather(*self._clients, return_exceptions=True)
+        if server is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), 5.0)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

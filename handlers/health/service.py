@@ -28,6 +28,7 @@ from pydantic_core import to_json
 
 from o_bus.agent.supervision import AgentSupervision
 from o_bus.errors import OBusError
+from o_bus.runtime.tasks import cancel_and_wait
 from o_bus.store import layout
 from o_bus.store.registry import Registry
 
@@ -115,10 +116,7 @@ class HealthMonitor:
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
         subs, self._subs = self._subs, []
         for sub in subs:
             with contextlib.suppress(nats.errors.Error):

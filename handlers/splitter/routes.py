@@ -8,6 +8,7 @@ import logging
 from nats.js import JetStreamContext
 
 from o_bus.agent.supervision import AgentSupervision
+from o_bus.runtime.tasks import cancel_and_wait
 from o_bus.store import layout
 from o_bus.store.registry import AgentRecord, Registry
 from o_bus.store.watch import watch_bucket
@@ -60,6 +61,4 @@ class RouteTable:
                 log.info("route: %s is back", agent)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)

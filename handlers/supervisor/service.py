@@ -32,6 +32,7 @@ from o_bus.agent.supervision import AgentSupervision, SupervisionPolicy, SystemE
 from o_bus.errors import StorageError
 from o_bus.runtime.agent_process import EXIT_FENCED
 from o_bus.runtime.heartbeat import Heartbeat
+from o_bus.runtime.tasks import cancel_and_wait
 from o_bus.store import layout
 from o_bus.store.event_records import utc_now
 from o_bus.store.lease import Lease, LeaseHolder, LeaseStore
@@ -109,9 +110,7 @@ class Supervisor:
                 await self._save(name, status="stopped")
         if self._registry_task is not None:
             self._tasks.append(self._registry_task)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         for sub in self._subs:
             with contextlib.suppress(nats.errors.Error):
                 await sub.unsubscribe()

@@ -14,6 +14,7 @@ from nats.js import JetStreamContext
 from o_bus.agent.catalogue import Catalogue
 from o_bus.config import RuntimeConfig
 from o_bus.errors import OBusError
+from o_bus.runtime.tasks import cancel_and_wait
 from o_bus.runtime.worker import AgentWorker
 from o_bus.store.registry import AgentRecord, Registry
 
@@ -93,9 +94,5 @@ class AgentHost:
     async def stop(self) -> None:
         self._stopping = True
         if self._watch is not None:
-            self._watch.cancel()
-        for task in self._supervisors.values():
-            task.cancel()
-        await asyncio.gather(*self._supervisors.values(), return_exceptions=True)
-        if self._watch is not None:
-            await asyncio.gather(self._watch, return_exceptions=True)
+            await cancel_and_wait([self._watch])
+        await cancel_and_wait(self._supervisors.values(), timeout=25.0)  # workers stop gracefully
