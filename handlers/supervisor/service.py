@@ -22,8 +22,7 @@ import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig
-from nats.js.errors import BadRequestError, KeyNotFoundError, NoKeysError, NotFoundError
+from nats.js.errors import KeyNotFoundError, NoKeysError
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
 from pydantic_core import to_json
@@ -36,6 +35,7 @@ from o_bus.runtime.tasks import cancel_and_wait
 from o_bus.store import layout
 from o_bus.store.event_records import utc_now
 from o_bus.store.lease import Lease, LeaseHolder, LeaseStore
+from o_bus.store.provision import ensure_bucket
 from o_bus.store.registry import AgentRecord, Registry
 
 from .children import AgentChild, pid_alive, spawn_agent
@@ -62,7 +62,7 @@ class Supervisor:
     ) -> None:
         self.nc, self.js, self.url = nc, js, url
         self.agent_args = agent_args or []
-        self.leases = LeaseStore(js, lease_ttl)
+        self.leases = LeaseStore(js)
         self.lease_ttl, self.tick = lease_ttl, tick
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
         self.records: dict[str, AgentRecord] = {}
@@ -120,16 +120,7 @@ class Supervisor:
     _lease: Lease | None = None
 
     async def _bucket(self) -> KeyValue:
-        try:
-            return await self.js.key_value(layout.SUPERVISOR_BUCKET)
-        except (NotFoundError, BadRequestError):
-            return await self.js.create_key_value(
-                KeyValueConfig(
-                    bucket=layout.SUPERVISOR_BUCKET,
-                    history=1,
-                    description="O supervisor: agent processes, restarts, status",
-                )
-            )
+        return await ensure_bucket(self.js, layout.SUPERVISOR_BUCKET)
 
     async def _lead(self) -> None:
         """Lead whenever this supervisor holds the leader lease; wait for it otherwise."""

@@ -20,6 +20,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from o_bus.bench.arguments import at_least_one, count, positive
 from o_bus.bench.errors import BenchError
 from o_bus.bench.load import run_level
 from o_bus.bench.replay import ReplayRow, measure_replay
@@ -47,27 +48,6 @@ def _levels(text: str) -> list[int]:
     return levels
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
-
-
-def _at_least_one(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="o-bus bench",
@@ -76,13 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--duration",
-        type=_positive_float,
+        type=positive,
         default=None,
         help="seconds measured per concurrency level (default 5; 1 with --quick)",
     )
     parser.add_argument(
         "--warmup",
-        type=_positive_float,
+        type=positive,
         default=None,
         help="seconds of load before each measurement (default 1; 0.3 with --quick)",
     )
@@ -94,20 +74,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--repeats",
-        type=_at_least_one,
+        type=at_least_one,
         default=1,
         help="runs per level and path; the median-throughput run is reported (default 1)",
     )
     parser.add_argument(
         "--replay-events",
-        type=_count,
+        type=count,
         default=None,
         help="events in the replayed log (default 100000; 20000 with --quick; "
         "0 skips replay); a log a tenth that size is replayed too",
     )
     parser.add_argument(
         "--replay-repeats",
-        type=_at_least_one,
+        type=at_least_one,
         default=None,
         help="replays per log, median reported (default 3; 1 with --quick)",
     )

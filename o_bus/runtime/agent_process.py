@@ -58,7 +58,7 @@ class AgentProcess:
         self.nc, self.js, self.name, self.definition = nc, js, name, definition
         self.config = config or RuntimeConfig()
         self.standby = standby
-        self.leases = LeaseStore(js, lease_ttl)
+        self.leases = LeaseStore(js)
         self.lease_ttl = lease_ttl
         self.holder = LeaseHolder(
             holder=f"{socket.gethostname()}:{os.getpid()}:{NUID().next().decode()[-8:]}",

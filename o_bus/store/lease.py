@@ -12,18 +12,16 @@ from dataclasses import dataclass
 
 import nats.errors
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig
 from nats.js.errors import (
-    BadRequestError,
     KeyNotFoundError,
     KeyWrongLastSequenceError,
-    NotFoundError,
 )
 from nats.js.kv import KeyValue
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from o_bus.errors import StorageError
 from o_bus.store import layout
+from o_bus.store.provision import ensure_bucket
 
 __all__ = ["Lease", "LeaseHolder", "LeaseStore"]
 
@@ -48,24 +46,13 @@ class Lease:
 class LeaseStore:
     """Acquire, renew, release and revoke leases in the ``o_leases`` bucket."""
 
-    def __init__(self, js: JetStreamContext, ttl: float = 2.0) -> None:
+    def __init__(self, js: JetStreamContext) -> None:
         self.js = js
-        self.ttl = ttl
         self._kv: KeyValue | None = None
 
     async def kv(self) -> KeyValue:
         if self._kv is None:
-            try:
-                self._kv = await self.js.key_value(layout.LEASES_BUCKET)
-            except (NotFoundError, BadRequestError):
-                self._kv = await self.js.create_key_value(
-                    KeyValueConfig(
-                        bucket=layout.LEASES_BUCKET,
-                        description="O leases: which process may act for an agent",
-                        history=1,
-                        ttl=self.ttl,
-                    )
-                )
+            self._kv = await ensure_bucket(self.js, layout.LEASES_BUCKET)
         return self._kv
 
     async def current(self, key: str) -> Lease | None:

@@ -14,6 +14,7 @@ from nats.js.api import (
     StreamConfig,
 )
 from nats.js.errors import BadRequestError, KeyNotFoundError, NotFoundError
+from nats.js.kv import KeyValue
 from pydantic import ValidationError
 
 from o_bus.config import StorageConfig
@@ -21,7 +22,9 @@ from o_bus.store import layout
 
 __all__ = [
     "agent_stream_config",
+    "bucket_configs",
     "ensure_agent_stream",
+    "ensure_bucket",
     "provision",
     "storage_config",
     "stream_configs",
@@ -131,12 +134,9 @@ async def ensure_agent_stream(
     await _declare(js, agent_stream_config(cfg or await storage_config(js), agent))
 
 
-async def provision(js: JetStreamContext, cfg: StorageConfig | None = None) -> None:
-    """Create or update the streams and KV buckets. Safe to run any number of times."""
-    cfg = cfg or StorageConfig()
-    for stream in stream_configs(cfg):
-        await _declare(js, stream)
-    buckets = [
+def bucket_configs(cfg: StorageConfig) -> list[KeyValueConfig]:
+    """Every KV bucket O uses, declared once here."""
+    return [
         KeyValueConfig(
             bucket=layout.CONFIG_BUCKET,
             description="O settings shared by every process (storage)",
@@ -170,6 +170,27 @@ async def provision(js: JetStreamContext, cfg: StorageConfig | None = None) -> N
             replicas=cfg.replicas,
         ),
     ]
+
+
+async def ensure_bucket(js: JetStreamContext, bucket: str) -> KeyValue:
+    """The bucket, created as :func:`provision` would if it is missing."""
+    try:
+        return await js.key_value(bucket)
+    except (NotFoundError, BadRequestError):
+        pass
+    configs = {c.bucket: c for c in bucket_configs(await storage_config(js))}
+    try:
+        return await js.create_key_value(configs[bucket])
+    except BadRequestError:  # created meanwhile by another process
+        return await js.key_value(bucket)
+
+
+async def provision(js: JetStreamContext, cfg: StorageConfig | None = None) -> None:
+    """Create or update the streams and KV buckets. Safe to run any number of times."""
+    cfg = cfg or StorageConfig()
+    for stream in stream_configs(cfg):
+        await _declare(js, stream)
+    buckets = bucket_configs(cfg)
     for bucket in buckets:
         try:
             await js.key_value(bucket.bucket)

@@ -12,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from o_bus.bench.arguments import at_least_one, positive
 from o_bus.errors import OBusError
 from o_bus.runtime.connect import install_uvloop
 
@@ -21,20 +22,6 @@ from .results import ConfigResult
 from .run import measure
 
 __all__ = ["build_parser", "main"]
-
-
-def _positive(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
-
-
-def _at_least_one(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
 
 
 def _configs(text: str) -> tuple[str, ...]:
@@ -52,26 +39,26 @@ def build_parser() -> argparse.ArgumentParser:
         "warm standby: time to the next successful reply, failed requests, RSS.",
     )
     parser.add_argument(
-        "--kills", type=_at_least_one, default=defaults.kills, help="kills per configuration"
+        "--kills", type=at_least_one, default=defaults.kills, help="kills per configuration"
     )
-    parser.add_argument("--rate", type=_positive, default=defaults.rate, help="requests/s")
+    parser.add_argument("--rate", type=positive, default=defaults.rate, help="requests/s")
     parser.add_argument(
         "--max-in-flight",
-        type=_at_least_one,
+        type=at_least_one,
         default=defaults.max_in_flight,
         help="arrivals beyond this many requests in flight are not sent (counted as shed)",
     )
     parser.add_argument(
-        "--timeout", type=_positive, default=defaults.timeout, help="seconds before a re-send"
+        "--timeout", type=positive, default=defaults.timeout, help="seconds before a re-send"
     )
     parser.add_argument(
-        "--give-up", type=_positive, default=defaults.give_up, help="seconds per request"
+        "--give-up", type=positive, default=defaults.give_up, help="seconds per request"
     )
     parser.add_argument(
-        "--interval", type=_positive, default=defaults.interval, help="seconds between kills"
+        "--interval", type=positive, default=defaults.interval, help="seconds between kills"
     )
     parser.add_argument(
-        "--warmup", type=_positive, default=defaults.warmup, help="seconds of load before kill 1"
+        "--warmup", type=positive, default=defaults.warmup, help="seconds of load before kill 1"
     )
     parser.add_argument(
         "--configs",
