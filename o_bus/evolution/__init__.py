@@ -1,0 +1,1 @@
+"""Safe self-evolution: code versions, sandboxed candidates, output comparison."""

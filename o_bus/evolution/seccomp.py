@@ -1,0 +1,143 @@
+"""A seccomp filter that forbids creating processes, installed through libseccomp via ctypes.
+
+Running as root, ``RLIMIT_NPROC`` does not stop ``fork``, so the kernel's syscall filter does.
+Threads stay allowed: ``clone`` is refused only without ``CLONE_THREAD``, and ``clone3`` (whose
+flags sit in a struct the filter cannot read) fails with ``ENOSYS`` so glibc falls back to
+``clone``. The filter is inherited by every thread (``TSYNC``) and cannot be removed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+from pathlib import Path
+
+__all__ = ["BLOCKED_SYSCALLS", "SeccompUnavailable", "install_no_process_filter", "seccomp_mode"]
+
+_ACT_ALLOW = 0x7FFF0000
+_CMP_MASKED_EQ = 7
+_ATTR_CTL_TSYNC = 4
+_CLONE_THREAD = 0x00010000
+_LIBRARY_CANDIDATES = ("libseccomp.so.2", "/usr/lib/x86_64-linux-gnu/libseccomp.so.2")
+
+# Refused outright (EPERM), whatever their arguments. ptrace and process_vm_* would let the
+# candidate write into another process's memory (the live agent's, as root).
+BLOCKED_SYSCALLS = (
+    "fork",
+    "vfork",
+    "execve",
+    "execveat",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+)
+
+
+class SeccompUnavailable(Exception):
+    """libseccomp is missing or the kernel refused the filter; the message says which."""
+
+
+class _ArgCmp(ctypes.Structure):
+    _fields_ = [
+        ("arg", ctypes.c_uint),
+        ("op", ctypes.c_int),
+        ("datum_a", ctypes.c_uint64),
+        ("datum_b", ctypes.c_uint64),
+    ]
+
+
+def _errno_action(code: int) -> int:
+    return 0x00050000 | (code & 0xFFFF)
+
+
+def _library() -> ctypes.CDLL:
+    names = [ctypes.util.find_library("seccomp"), *_LIBRARY_CANDIDATES]
+    errors = []
+    for name in names:
+        if not name:
+            continue
+        try:
+            lib = ctypes.CDLL(name, use_errno=True)
+        except OSError as err:
+            errors.append(str(err))
+            continue
+        lib.seccomp_init.restype = ctypes.c_void_p
+        lib.seccomp_init.argtypes = [ctypes.c_uint32]
+        lib.seccomp_release.argtypes = [ctypes.c_void_p]
+        lib.seccomp_attr_set.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32]
+        lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+        lib.seccomp_rule_add_array.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_uint32,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.POINTER(_ArgCmp),
+        ]
+        lib.seccomp_load.argtypes = [ctypes.c_void_p]
+        return lib
+    raise SeccompUnavailable("libseccomp not found: " + "; ".join(errors or ["no candidates"]))
+
+
+def _check(result: int, what: str) -> None:
+    if result < 0:
+        raise SeccompUnavailable(f"{what} failed: {errno.errorcode.get(-result, -result)}")
+
+
+def _syscall(lib: ctypes.CDLL, name: str) -> int:
+    number = int(lib.seccomp_syscall_resolve_name(name.encode()))
+    if number < 0:
+        raise SeccompUnavailable(f"libseccomp does not know syscall {name!r}")
+    return number
+
+
+def install_no_process_filter() -> list[str]:
+    """Install the filter on every thread of this process; return the rules it holds.
+
+    Raises :class:`SeccompUnavailable` when it cannot (then nothing was installed).
+    """
+    lib = _library()
+    ctx = lib.seccomp_init(_ACT_ALLOW)
+    if not ctx:
+        raise SeccompUnavailable("seccomp_init failed")
+    rules: list[str] = []
+    try:
+        _check(lib.seccomp_attr_set(ctx, _ATTR_CTL_TSYNC, 1), "seccomp_attr_set(TSYNC)")
+        for name in BLOCKED_SYSCALLS:
+            _check(
+                lib.seccomp_rule_add_array(
+                    ctx, _errno_action(errno.EPERM), _syscall(lib, name), 0, None
+                ),
+                f"rule for {name}",
+            )
+            rules.append(f"{name}: EPERM")
+        no_thread_flag = _ArgCmp(0, _CMP_MASKED_EQ, _CLONE_THREAD, 0)
+        _check(
+            lib.seccomp_rule_add_array(
+                ctx, _errno_action(errno.EPERM), _syscall(lib, "clone"), 1, no_thread_flag
+            ),
+            "rule for clone",
+        )
+        rules.append("clone without CLONE_THREAD: EPERM")
+        _check(
+            lib.seccomp_rule_add_array(
+                ctx, _errno_action(errno.ENOSYS), _syscall(lib, "clone3"), 0, None
+            ),
+            "rule for clone3",
+        )
+        rules.append("clone3: ENOSYS")
+        _check(lib.seccomp_load(ctx), "seccomp_load")
+    finally:
+        lib.seccomp_release(ctx)
+    return rules
+
+
+def seccomp_mode() -> int:
+    """This process's seccomp mode from /proc (0 none, 1 strict, 2 filter; -1 unknown)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Seccomp:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return -1
