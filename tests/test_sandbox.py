@@ -153,6 +153,44 @@ async def test_seccomp_refuses_fork_and_exec_that_bypass_python() -> None:
     assert result["exec"] == [-1, eperm]
 
 
+async def test_seccomp_keeps_a_root_candidate_from_undoing_limits_or_signalling_others() -> None:
+    code, lines, err = await run_child(
+        """
+        import os, resource, signal, threading
+        from o_bus.evolution.sandbox import current_report
+        def attempt(fn):
+            try:
+                fn()
+                return "allowed"
+            except (OSError, ValueError) as exc:
+                return type(exc).__name__
+        before = resource.getrlimit(resource.RLIMIT_AS)
+        inf = resource.RLIM_INFINITY
+        got = {
+            "raise_as": attempt(lambda: resource.setrlimit(resource.RLIMIT_AS, (inf, inf))),
+            "renice": attempt(lambda: os.setpriority(os.PRIO_PROCESS, 0, 0)),
+            "signal_parent": attempt(lambda: os.kill(os.getppid(), 0)),
+            "signal_self": attempt(lambda: os.kill(os.getpid(), 0)),
+            "thread_signal": attempt(lambda: signal.pthread_kill(threading.get_ident(), 0)),
+        }
+        emit(seccomp=current_report().seccomp, got=got,
+             unchanged=resource.getrlimit(resource.RLIMIT_AS) == before)
+        """
+    )
+    assert code == 0, err
+    result = lines[-1]
+    if not result["seccomp"]:
+        pytest.skip("seccomp is unavailable here; the audit hook alone is active")
+    assert result["got"] == {
+        "raise_as": "ValueError",
+        "renice": "PermissionError",
+        "signal_parent": "PermissionError",
+        "signal_self": "allowed",
+        "thread_signal": "allowed",
+    }
+    assert result["unchanged"]
+
+
 async def test_unbounded_allocation_hits_the_memory_limit() -> None:
     code, lines, err = await run_child(
         """

@@ -156,7 +156,9 @@ def enter_sandbox(limits: SandboxLimits) -> SandboxReport:
         if rules and seccomp_mode() != 2:
             rules, error = [], "filter loaded but /proc does not show seccomp filter mode"
         if rules:
-            mechanisms.append("seccomp: no fork/exec/non-thread clone")
+            mechanisms.append(
+                "seccomp: no fork/exec/non-thread clone; limits, signals, tracing kept to itself"
+            )
         sys.addaudithook(_refuse_process_creation)
         hooked = True
         mechanisms.append("audit hook: no subprocess/os.system/fork/exec/spawn")

@@ -3,7 +3,9 @@
 Running as root, ``RLIMIT_NPROC`` does not stop ``fork``, so the kernel's syscall filter does.
 Threads stay allowed: ``clone`` is refused only without ``CLONE_THREAD``, and ``clone3`` (whose
 flags sit in a struct the filter cannot read) fails with ``ENOSYS`` so glibc falls back to
-``clone``. The filter is inherited by every thread (``TSYNC``) and cannot be removed.
+``clone``. The same filter keeps a root candidate from raising its own limits and from
+signalling or tracing other processes. It applies to every thread (``TSYNC``) and cannot be
+removed.
 """
 
 from __future__ import annotations
@@ -11,18 +13,27 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import os
 from pathlib import Path
 
-__all__ = ["BLOCKED_SYSCALLS", "SeccompUnavailable", "install_no_process_filter", "seccomp_mode"]
+__all__ = [
+    "BLOCKED_SYSCALLS",
+    "SIGNAL_SYSCALLS",
+    "SeccompUnavailable",
+    "install_no_process_filter",
+    "seccomp_mode",
+]
 
 _ACT_ALLOW = 0x7FFF0000
+_CMP_NE = 1
 _CMP_MASKED_EQ = 7
 _ATTR_CTL_TSYNC = 4
 _CLONE_THREAD = 0x00010000
 _LIBRARY_CANDIDATES = ("libseccomp.so.2", "/usr/lib/x86_64-linux-gnu/libseccomp.so.2")
 
 # Refused outright (EPERM), whatever their arguments. ptrace and process_vm_* would let the
-# candidate write into another process's memory (the live agent's, as root).
+# candidate write into another process's memory (the live agent's, as root); setrlimit,
+# setpriority and the scheduler calls would let a root candidate undo its own limits.
 BLOCKED_SYSCALLS = (
     "fork",
     "vfork",
@@ -31,7 +42,16 @@ BLOCKED_SYSCALLS = (
     "ptrace",
     "process_vm_readv",
     "process_vm_writev",
+    "setrlimit",
+    "setpriority",
+    "sched_setscheduler",
+    "sched_setattr",
+    "tkill",
+    "pidfd_send_signal",
 )
+# Signals may go to this process only (as root it could otherwise kill the live agent or the
+# process that watches it).
+SIGNAL_SYSCALLS = ("kill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo")
 
 
 class SeccompUnavailable(Exception):
@@ -91,45 +111,55 @@ def _syscall(lib: ctypes.CDLL, name: str) -> int:
     return number
 
 
-def install_no_process_filter() -> list[str]:
+def _rules(pid: int) -> list[tuple[str, int, list[_ArgCmp], str]]:
+    """(syscall, errno, conditions that must all hold, description) for each rule."""
+    eperm = errno.EPERM
+    rules: list[tuple[str, int, list[_ArgCmp], str]] = [
+        (name, eperm, [], f"{name}: EPERM") for name in BLOCKED_SYSCALLS
+    ]
+    rules.append(
+        (
+            "clone",
+            eperm,
+            [_ArgCmp(0, _CMP_MASKED_EQ, _CLONE_THREAD, 0)],
+            "clone without CLONE_THREAD: EPERM",
+        )
+    )
+    rules.append(("clone3", errno.ENOSYS, [], "clone3: ENOSYS"))
+    rules.append(
+        ("prlimit64", eperm, [_ArgCmp(2, _CMP_NE, 0, 0)], "prlimit64 that sets a limit: EPERM")
+    )
+    for name in SIGNAL_SYSCALLS:
+        rules.append(
+            (name, eperm, [_ArgCmp(0, _CMP_NE, pid, 0)], f"{name} to another process: EPERM")
+        )
+    return rules
+
+
+def install_no_process_filter(pid: int | None = None) -> list[str]:
     """Install the filter on every thread of this process; return the rules it holds.
 
-    Raises :class:`SeccompUnavailable` when it cannot (then nothing was installed).
+    ``pid`` is this process's id (signals to any other are refused). Raises
+    :class:`SeccompUnavailable` when it cannot install the filter (then nothing was installed).
     """
     lib = _library()
     ctx = lib.seccomp_init(_ACT_ALLOW)
     if not ctx:
         raise SeccompUnavailable("seccomp_init failed")
-    rules: list[str] = []
+    installed: list[str] = []
     try:
         _check(lib.seccomp_attr_set(ctx, _ATTR_CTL_TSYNC, 1), "seccomp_attr_set(TSYNC)")
-        for name in BLOCKED_SYSCALLS:
-            _check(
-                lib.seccomp_rule_add_array(
-                    ctx, _errno_action(errno.EPERM), _syscall(lib, name), 0, None
-                ),
-                f"rule for {name}",
+        for name, code, conditions, description in _rules(os.getpid() if pid is None else pid):
+            array = (_ArgCmp * len(conditions))(*conditions) if conditions else None
+            result = lib.seccomp_rule_add_array(
+                ctx, _errno_action(code), _syscall(lib, name), len(conditions), array
             )
-            rules.append(f"{name}: EPERM")
-        no_thread_flag = _ArgCmp(0, _CMP_MASKED_EQ, _CLONE_THREAD, 0)
-        _check(
-            lib.seccomp_rule_add_array(
-                ctx, _errno_action(errno.EPERM), _syscall(lib, "clone"), 1, no_thread_flag
-            ),
-            "rule for clone",
-        )
-        rules.append("clone without CLONE_THREAD: EPERM")
-        _check(
-            lib.seccomp_rule_add_array(
-                ctx, _errno_action(errno.ENOSYS), _syscall(lib, "clone3"), 0, None
-            ),
-            "rule for clone3",
-        )
-        rules.append("clone3: ENOSYS")
+            _check(result, f"rule for {name}")
+            installed.append(description)
         _check(lib.seccomp_load(ctx), "seccomp_load")
     finally:
         lib.seccomp_release(ctx)
-    return rules
+    return installed
 
 
 def seccomp_mode() -> int:
