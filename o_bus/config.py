@@ -43,6 +43,11 @@ class RuntimeConfig(BaseModel):
     max_batch: int = Field(500, ge=1, le=1000, description="events per atomic append")
     reply_cache: int = Field(20_000, ge=0, description="replies kept for duplicate requests")
     append_timeout: float = Field(5.0, gt=0)
+    run_tools: bool = Field(
+        True,
+        description="run the tool runner of agents that declare tools; processes that run "
+        "shadows or candidates turn it off, so they never call a tool",
+    )
 
 
 def nats_url_from_env() -> str | None:

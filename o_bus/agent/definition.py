@@ -21,7 +21,7 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import ValidationError
 from pydantic_core import from_json
@@ -30,6 +30,10 @@ from o_bus.errors import CommandRejected, ConfigurationError, ErrorCode, Invalid
 from o_bus.events.model import Command, Event, State
 from o_bus.events.upcasting import UpcasterChain
 from o_bus.wire.codec import Encoding, decode
+
+if TYPE_CHECKING:
+    from o_bus.tools.binding import AgentTools, Continuation
+    from o_bus.tools.spec import Tool
 
 __all__ = ["AgentDefinition", "Decision"]
 
@@ -101,6 +105,7 @@ class AgentDefinition(Generic[S]):
         self.version = version
         self.state_schema_version = state_schema_version
         self.description = description
+        self.tools: AgentTools | None = None  # set by use_tools
         self._handlers: dict[str, tuple[type[Command], Callable[[S, Any], HandlerResult]]] = {}
         self._appliers: dict[type[Event], Callable[[S, Any], S]] = {}
         self._event_types: dict[str, type[Event]] = {}
@@ -216,3 +221,21 @@ class AgentDefinition(Generic[S]):
         for event in events:
             state = self.apply(state, event)
         return state
+
+    # -- tools (see o_bus.tools) -------------------------------------------------------------
+
+    def use_tools(self, *tools: Tool) -> AgentTools:
+        """Declare the tools this agent's handlers may ask for; the state must subclass
+        ``o_bus.tools.ToolState``. Handlers ask with ``tools.call(state, name, input)``."""
+        from o_bus.tools.binding import AgentTools
+
+        if self.tools is not None:
+            raise ConfigurationError(f"agent {self.name!r} declared its tools twice")
+        self.tools = AgentTools(self, tools)
+        return self.tools
+
+    def on_tool_result(self, tool: str) -> Callable[[Continuation], Continuation]:
+        """Register ``(state, ToolResult) -> events``, run when a call of ``tool`` completes."""
+        if self.tools is None:
+            raise ConfigurationError(f"agent {self.name!r}: declare use_tools(...) first")
+        return self.tools.on_result(tool)

@@ -193,6 +193,11 @@ class AgentProcess:
         self.role = "active"
         self._renewed_at = time.monotonic()
         await self.heartbeats.beat()
+        tools = None
+        if self.definition.tools is not None and self.config.run_tools:
+            from o_bus.tools.runner import start_tool_runner
+
+            tools = await start_tool_runner(worker, self.config)
         log.info("agent %s: active (%s)", self.name, self.holder.holder)
         keeper = asyncio.create_task(self._keep(lease))
         stopping = asyncio.create_task(stop.wait())
@@ -200,6 +205,8 @@ class AgentProcess:
         done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         keeper.cancel()
         stopping.cancel()
+        if tools is not None:
+            await tools.stop()
         if worker.failed.done():
             reason = worker.failed.result()
             await worker.stop(f"failed: {reason}")

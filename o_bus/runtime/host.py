@@ -70,10 +70,12 @@ class AgentHost:
     async def _keep_running(self, name: str, definition: Any) -> None:
         backoff = 0.1
         while not self._stopping:
+            tools: Any = None
             worker = AgentWorker(self.nc, self.js, name, definition, self.config)
             try:
                 await worker.start()
                 self.workers[name] = worker
+                tools = await self._start_tools(worker)
                 backoff = 0.1
                 reason = await worker.failed
                 log.error("agent %s failed: %s; recovering in %.1fs", name, reason, backoff)
@@ -87,9 +89,20 @@ class AgentHost:
                 )
                 await worker.stop(f"start failed: {err.message}")
             finally:
+                if tools is not None:
+                    await tools.stop()
                 self.workers.pop(name, None)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
+
+    async def _start_tools(self, worker: AgentWorker) -> Any:
+        """The tool runner of an agent that declares tools (see o_bus.tools), unless
+        ``config.run_tools`` is off."""
+        if worker.definition.tools is None or not self.config.run_tools:
+            return None
+        from o_bus.tools.runner import start_tool_runner
+
+        return await start_tool_runner(worker, self.config)
 
     async def stop(self) -> None:
         self._stopping = True

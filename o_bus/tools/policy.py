@@ -1,0 +1,70 @@
+"""The runner's per-tool policies: a token-bucket rate limit and a result cache with a TTL.
+
+Both take a clock (seconds, monotonic) so that tests can move time by hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from o_bus.tools.spec import RateLimit
+
+__all__ = ["Clock", "ResultCache", "Sleep", "TokenBucket"]
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class TokenBucket:
+    """``burst`` tokens, refilled at ``per_second``; each attempt takes one, waiting if none."""
+
+    def __init__(self, limit: RateLimit, clock: Clock, sleep: Sleep = asyncio.sleep) -> None:
+        self.limit = limit
+        self._clock, self._sleep = clock, sleep
+        self._tokens = float(limit.burst)
+        self._at = clock()
+        self._lock = asyncio.Lock()  # waiters are served in arrival order
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(
+            float(self.limit.burst), self._tokens + (now - self._at) * self.limit.per_second
+        )
+        self._at = now
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            self._refill()
+            while self._tokens < 1.0:
+                await self._sleep((1.0 - self._tokens) / self.limit.per_second)
+                self._refill()
+            self._tokens -= 1.0
+
+
+class ResultCache:
+    """Successful outputs by (tool, input), each kept ``ttl`` seconds; the oldest entries go
+    first once ``capacity`` is reached."""
+
+    def __init__(self, clock: Clock, capacity: int = 1024) -> None:
+        self._clock = clock
+        self.capacity = capacity
+        self._entries: OrderedDict[tuple[str, str], tuple[float, dict[str, Any]]] = OrderedDict()
+
+    def get(self, key: tuple[str, str]) -> dict[str, Any] | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        expires, output = entry
+        if self._clock() >= expires:
+            del self._entries[key]
+            return None
+        return output
+
+    def put(self, key: tuple[str, str], output: dict[str, Any], ttl: float) -> None:
+        self._entries[key] = (self._clock() + ttl, output)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
