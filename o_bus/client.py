@@ -16,7 +16,7 @@ from o_bus.store import layout
 from o_bus.wire.cloudevents import SPECVERSION
 from o_bus.wire.codec import Encoding, decode, encode
 
-__all__ = ["request_headers", "send"]
+__all__ = ["query", "request_headers", "send"]
 
 
 def request_headers(
@@ -60,6 +60,35 @@ async def send(
             "be processed: re-send it with the same --id to get its outcome"
         ) from err
     reply = decode(msg.data, Encoding.MSGPACK if encoding is Encoding.MSGPACK else Encoding.JSON)
+    if not isinstance(reply, dict):
+        raise AgentUnavailableError(f"unexpected reply: {reply!r}")
+    return reply
+
+
+async def query(
+    nc: Client,
+    agent: str,
+    name: str,
+    params: dict[str, Any] | None = None,
+    *,
+    min_seq: int = 0,
+    timeout: float = 5.0,
+) -> dict[str, Any]:
+    """Ask agent ``agent`` the read-only query ``name`` (on ``o.qry.<agent>``, not through the
+    WAL) and return the decoded reply (``ok`` true or false). With ``min_seq``, the agent
+    answers once it has applied that sequence (for example the ``seq`` of a command's reply)."""
+    body = {"query": name, "params": params or {}, "min_seq": min_seq, "timeout": timeout}
+    try:
+        msg = await nc.request(
+            layout.query_subject(agent), encode(body, Encoding.JSON), timeout=timeout + 1.0
+        )
+    except nats.errors.NoRespondersError as err:
+        raise AgentUnavailableError(
+            f"no process of {agent!r} answers queries: is it running, and does it have any?"
+        ) from err
+    except nats.errors.TimeoutError as err:
+        raise AgentUnavailableError(f"no answer from {agent!r} within {timeout + 1.0}s") from err
+    reply = decode(msg.data, Encoding.JSON)
     if not isinstance(reply, dict):
         raise AgentUnavailableError(f"unexpected reply: {reply!r}")
     return reply

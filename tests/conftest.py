@@ -100,6 +100,12 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServerLike]:
         server.stop()
 
 
+@pytest.fixture(autouse=True)
+def _memory_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Agents started by a test keep their memory index under the test's own folder."""
+    monkeypatch.setenv("O_BUS_MEMORY_DIR", str(tmp_path / "memory"))
+
+
 @pytest.fixture
 def nats_url(nats_server: NatsServerLike) -> str:
     return nats_server.url

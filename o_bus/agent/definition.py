@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from pydantic import ValidationError
 from pydantic_core import from_json
 
+from o_bus.agent.queries import ProjectionSpec, Query, QueryContext, QueryTable
 from o_bus.errors import CommandRejected, ConfigurationError, ErrorCode, InvalidRequestError
 from o_bus.events.model import Command, Event, State
 from o_bus.events.upcasting import UpcasterChain
@@ -40,6 +41,7 @@ __all__ = ["AgentDefinition", "Decision"]
 S = TypeVar("S", bound=State)
 C = TypeVar("C", bound=Command)
 E = TypeVar("E", bound=Event)
+Q = TypeVar("Q", bound=Query)
 HandlerResult = Event | Sequence[Event] | None
 
 
@@ -110,6 +112,8 @@ class AgentDefinition(Generic[S]):
         self._appliers: dict[type[Event], Callable[[S, Any], S]] = {}
         self._event_types: dict[str, type[Event]] = {}
         self.upcasters = UpcasterChain()
+        self.queries = QueryTable()  # read-only handlers, answered on o.qry.<agent>
+        self.projections: list[ProjectionSpec[Any]] = []  # opened while the agent serves
 
     # -- declaration -------------------------------------------------------------------------
 
@@ -144,6 +148,16 @@ class AgentDefinition(Generic[S]):
             return fn
 
         return register
+
+    def query(self, fn: Callable[[QueryContext[S], Q], Any]) -> Callable[[QueryContext[S], Q], Any]:
+        """Register a read-only query handler ``(context, query) -> result`` (sync or async);
+        see :mod:`o_bus.agent.queries`."""
+        self.queries.register(_second_param_type(fn, Query), fn)
+        return fn
+
+    def projection(self, spec: ProjectionSpec[Any]) -> None:
+        """Declare a projection of this agent's log (for example the memory index)."""
+        self.projections.append(spec)
 
     # -- introspection -----------------------------------------------------------------------
 

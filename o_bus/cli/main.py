@@ -89,6 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--msgpack", action="store_true", help="send and receive msgpack")
     send.add_argument("--timeout", type=float, default=5.0)
 
+    qry = common(sub.add_parser("query", help="ask a read-only query (not through the WAL)"))
+    qry.add_argument("agent")
+    qry.add_argument("name", metavar="QUERY")
+    qry.add_argument("params", nargs="?", help="query params as a JSON object")
+    qry.add_argument(
+        "--min-seq", type=_positive, default=0, help="answer once the agent applied this seq"
+    )
+    qry.add_argument("--timeout", type=float, default=5.0)
+
     state = common(sub.add_parser("state", help="current state, or state at a point in history"))
     state.add_argument("agent")
     point = state.add_mutually_exclusive_group()
@@ -131,6 +140,10 @@ def _async_command(name: str) -> Callable[[argparse.Namespace], Coroutine[Any, A
         from o_bus.cli.ps import cmd_ps
 
         return cmd_ps
+    if name == "query":
+        from o_bus.cli.query import cmd_query
+
+        return cmd_query
     from o_bus.cli import inspect as inspect_cmds
 
     command: Callable[[argparse.Namespace], Coroutine[Any, Any, int]] = getattr(

@@ -32,6 +32,7 @@ from o_bus.replay.rebuild import Rebuilt, rebuild
 from o_bus.replay.reply_lookup import rebuild_reply
 from o_bus.runtime.group_commit import Outcome, ReplyCache, StagedRequests
 from o_bus.runtime.metrics import RequestMetrics
+from o_bus.runtime.queries import QueryServer
 from o_bus.store import layout
 from o_bus.store.dead_letter import DeadLetters
 from o_bus.store.event_log import (
@@ -95,6 +96,7 @@ class AgentWorker:
         self._outcome_subject = layout.outcome_subject(name)
         self.metrics = RequestMetrics()
         self.wal_backlog = 0
+        self.queries: QueryServer | None = None  # projections and queries, while serving
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -170,10 +172,20 @@ class AgentWorker:
                 pending_msgs_limit=65536,
             )
         )
+        self.queries = QueryServer(
+            self.nc,
+            self.js,
+            self.name,
+            self.definition,
+            lambda: (self.committed_state, self.committed_seq),
+        )
+        await self.queries.start()
         await self._transition(LifecycleState.RUNNING, "recovered and serving")
 
     async def stop(self, reason: str = "shutdown") -> None:
         """Stop taking requests, make staged work durable, record the transition."""
+        if self.queries is not None:
+            await self.queries.stop()
         for sub in self._subs:
             with contextlib.suppress(nats.errors.Error):
                 await sub.unsubscribe()

@@ -29,6 +29,7 @@ __all__ = [
     "heartbeat_subject",
     "lifecycle_subject",
     "outcome_subject",
+    "query_subject",
     "request_subject",
     "system_event_subject",
     "validate_agent_name",
@@ -50,6 +51,7 @@ DLQ_STREAM: Final = "O_DLQ"
 DLQ_PREFIX: Final = "o.dlq."
 
 CONTROL_PREFIX: Final = "o.ctl."
+QUERY_PREFIX: Final = "o.qry."  # read-only queries: core-NATS request/reply, not stored
 
 SNAPSHOTS_BUCKET: Final = "o_snapshots"
 AGENTS_BUCKET: Final = "o_agents"
@@ -114,6 +116,11 @@ def lifecycle_subject(agent: str) -> str:
 def control_subject(agent: str, operation: str) -> str:
     """Core-NATS subject of an agent's control operation (dup, snapshot, status)."""
     return f"{CONTROL_PREFIX}{agent}.{operation}"
+
+
+def query_subject(agent: str) -> str:
+    """Core-NATS subject on which the agent's active process answers queries."""
+    return QUERY_PREFIX + agent
 
 
 def dlq_subject(agent: str | None, request_id: str | None) -> str:

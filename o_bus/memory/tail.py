@@ -1,0 +1,166 @@
+"""Tail every record of an agent's stream (events, outcomes, fences) in batches, with flow
+control, and look up the requests they answer in the WAL.
+
+The memory projection needs more than the events :meth:`EventLog.replay` yields: the outcome
+records of requests that produced no event are episodes too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import nats.errors
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError as JsNotFoundError
+from pydantic_core import from_json
+
+from o_bus.errors import StorageError
+from o_bus.store import layout
+from o_bus.store.event_records import delivery_of
+
+__all__ = ["LogRecord", "RequestRecord", "StreamTail", "iso_time", "read_requests"]
+
+log = logging.getLogger(__name__)
+_BUFFER = 4096  # records held before the consumer is paused (flow control does the rest)
+_REQUEST_BYTES = 8192  # request bodies kept in an episode, beyond that only their size
+
+
+def iso_time(unix_ns: int) -> str:
+    """The bus's time format (``2026-01-31T12:00:00.000000Z``), comparable as text."""
+    moment = datetime.fromtimestamp(unix_ns / 1e9, UTC)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass(slots=True, frozen=True)
+class LogRecord:
+    """One record of an agent's stream: ``kind`` is ``evt``, ``outcome`` or ``fence``."""
+
+    kind: str
+    stream_seq: int
+    time: str
+    headers: dict[str, str]
+    data: bytes
+
+
+@dataclass(slots=True, frozen=True)
+class RequestRecord:
+    """What the WAL says of a request: its command, body (JSON when small) and arrival."""
+
+    command: str | None
+    request: Any
+    requested_at: str | None
+
+
+class StreamTail:
+    """Hands batches of records after ``after_stream_seq`` to ``on_batch``, in order, forever
+    (until cancelled). ``on_batch`` runs one batch at a time; while it is busy records queue up
+    to a bound, then the consumer waits, and JetStream's flow control stops the sender."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        agent: str,
+        on_batch: Callable[[list[LogRecord]], Awaitable[None]],
+        *,
+        batch_size: int = 1000,
+    ) -> None:
+        self.js, self.agent, self.on_batch, self.batch_size = js, agent, on_batch, batch_size
+        self._buffer: list[LogRecord] = []
+        self._ready = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+
+    async def _on_msg(self, msg: Msg) -> None:
+        stream_seq, stored_ns, _ = delivery_of(msg)
+        kind = msg.subject.split(".", 2)[1]
+        self._buffer.append(
+            LogRecord(kind, stream_seq, iso_time(stored_ns), dict(msg.headers or {}), msg.data)
+        )
+        self._ready.set()
+        if len(self._buffer) >= _BUFFER:
+            self._room.clear()
+            await self._room.wait()  # pauses this subscription's deliveries
+
+    async def run(self, after_stream_seq: int) -> None:
+        try:
+            sub = await self.js.subscribe(
+                f"o.*.{self.agent}",
+                stream=layout.events_stream(self.agent),
+                cb=self._on_msg,
+                ordered_consumer=True,
+                config=ConsumerConfig(
+                    deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                    opt_start_seq=after_stream_seq + 1,
+                ),
+                pending_msgs_limit=_BUFFER * 2,
+            )
+        except nats.errors.Error as err:
+            raise StorageError(f"cannot tail {self.agent!r}'s log") from err
+        try:
+            while True:
+                await self._ready.wait()
+                batch = self._buffer[: self.batch_size]
+                del self._buffer[: self.batch_size]
+                if not self._buffer:
+                    self._ready.clear()
+                self._room.set()
+                if batch:
+                    await self.on_batch(batch)
+        finally:
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
+
+
+def _nats_time(value: str | None) -> str | None:
+    """``Nats-Time-Stamp`` (nanosecond precision) in the bus's microsecond format."""
+    if not value:
+        return None
+    head, _, fraction = value.rstrip("Z").partition(".")
+    return f"{head}.{(fraction + '000000')[:6]}Z"
+
+
+async def _read_request(js: JetStreamContext, wal_seq: int) -> RequestRecord | None:
+    try:
+        msg = await js.get_msg(layout.WAL_STREAM, wal_seq, direct=True)
+    except (JsNotFoundError, nats.errors.NoRespondersError):
+        return None  # aged out of the WAL (or no WAL here): the episode has no request part
+    headers = msg.headers or {}
+    body = msg.data or b""
+    request: Any = {"bytes": len(body)}
+    if len(body) <= _REQUEST_BYTES and "json" in headers.get("Content-Type", "application/json"):
+        with contextlib.suppress(ValueError):
+            request = from_json(body) if body else {}
+    return RequestRecord(
+        headers.get("ce-type"), request, _nats_time(headers.get("Nats-Time-Stamp"))
+    )
+
+
+async def read_requests(
+    js: JetStreamContext, wal_seqs: Iterable[int], concurrency: int = 64
+) -> dict[int, RequestRecord]:
+    """The WAL records of ``wal_seqs``, read with up to ``concurrency`` direct gets in flight.
+    A record that cannot be read is left out (the episode then has no request part)."""
+    wanted = sorted({seq for seq in wal_seqs if seq > 0})
+    found: dict[int, RequestRecord] = {}
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(seq: int) -> None:
+        async with gate:
+            try:
+                record = await _read_request(js, seq)
+            except (nats.errors.Error, ValueError) as err:
+                log.warning("cannot read WAL record %d: %s", seq, err)
+                return
+        if record is not None:
+            found[seq] = record
+
+    await asyncio.gather(*(one(seq) for seq in wanted))
+    return found
