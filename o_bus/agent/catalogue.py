@@ -7,14 +7,49 @@ import importlib.util
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from o_bus.agent.definition import AgentDefinition
 from o_bus.errors import ConfigurationError, ErrorCode, InvalidRequestError
 
-__all__ = ["Catalogue", "load_definition"]
+__all__ = ["Catalogue", "find_definition", "import_file", "load_definition"]
 
 ENTRY_POINT_GROUP = "o_bus.agents"
+
+
+def import_file(path: Path, module_name: str, source: bytes | None = None) -> ModuleType:
+    """Import the Python file ``path`` as module ``module_name`` (registered in sys.modules).
+
+    With ``source``, those bytes are executed instead of the file's current content (for code
+    whose hash was checked), still under ``path`` so tracebacks point at the file.
+    """
+    file_spec = importlib.util.spec_from_file_location(module_name, path)
+    if file_spec is None or file_spec.loader is None:
+        raise ConfigurationError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(file_spec)
+    sys.modules[module_name] = module
+    try:
+        if source is None:
+            file_spec.loader.exec_module(module)
+        else:
+            exec(compile(source, str(path), "exec"), module.__dict__)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    return module
+
+
+def find_definition(module: ModuleType, attr: str | None, what: str) -> AgentDefinition[Any]:
+    """``module.attr``, or the module's only AgentDefinition when ``attr`` is empty."""
+    if attr:
+        found = getattr(module, attr, None)
+    else:
+        defs = {id(v): v for v in vars(module).values() if isinstance(v, AgentDefinition)}
+        found = next(iter(defs.values())) if len(defs) == 1 else None
+    if not isinstance(found, AgentDefinition):
+        raise ConfigurationError(f"{what!r} does not name one AgentDefinition")
+    return found
 
 
 def load_definition(spec: str) -> AgentDefinition[Any]:
@@ -24,23 +59,10 @@ def load_definition(spec: str) -> AgentDefinition[Any]:
         path = Path(target).resolve()
         if not path.is_file():
             raise ConfigurationError(f"agent file {path} does not exist")
-        module_name = f"o_bus_agent_{path.stem}_{abs(hash(path))}"
-        file_spec = importlib.util.spec_from_file_location(module_name, path)
-        if file_spec is None or file_spec.loader is None:
-            raise ConfigurationError(f"cannot import {path}")
-        module = importlib.util.module_from_spec(file_spec)
-        sys.modules[module_name] = module
-        file_spec.loader.exec_module(module)
+        module = import_file(path, f"o_bus_agent_{path.stem}_{abs(hash(path))}")
     else:
         module = importlib.import_module(target)
-    if attr:
-        found = getattr(module, attr, None)
-    else:
-        defs = [v for v in vars(module).values() if isinstance(v, AgentDefinition)]
-        found = defs[0] if len(defs) == 1 else None
-    if not isinstance(found, AgentDefinition):
-        raise ConfigurationError(f"{spec!r} does not name one AgentDefinition")
-    return found
+    return find_definition(module, attr, spec)
 
 
 class Catalogue:

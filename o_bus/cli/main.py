@@ -126,6 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     common(sub.add_parser("agents", help="list registered agents and their status"))
 
+    dep = common(
+        sub.add_parser("deploy", help="validate a source file and store it as a code version")
+    )
+    dep.add_argument("agent")
+    dep.add_argument("path", help="one .py file defining the agent's AgentDefinition")
+    dep.add_argument("--note", help="why this version exists")
+    dep.add_argument("--attr", help="the definition's attribute, if the file defines several")
+    dep.add_argument("--by", help="who deploys (default: user@host)")
+    dep.add_argument("--timeout", type=float, default=20.0, help="seconds to import the file")
+
+    versions = common(sub.add_parser("versions", help="list an agent's deployed code versions"))
+    versions.add_argument("agent")
+
     bench = sub.add_parser("bench", help="run the benchmark (prints figures beside raw floors)")
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
@@ -140,6 +153,13 @@ def _async_command(name: str) -> Callable[[argparse.Namespace], Coroutine[Any, A
         from o_bus.cli.ps import cmd_ps
 
         return cmd_ps
+    if name in ("deploy", "versions"):
+        from o_bus.cli import code
+
+        code_command: Callable[[argparse.Namespace], Coroutine[Any, Any, int]] = getattr(
+            code, f"cmd_{name}"
+        )
+        return code_command
     if name == "query":
         from o_bus.cli.query import cmd_query
 

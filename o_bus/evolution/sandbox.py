@@ -53,6 +53,8 @@ REFUSED_AUDIT_EVENTS = frozenset(
     }
 )
 
+_BARE_ENV = frozenset({"PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH"})
+
 
 class SandboxLimits(BaseModel):
     """The limits a candidate process runs under."""
@@ -192,16 +194,19 @@ async def spawn_sandboxed(
     stdin: int | None = None,
     stdout: int | None = None,
     stderr: int | None = None,
+    inherit_env: bool = True,
 ) -> asyncio.subprocess.Process:
     """Start ``python <argv>`` in the sandbox: ``argv`` is ``[-m MODULE | -c CODE | FILE, ...]``.
 
-    The child's environment is ``os.environ`` updated with ``env`` and the limits. The
+    The child's environment is ``os.environ`` (only ``PATH`` and the locale with
+    ``inherit_env=False``, to keep credentials out) updated with ``env`` and the limits. The
     program runs under :mod:`o_bus.evolution.sandboxed`, which enters the sandbox before
     running it; ``enter_sandbox(limits_from_env())`` in the program returns that same report.
     """
     if not argv:
         raise ConfigurationError("spawn_sandboxed needs a program: -m MODULE, -c CODE or FILE")
-    child_env = {**os.environ, **(env or {}), LIMITS_ENV: limits.model_dump_json()}
+    base = os.environ if inherit_env else {k: v for k, v in os.environ.items() if k in _BARE_ENV}
+    child_env = {**base, **(env or {}), LIMITS_ENV: limits.model_dump_json()}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

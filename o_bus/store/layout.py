@@ -13,6 +13,8 @@ from o_bus.errors import ErrorCode, InvalidRequestError
 
 __all__ = [
     "AGENTS_BUCKET",
+    "CODE_BUCKET",
+    "CODE_VERSIONS_BUCKET",
     "CONFIG_BUCKET",
     "DLQ_STREAM",
     "EVENTS_STREAM_PREFIX",
@@ -58,6 +60,8 @@ AGENTS_BUCKET: Final = "o_agents"
 CONFIG_BUCKET: Final = "o_config"
 LEASES_BUCKET: Final = "o_leases"
 SUPERVISOR_BUCKET: Final = "o_supervisor"
+CODE_BUCKET: Final = "o_code"  # object store: code versions by sha256
+CODE_VERSIONS_BUCKET: Final = "o_code_versions"  # KV: <agent>.<sha256 hex> -> CodeVersion
 HEARTBEAT_PREFIX: Final = "o.hb."
 SYSTEM_EVENT_PREFIX: Final = "o.sys.agent."
 

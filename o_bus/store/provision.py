@@ -9,12 +9,14 @@ from nats.js import JetStreamContext
 from nats.js.api import (
     DiscardPolicy,
     KeyValueConfig,
+    ObjectStoreConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
 )
 from nats.js.errors import BadRequestError, KeyNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
+from nats.js.object_store import ObjectStore
 from pydantic import ValidationError
 
 from o_bus.config import StorageConfig
@@ -23,8 +25,10 @@ from o_bus.store import layout
 __all__ = [
     "agent_stream_config",
     "bucket_configs",
+    "code_store_config",
     "ensure_agent_stream",
     "ensure_bucket",
+    "ensure_code_store",
     "provision",
     "storage_config",
     "stream_configs",
@@ -164,6 +168,12 @@ def bucket_configs(cfg: StorageConfig) -> list[KeyValueConfig]:
             replicas=cfg.replicas,
         ),
         KeyValueConfig(
+            bucket=layout.CODE_VERSIONS_BUCKET,
+            description="O code versions: <agent>.<sha256> -> what it defines, who deployed it",
+            history=1,
+            replicas=cfg.replicas,
+        ),
+        KeyValueConfig(
             bucket=layout.AGENTS_BUCKET,
             description="O agent registry: instance name -> definition",
             history=5,
@@ -197,5 +207,30 @@ async def provision(js: JetStreamContext, cfg: StorageConfig | None = None) -> N
         except (NotFoundError, BadRequestError):
             await js.create_key_value(bucket)
             log.info("created bucket %s", bucket.bucket)
+    await ensure_code_store(js, cfg)
     kv = await js.key_value(layout.CONFIG_BUCKET)
     await kv.put("storage", cfg.model_dump_json().encode())
+
+
+def code_store_config(cfg: StorageConfig) -> ObjectStoreConfig:
+    """The object store of code versions: one object per sha256, kept until deleted."""
+    return ObjectStoreConfig(
+        description="O code versions: agent source files by sha256",
+        storage=StorageType.FILE if cfg.storage == "file" else StorageType.MEMORY,
+        replicas=cfg.replicas,
+    )
+
+
+async def ensure_code_store(js: JetStreamContext, cfg: StorageConfig | None = None) -> ObjectStore:
+    """The code-version object store, created if it is missing (idempotent)."""
+    try:
+        return await js.object_store(layout.CODE_BUCKET)
+    except (NotFoundError, BadRequestError):
+        pass
+    config = code_store_config(cfg or await storage_config(js))
+    try:
+        store = await js.create_object_store(layout.CODE_BUCKET, config=config)
+        log.info("created object store %s", layout.CODE_BUCKET)
+        return store
+    except BadRequestError:  # created meanwhile by another process
+        return await js.object_store(layout.CODE_BUCKET)
