@@ -154,6 +154,8 @@ def test_every_expected_file_is_generated(
         "envelope/event.headers.schema.json",
         "envelope/reply.headers.schema.json",
         "envelope/dead-letter.headers.schema.json",
+        "query-request.schema.json",
+        "query-reply.schema.json",
     }
     assert {"counter", "echo"} <= {d.name for d in definitions}
     for d in definitions:
@@ -163,6 +165,7 @@ def test_every_expected_file_is_generated(
             f"agents/{d.name}/events/{e}.v{cls.event_version}.schema.json"
             for e, cls in d.event_types.items()
         )
+        expected.update(f"agents/{d.name}/queries/{q}.schema.json" for q in d.queries.types)
     assert set(files) == expected
     readme = files["README.md"]
     assert all(f"[`{path}`]({path})" in readme for path in files)
@@ -189,6 +192,10 @@ def test_schema_files_have_id_dialect_and_title(
             titles[f"agents/{d.name}/commands/{c}.schema.json"] = command_type.__name__
         for e, cls in d.event_types.items():
             titles[f"agents/{d.name}/events/{e}.v{cls.event_version}.schema.json"] = cls.__name__
+        for q, query_type in d.queries.types.items():
+            titles[f"agents/{d.name}/queries/{q}.schema.json"] = query_type.__name__
+    titles["query-request.schema.json"] = "QueryRequest"
+    titles["query-reply.schema.json"] = "QueryReply"
     json_schemas = [p for p in files if p.endswith(".schema.json")]
     assert sorted(titles) == sorted(json_schemas)
     for path in json_schemas:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -148,6 +149,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     install_uvloop()
     data_dir: Path = args.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
+    # Children inherit it: agents keep local projections (memory indexes) under the data dir.
+    os.environ["O_BUS_DATA_DIR"] = str(data_dir.resolve())
     server: EmbeddedServer | None = None
     external = args.nats or nats_url_from_env()
     children: list[subprocess.Popen[bytes]] = []

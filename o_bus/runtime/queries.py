@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import nats.errors
 from nats.aio.client import Client
@@ -36,9 +36,17 @@ from o_bus.agent.queries import Projection, QueryContext
 from o_bus.errors import AgentUnavailableError, ErrorCode, InvalidRequestError, OBusError
 from o_bus.events.model import State
 from o_bus.store import layout
-from o_bus.wire.reply import STATUS_HEADER
+from o_bus.wire.reply import STATUS_HEADER, ErrorBody
 
-__all__ = ["MAX_QUERY_BYTES", "QUERY_QUEUE", "QueryRequest", "QueryServer"]
+__all__ = [
+    "MAX_QUERY_BYTES",
+    "QUERY_QUEUE",
+    "QueryErrorReply",
+    "QueryOkReply",
+    "QueryReply",
+    "QueryRequest",
+    "QueryServer",
+]
 
 log = logging.getLogger(__name__)
 QUERY_QUEUE: Final = "o-qry"
@@ -58,6 +66,30 @@ class QueryRequest(BaseModel):
     timeout: float = Field(
         default=5.0, gt=0, le=MAX_WAIT, description="seconds to wait for min_seq"
     )
+
+
+class QueryOkReply(BaseModel):
+    """A query's answer: ``result`` is the query's own JSON value."""
+
+    model_config = ConfigDict(frozen=True)
+    ok: Literal[True] = True
+    agent: str
+    query: str
+    seq: int = Field(description="the agent sequence of the state the answer was read from")
+    result: Any
+
+
+class QueryErrorReply(BaseModel):
+    """A refused or failed query, with a stable error code (as in command replies)."""
+
+    model_config = ConfigDict(frozen=True)
+    ok: Literal[False] = False
+    agent: str
+    query: str | None = Field(description="the query's name, null if the body was unreadable")
+    error: ErrorBody
+
+
+QueryReply = QueryOkReply | QueryErrorReply
 
 
 def query_ok(agent: str, query: str, seq: int, result: Any) -> dict[str, Any]:

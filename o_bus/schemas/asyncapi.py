@@ -16,6 +16,7 @@ from o_bus.wire.codec import Encoding
 
 from .messages import REPLY_TO_NOTE, agent_messages, bus_messages, ref
 from .paths import ASYNCAPI_FILE, ID_PREFIX, state_path
+from .queries import query_asyncapi
 
 __all__ = ["asyncapi"]
 
@@ -203,6 +204,8 @@ def asyncapi(definitions: Sequence[AgentDefinition[Any]]) -> dict[str, Any]:
     commands, events, messages = agent_messages(definitions)
     commands.append("command.structured")
     messages.update(bus_messages())
+    query_channels, query_operations, query_messages = query_asyncapi(list(definitions), agent)
+    messages.update(query_messages)
     return {
         "asyncapi": "3.0.0",
         "id": ID_PREFIX + ASYNCAPI_FILE,
@@ -217,8 +220,8 @@ def asyncapi(definitions: Sequence[AgentDefinition[Any]]) -> dict[str, Any]:
             ),
         },
         "defaultContentType": Encoding.JSON.value,
-        "channels": _channels(agent, examples, commands, events),
-        "operations": _operations(commands, events),
+        "channels": {**_channels(agent, examples, commands, events), **query_channels},
+        "operations": {**_operations(commands, events), **query_operations},
         "components": {"messages": messages},
         "x-o-bus-definitions": {
             d.name: {

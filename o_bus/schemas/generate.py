@@ -15,6 +15,7 @@ from .error_codes import check_error_meanings
 from .headers import check_headers_match_runtime
 from .health import check_health_summary_matches_monitor
 from .paths import ASYNCAPI_FILE, README_FILE, REPLY
+from .queries import query_schemas
 from .readme import readme
 
 __all__ = ["render"]
@@ -33,6 +34,7 @@ def render(catalogue: Catalogue | None = None) -> dict[str, str]:
     documents.update(system_schemas())
     for definition in definitions:
         documents.update(agent_schemas(definition))
+    documents.update(query_schemas(definitions))
     documents[ASYNCAPI_FILE] = asyncapi(definitions)
     files = {path: dump(document) for path, document in documents.items()}
     files[README_FILE] = readme(definitions, [*files, README_FILE], envelope)

@@ -41,6 +41,7 @@ from .paths import (
     event_path,
     state_path,
 )
+from .queries import QUERY_REPLY, QUERY_REQUEST, query_path
 
 __all__ = ["readme"]
 
@@ -57,6 +58,8 @@ _ABOUT: Mapping[str, str] = {
     HEARTBEAT: f"Body of a heartbeat on `{layout.HEARTBEAT_PREFIX}<agent>` (not stored).",
     AGENT_SUPERVISION: f"Value of a key in KV bucket `{layout.SUPERVISOR_BUCKET}`.",
     README_FILE: "This guide.",
+    QUERY_REQUEST: f"Body of a query on `{layout.QUERY_PREFIX}<agent>` (core NATS, not stored).",
+    QUERY_REPLY: "Reply to a query: `QueryOkReply` or `QueryErrorReply`.",
 }
 
 
@@ -93,6 +96,8 @@ def _file_rows(definitions: Sequence[AgentDefinition[Any]], paths: Sequence[str]
                 f"Data of event `{event_type}` version {cls.event_version}."
             )
         about[state_path(d.name)] = "State of the agent (snapshots, status)."
+        for query in d.queries.types:
+            about[query_path(d.name, query)] = f"Params of query `{query}`."
     rows = [[f"[`{path}`]({path})", about.get(path, "")] for path in sorted(paths)]
     return _table(["file", "what"], rows)
 
