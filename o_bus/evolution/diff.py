@@ -69,6 +69,10 @@ def _walk(
         yield ".".join(path), ".".join(shape), value
 
 
+def _index(output: Any) -> dict[str, tuple[str, Any]]:
+    return {path: (shape, value) for path, shape, value in _walk(output, (), ())}
+
+
 def flatten(output: Any) -> dict[str, Any]:
     """``path -> leaf value``; empty dicts and lists are leaves."""
     return {path: value for path, _, value in _walk(output, (), ())}
@@ -97,13 +101,25 @@ def differences(a: Any, b: Any, *, relative_tolerance: float = 0.0) -> dict[str,
     ``true`` and ``1`` differ; ``1`` and ``1.0`` do not. With ``relative_tolerance`` r > 0,
     two numbers are the same when ``|a - b| <= r * max(|a|, |b|)``.
     """
-    flat_a, flat_b = flatten(a), flatten(b)
-    found: dict[str, Pair] = {}
-    for path in flat_a.keys() | flat_b.keys():
-        left, right = flat_a.get(path, MISSING), flat_b.get(path, MISSING)
-        if left is MISSING or right is MISSING or not _same(left, right, relative_tolerance):
-            found[path] = (left, right)
-    return dict(sorted(found.items()))
+    found = _differing(_index(a), _index(b), relative_tolerance)
+    return {path: pair for path, (_, pair) in sorted(found.items())}
+
+
+def _differing(
+    a: dict[str, tuple[str, Any]], b: dict[str, tuple[str, Any]], relative_tolerance: float
+) -> dict[str, tuple[str, Pair]]:
+    """``path -> (shape, (a_value, b_value))`` for differing paths; a's shape where a has it."""
+    found: dict[str, tuple[str, Pair]] = {}
+    for path, (shape, left) in a.items():
+        other = b.get(path)
+        if other is None:
+            found[path] = (shape, (left, MISSING))
+        elif not _same(left, other[1], relative_tolerance):
+            found[path] = (shape, (left, other[1]))
+    for path, (shape, right) in b.items():
+        if path not in a:
+            found[path] = (shape, (MISSING, right))
+    return found
 
 
 @lru_cache(maxsize=4096)
@@ -128,9 +144,20 @@ class IgnoreRules:
     def __init__(self, patterns: Sequence[str] = ()) -> None:
         self.patterns = [p for p in patterns if p]
         self._split = [tuple(p.split(".")) for p in self.patterns]
+        self._memo: dict[tuple[str, str | None], str | None] = {}
 
     def match(self, path: str, shape: str | None = None) -> str | None:
         """The first pattern that ignores ``path`` (or its shape), or None."""
+        key = (path, shape)
+        if key not in self._memo:
+            if len(self._memo) >= 10_000:
+                self._memo.clear()
+            self._memo[key] = self._match(path, shape)
+        return self._memo[key]
+
+    def _match(self, path: str, shape: str | None) -> str | None:
+        if not self.patterns:
+            return None
         candidates = [tuple(path.split("."))]
         if shape and shape != path:
             candidates.append(tuple(shape.split(".")))
@@ -156,8 +183,12 @@ class NoiseModel:
     def observe_secondary(self, primary: Any, secondary: Any) -> list[str]:
         """Learn from one (primary, secondary) pair; return the shapes it found noisy."""
         self.samples += 1
-        shape_of = shapes(secondary) | shapes(primary)  # primary's shape wins where both have it
-        noisy = sorted({shape_of[path] for path in differences(primary, secondary)})
+        return self._learn(_index(primary), _index(secondary))
+
+    def _learn(
+        self, primary: dict[str, tuple[str, Any]], secondary: dict[str, tuple[str, Any]]
+    ) -> list[str]:
+        noisy = sorted({shape for shape, _ in _differing(primary, secondary, 0.0).values()})
         for shape in noisy:
             if shape in self.counts or len(self.counts) < self.max_shapes:
                 self.counts[shape] = self.counts.get(shape, 0) + 1
@@ -231,15 +262,15 @@ def compare(
     ``relative_tolerance`` lets numbers differ by that fraction (0: exact).
     """
     rules = ignore if isinstance(ignore, IgnoreRules) else IgnoreRules(ignore)
+    live = _index(primary)
     if secondary is not None:
-        noise.observe_secondary(primary, secondary)
-    shape_of = shapes(candidate) | shapes(primary)  # live's shape wins where both have the path
+        noise.samples += 1
+        noise._learn(live, _index(secondary))
     counted: dict[str, Pair] = {}
     reasons: dict[str, str] = {}
-    for path, pair in differences(
-        primary, candidate, relative_tolerance=relative_tolerance
-    ).items():
-        shape = shape_of[path]
+    found = _differing(live, _index(candidate), relative_tolerance)
+    for path in sorted(found):
+        shape, pair = found[path]  # live's shape where live has the path
         rule = rules.match(path, shape)
         if rule is not None:
             reasons[path] = f"ignore rule {rule}"
