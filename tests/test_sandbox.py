@@ -296,3 +296,20 @@ async def test_the_parent_is_unaffected() -> None:
     assert done.stdout == b"free\n"
     held = bytearray(300 * 1024 * 1024)  # more than the child's address-space limit
     assert len(held) == 300 * 1024 * 1024
+
+
+async def test_a_bare_environment_keeps_the_parents_variables_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("O_BUS_TEST_SECRET", "do-not-leak")
+    process = await spawn_sandboxed(
+        ["-c", "import json, os\nprint(json.dumps(sorted(os.environ)))"],
+        SandboxLimits(),
+        env={"EXTRA": "1"},
+        stdout=subprocess.PIPE,
+        inherit_env=False,
+    )
+    out, _ = await process.communicate()
+    names = json.loads(out)
+    assert "O_BUS_TEST_SECRET" not in names
+    assert {"EXTRA", "O_BUS_SANDBOX_LIMITS"} <= set(names)
