@@ -76,6 +76,7 @@ class Platform:
     splitter: Splitter
     host: AgentHost | None = None
     agents: tuple[str, ...] = DEFAULT_AGENTS
+    extra_definitions: tuple[str, ...] = ()  # module:attr or file.py:attr, beside the installed
     _host_conn: contextlib.AbstractAsyncContextManager[Any] | None = field(default=None, repr=False)
 
     async def send(self, agent: str, command: str, data: Any = None, **kwargs: Any) -> Any:
@@ -95,7 +96,8 @@ class Platform:
         conn = connect(self.url, "test-agent-host")
         nc, js = await conn.__aenter__()
         self._host_conn = conn
-        self.host = AgentHost(nc, js, Catalogue.discover(), self.config)
+        catalogue = Catalogue.discover(list(self.extra_definitions))
+        self.host = AgentHost(nc, js, catalogue, self.config)
         await self.host.start()
         await self.wait_for_workers(*self.agents)
         return self.host
@@ -138,6 +140,7 @@ async def running_platform(
     config: RuntimeConfig | None = None,
     storage: StorageConfig | None = None,
     agents: Iterable[str] = DEFAULT_AGENTS,
+    extra_definitions: Iterable[str] = (),
 ) -> AsyncIterator[Platform]:
     """Provision, register, start a splitter and an agent host; stop all of it on exit.
 
@@ -147,12 +150,15 @@ async def running_platform(
     async with contextlib.AsyncExitStack() as stack:
         nc, js = await stack.enter_async_context(connect(url, "test-client"))
         await provision(js, storage or StorageConfig(storage="file"))
-        await register_definitions(js, Catalogue.discover())
+        extra = tuple(extra_definitions)
+        await register_definitions(js, Catalogue.discover(list(extra)))
         snc, sjs = await stack.enter_async_context(connect(url, "test-splitter"))
         splitter = Splitter(snc, sjs, config)
         await splitter.start()
         stack.push_async_callback(splitter.stop)
-        platform = Platform(url, nc, js, config, splitter, agents=tuple(agents))
+        platform = Platform(
+            url, nc, js, config, splitter, agents=tuple(agents), extra_definitions=extra
+        )
         stack.push_async_callback(platform.stop_host)
         await platform.start_host()
         yield platform

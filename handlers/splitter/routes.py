@@ -8,6 +8,7 @@ import logging
 from nats.js import JetStreamContext
 
 from o_bus.agent.supervision import AgentSupervision
+from o_bus.evolution.routes import CanaryRoute, RouteStore
 from o_bus.runtime.tasks import cancel_and_wait
 from o_bus.store import layout
 from o_bus.store.registry import AgentRecord, Registry
@@ -25,6 +26,7 @@ class RouteTable:
         self.agents: dict[str, AgentRecord] = {}
         self.commands: dict[str, frozenset[str]] = {}
         self.failed: dict[str, str] = {}  # agents the supervisor gave up on, with the reason
+        self.canaries: dict[str, CanaryRoute] = {}  # agents with a canary version
         self._tasks: list[asyncio.Task[None]] = []
         self.ready = asyncio.Event()
 
@@ -45,6 +47,7 @@ class RouteTable:
         self._tasks = [
             asyncio.create_task(self._watch(registry), name="routes-watch"),
             asyncio.create_task(self._watch_supervision(registry.js), name="routes-status"),
+            asyncio.create_task(self._watch_routes(RouteStore(registry.js)), name="routes-code"),
         ]
 
     async def _watch(self, registry: Registry) -> None:
@@ -59,6 +62,15 @@ class RouteTable:
                 log.warning("route: %s failed (%s); refusing its requests", agent, state.reason)
             elif self.failed.pop(agent, None) is not None:
                 log.info("route: %s is back", agent)
+
+    async def _watch_routes(self, routes: RouteStore) -> None:
+        async for agent, route in routes.watch():
+            canary = route.canary if route is not None else None
+            if canary is not None and canary.weight > 0:
+                self.canaries[agent] = canary
+                log.info("route: %s canary %s at %d%%", agent, canary.version, canary.weight)
+            elif self.canaries.pop(agent, None) is not None:
+                log.info("route: %s canary removed", agent)
 
     async def close(self) -> None:
         await cancel_and_wait(self._tasks)

@@ -3,7 +3,9 @@
 It validates the envelope, writes the request into the WAL (``Nats-Msg-Id`` = agent + request
 id, so a re-send is recognised), and leaves the reply to the agent, which answers the client
 directly. Writes are pipelined: the callback never waits for an acknowledgement.
-Here every request goes to the live version; shadows and canaries plug in at ``route``.
+When an agent has a canary, the splitter marks the chosen requests with the canary's code
+version (header ``O-Route``); the agent asks the candidate to decide those. Shadows need no
+copy from the splitter: they read the same WAL records the live agent reads.
 """
 
 from __future__ import annotations
@@ -29,10 +31,16 @@ from o_bus.errors import (
 from o_bus.store import layout
 from o_bus.store.dead_letter import DeadLetters
 from o_bus.store.registry import Registry
-from o_bus.wire.cloudevents import RequestEnvelope, parse_request, reply_encoding_of
+from o_bus.wire.cloudevents import (
+    ROUTE_HEADER,
+    RequestEnvelope,
+    parse_request,
+    reply_encoding_of,
+)
 from o_bus.wire.codec import Encoding, encode
 from o_bus.wire.reply import STATUS_HEADER, error_reply_from
 
+from .canary import goes_to_canary
 from .routes import RouteTable
 from .wal_writer import AckProblem, WalWriter
 
@@ -95,11 +103,13 @@ class Splitter:
                 reply_encoding_of(headers),
             )
             return
+        headers = envelope.wal_headers(f"{agent}:{envelope.id}", msg.reply or None)
+        if self.routes.canaries:
+            canary = self.routes.canaries.get(agent)
+            if canary is not None and goes_to_canary(canary, envelope, msg.headers):
+                headers[ROUTE_HEADER] = canary.version
         await self.wal.append(
-            layout.WAL_PREFIX + agent,
-            envelope.data,
-            envelope.wal_headers(f"{agent}:{envelope.id}", msg.reply or None),
-            (agent, envelope, msg.reply),
+            layout.WAL_PREFIX + agent, envelope.data, headers, (agent, envelope, msg.reply)
         )
 
     def _admit(self, agent: str, msg: Msg) -> RequestEnvelope:

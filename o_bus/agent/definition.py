@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from pydantic_core import from_json
 
 from o_bus.agent.queries import ProjectionSpec, Query, QueryContext, QueryTable
+from o_bus.agent.state_migration import StateMigrations, StateStep
 from o_bus.errors import CommandRejected, ConfigurationError, ErrorCode, InvalidRequestError
 from o_bus.events.model import Command, Event, State
 from o_bus.events.upcasting import UpcasterChain
@@ -43,6 +44,7 @@ C = TypeVar("C", bound=Command)
 E = TypeVar("E", bound=Event)
 Q = TypeVar("Q", bound=Query)
 HandlerResult = Event | Sequence[Event] | None
+Fitness = Callable[[Any, Any, Sequence[Event]], float]
 
 
 class Decision(Generic[S]):
@@ -114,6 +116,8 @@ class AgentDefinition(Generic[S]):
         self.upcasters = UpcasterChain()
         self.queries = QueryTable()  # read-only handlers, answered on o.qry.<agent>
         self.projections: list[ProjectionSpec[Any]] = []  # opened while the agent serves
+        self.state_migrations = StateMigrations()
+        self.fitness_function: Fitness | None = None
 
     # -- declaration -------------------------------------------------------------------------
 
@@ -149,6 +153,21 @@ class AgentDefinition(Generic[S]):
 
         return register
 
+    def migrates_state(self, from_version: int) -> Callable[[StateStep], StateStep]:
+        """Register a migration of state data from schema ``from_version`` to the next one."""
+
+        def register(fn: StateStep) -> StateStep:
+            self.state_migrations.register(from_version, fn)
+            return fn
+
+        return register
+
+    def fitness(self, fn: Fitness) -> Fitness:
+        """Register ``(state, command, events) -> float``: how good an outcome is (higher is
+        better). The evolution arbiter compares a candidate's mean fitness with live's."""
+        self.fitness_function = fn
+        return fn
+
     def query(self, fn: Callable[[QueryContext[S], Q], Any]) -> Callable[[QueryContext[S], Q], Any]:
         """Register a read-only query handler ``(context, query) -> result`` (sync or async);
         see :mod:`o_bus.agent.queries`."""
@@ -171,6 +190,18 @@ class AgentDefinition(Generic[S]):
 
     def initial_state(self) -> S:
         return self.state_type()
+
+    def state_from(self, data: dict[str, Any], schema_version: int) -> S:
+        """Validate state data saved under ``schema_version``, migrating it first if older."""
+        if schema_version != self.state_schema_version:
+            data = self.state_migrations.migrate(data, schema_version, self.state_schema_version)
+        try:
+            return self.state_type.model_validate(data)
+        except ValidationError as err:
+            raise ConfigurationError(
+                f"state of schema v{schema_version} does not fit {self.name!r} "
+                f"v{self.version}: {err.error_count()} error(s), first: {err.errors()[0]['msg']}"
+            ) from err
 
     # -- runtime -----------------------------------------------------------------------------
 

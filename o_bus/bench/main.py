@@ -208,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         from o_bus.bench.recovery import main as recovery_main
 
         return recovery_main(argv[1:])
+    if argv[:1] == ["memory"]:  # `o-bus bench memory`: remember, recall, index rebuild
+        from o_bus.bench.memory import main as memory_main
+
+        return memory_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.duration is None:
         args.duration = QUICK_DURATION if args.quick else 5.0

@@ -60,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     svc = sub.add_parser("run", help="run one service in this process (used by `up`)")
-    svc.add_argument("service", choices=["splitter", "agents", "agent", "supervisor", "health"])
+    svc.add_argument(
+        "service", choices=["splitter", "agents", "agent", "supervisor", "health", "arbiter"]
+    )
     svc.add_argument("name", nargs="?", help="the agent, for `run agent`")
     svc.add_argument("--nats")
     svc.add_argument("--standby", action="store_true", help="`run agent`: start as warm standby")
@@ -139,12 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     versions = common(sub.add_parser("versions", help="list an agent's deployed code versions"))
     versions.add_argument("agent")
 
+    from o_bus.cli.evolve import add_parsers as add_evolution_parsers
+
+    add_evolution_parsers(sub, common)
+
     bench = sub.add_parser("bench", help="run the benchmark (prints figures beside raw floors)")
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
-
-
-_ASYNC_COMMANDS = ("send", "state", "history", "fork", "snapshot", "agents", "ps", "reset")
 
 
 def _async_command(name: str) -> Callable[[argparse.Namespace], Coroutine[Any, Any, int]]:
@@ -160,6 +163,10 @@ def _async_command(name: str) -> Callable[[argparse.Namespace], Coroutine[Any, A
             code, f"cmd_{name}"
         )
         return code_command
+    if name in ("route", "evolve"):
+        from o_bus.cli import evolve
+
+        return evolve.cmd_route if name == "route" else evolve.cmd_evolve
     if name == "query":
         from o_bus.cli.query import cmd_query
 

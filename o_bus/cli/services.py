@@ -14,11 +14,13 @@ from o_bus.agent.catalogue import Catalogue
 from o_bus.cli.common import resolve_url
 from o_bus.config import RuntimeConfig
 from o_bus.errors import ConfigurationError
+from o_bus.evolution.live_code import CodeResolver, RouteFollower
 from o_bus.runtime.agent_process import AgentProcess
 from o_bus.runtime.connect import connect, run_until_signalled
 from o_bus.store.registry import Registry
 
 if TYPE_CHECKING:
+    from o_bus.handlers.arbiter.service import Arbiter
     from o_bus.handlers.health.service import HealthMonitor
     from o_bus.handlers.splitter.service import Splitter
     from o_bus.handlers.supervisor.service import Supervisor
@@ -30,19 +32,26 @@ log = logging.getLogger(__name__)
 SERVICE_STATUS_PREFIX = "o.svc."
 
 
+def _agent_specs(args: argparse.Namespace) -> list[str]:
+    """``--agent`` options to pass on to child processes (extra agent definitions)."""
+    return [arg for spec in args.agent or [] for arg in ("--agent", spec)]
+
+
 async def run_agent_process(args: argparse.Namespace) -> int:
     """`o-bus run agent NAME [--standby]`: one agent in this process, as the supervisor runs it."""
     url = resolve_url(args.nats)
     config = RuntimeConfig(snapshot_every=args.snapshot_every)
     async with connect(url, f"o-bus-agent-{args.name}") as (nc, js):
         record = await Registry(js).get(args.name)
-        definition = Catalogue.discover(args.agent).get(record.definition)
+        registered = Catalogue.discover(args.agent).get(record.definition)
+        routes = RouteFollower(nc, js, args.name, CodeResolver(js, args.name, registered))
         process = AgentProcess(
             nc,
             js,
             args.name,
-            definition,
+            await routes.initial_definition(),
             config,
+            routes=routes,
             standby=args.standby,
             lease_ttl=args.lease_ttl,
             heartbeat_interval=args.heartbeat_interval,
@@ -63,22 +72,23 @@ async def cmd_run(args: argparse.Namespace) -> int:
     config = RuntimeConfig(snapshot_every=args.snapshot_every)
     async with connect(url, f"o-bus-{args.service}") as (nc, js):
         # Imported here: an agent process (the most often started) needs none of these.
+        from o_bus.handlers.arbiter.service import Arbiter
         from o_bus.handlers.health.service import HealthMonitor
         from o_bus.handlers.splitter.service import Splitter
         from o_bus.handlers.supervisor.service import Supervisor
         from o_bus.runtime.host import AgentHost
 
-        service: Splitter | AgentHost | Supervisor | HealthMonitor
+        service: Splitter | AgentHost | Supervisor | HealthMonitor | Arbiter
         if args.service == "splitter":
             service = Splitter(nc, js, config)
         elif args.service == "health":
             service = HealthMonitor(
                 nc, js, host=args.host, port=args.port, publish_interval=args.publish_interval
             )
+        elif args.service == "arbiter":
+            service = Arbiter(nc, js, url, agent_args=_agent_specs(args))
         elif args.service == "supervisor":
-            agent_args = ["--snapshot-every", str(args.snapshot_every)]
-            for spec in args.agent or []:
-                agent_args += ["--agent", spec]
+            agent_args = ["--snapshot-every", str(args.snapshot_every), *_agent_specs(args)]
             service = Supervisor(nc, js, url, agent_args=agent_args)
         else:
             only = set(args.only) if args.only else None

@@ -38,7 +38,7 @@ __all__ = ["SERVICES", "cmd_up", "register_definitions"]
 
 log = logging.getLogger(__name__)
 # The bus services `o-bus up` runs, each in its own process. The supervisor runs the agents.
-SERVICES = ("splitter", "supervisor", "health")
+SERVICES = ("splitter", "supervisor", "health", "arbiter")
 
 
 async def register_definitions(

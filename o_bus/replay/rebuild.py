@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from o_bus.agent.definition import AgentDefinition
-from o_bus.errors import OBusError, SnapshotError
+from o_bus.errors import ConfigurationError, OBusError, SnapshotError
 from o_bus.events.model import State
 from o_bus.store.event_log import EventLog, LogPosition, StoredEvent
 from o_bus.store.snapshots import Snapshot, SnapshotStore
@@ -45,7 +45,11 @@ async def _usable_snapshot(
             snap = Snapshot.decode(raw)
             if snap.agent != eventlog.agent or snap.definition != definition.name:
                 raise SnapshotError(f"snapshot belongs to {snap.agent!r}/{snap.definition!r}")
-            if snap.state_schema_version != definition.state_schema_version:
+            if snap.state_schema_version != definition.state_schema_version and not (
+                definition.state_migrations.can_migrate(
+                    snap.state_schema_version, definition.state_schema_version
+                )
+            ):
                 raise SnapshotError(
                     f"state schema v{snap.state_schema_version}, code expects "
                     f"v{definition.state_schema_version}"
@@ -61,8 +65,8 @@ async def _usable_snapshot(
                         f"snapshot position (seq {snap.seq} at stream seq {snap.stream_seq}) "
                         "is not in the event log"
                     )
-            state = snap.validated_state(definition.state_type)
-        except SnapshotError as err:
+            state = definition.state_from(snap.state, snap.state_schema_version)
+        except (SnapshotError, ConfigurationError) as err:
             log.warning("skipping a snapshot of %s: %s", eventlog.agent, err.message)
             continue
         assert isinstance(state, State)

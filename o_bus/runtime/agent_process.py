@@ -26,6 +26,8 @@ from pydantic_core import from_json
 from o_bus.agent.definition import AgentDefinition
 from o_bus.config import RuntimeConfig
 from o_bus.errors import ConcurrencyError, StorageError
+from o_bus.evolution.canary_client import CanaryClient
+from o_bus.evolution.live_code import RouteFollower
 from o_bus.runtime.follower import Follower
 from o_bus.runtime.heartbeat import Heartbeat, HeartbeatPublisher, current_rss_bytes
 from o_bus.runtime.metrics import RequestMetrics
@@ -54,6 +56,7 @@ class AgentProcess:
         standby: bool = False,
         lease_ttl: float = 2.0,
         heartbeat_interval: float = 0.1,
+        routes: RouteFollower | None = None,
     ) -> None:
         self.nc, self.js, self.name, self.definition = nc, js, name, definition
         self.config = config or RuntimeConfig()
@@ -74,6 +77,30 @@ class AgentProcess:
         self._takeover = asyncio.Event()
         self._takeover_from: str | None = None
         self.heartbeats = HeartbeatPublisher(nc, name, self.heartbeat, heartbeat_interval)
+        self.routes = routes
+        self.canary: CanaryClient | None = None
+        self.evolving: tuple[bool, str] = (False, "")
+
+    # -- following the route (code version, canary, evolving) --------------------------------
+
+    async def switch_code(self, definition: AgentDefinition[Any], reason: str) -> None:
+        self.definition = definition
+        if self.worker is not None:
+            await self.worker.switch_code(definition, reason)
+        elif self.follower is not None:  # a standby follows the log with the new code
+            old, self.follower = self.follower, Follower(self.nc, self.js, self.name, definition)
+            await old.stop()
+            await self.follower.start()
+
+    def set_canary(self, canary: CanaryClient | None) -> None:
+        self.canary = canary
+        if self.worker is not None:
+            self.worker.set_canary(canary)
+
+    async def set_evolving(self, evolving: bool, reason: str) -> None:
+        self.evolving = (evolving, reason)
+        if self.worker is not None:
+            await self.worker.set_evolving(evolving, reason)
 
     # -- what we tell the world --------------------------------------------------------------
 
@@ -135,6 +162,8 @@ class AgentProcess:
     async def run(self, stop: asyncio.Event) -> int:
         """Run until ``stop`` is set or the lease is lost; return the process exit code."""
         self.heartbeats.start()
+        if self.routes is not None:
+            self.routes.start(self)
         takeover_sub = await self.nc.subscribe(
             layout.control_subject(self.name, "takeover"), cb=self._on_takeover
         )
@@ -155,6 +184,8 @@ class AgentProcess:
         finally:
             with contextlib.suppress(nats.errors.Error):
                 await takeover_sub.unsubscribe()
+            if self.routes is not None:
+                await self.routes.stop()
             await self.heartbeats.stop()
 
     async def _acquire(self) -> Lease | None:
@@ -190,6 +221,8 @@ class AgentProcess:
             log.warning("agent %s: the log moved while taking over; exiting to retry", self.name)
             await self._release(lease)
             return EXIT_FENCED
+        worker.set_canary(self.canary)
+        await worker.set_evolving(*self.evolving)
         self.role = "active"
         self._renewed_at = time.monotonic()
         await self.heartbeats.beat()

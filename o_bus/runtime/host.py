@@ -12,8 +12,10 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from o_bus.agent.catalogue import Catalogue
+from o_bus.agent.definition import AgentDefinition
 from o_bus.config import RuntimeConfig
 from o_bus.errors import OBusError
+from o_bus.evolution.live_code import CodeResolver, RouteFollower
 from o_bus.runtime.tasks import cancel_and_wait
 from o_bus.runtime.worker import AgentWorker
 from o_bus.store.registry import AgentRecord, Registry
@@ -67,15 +69,18 @@ class AgentHost:
             self._keep_running(record.name, definition), name=f"agent-{record.name}"
         )
 
-    async def _keep_running(self, name: str, definition: Any) -> None:
+    async def _keep_running(self, name: str, registered: AgentDefinition[Any]) -> None:
         backoff = 0.1
+        routes = RouteFollower(self.nc, self.js, name, CodeResolver(self.js, name, registered))
         while not self._stopping:
             tools: Any = None
-            worker = AgentWorker(self.nc, self.js, name, definition, self.config)
+            worker = AgentWorker(self.nc, self.js, name, registered, self.config)
             try:
+                worker.definition = await routes.initial_definition()
                 await worker.start()
                 self.workers[name] = worker
                 tools = await self._start_tools(worker)
+                routes.start(worker)
                 backoff = 0.1
                 reason = await worker.failed
                 log.error("agent %s failed: %s; recovering in %.1fs", name, reason, backoff)
@@ -91,6 +96,7 @@ class AgentHost:
             finally:
                 if tools is not None:
                     await tools.stop()
+                await routes.stop()
                 self.workers.pop(name, None)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)

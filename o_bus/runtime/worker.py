@@ -26,8 +26,9 @@ from pydantic_core import from_json, to_json
 from o_bus.agent.definition import AgentDefinition
 from o_bus.agent.lifecycle import LifecycleChanged, LifecycleState, check_transition
 from o_bus.config import RuntimeConfig
-from o_bus.errors import ConcurrencyError, OBusError, StorageError
+from o_bus.errors import ConcurrencyError, ConfigurationError, OBusError, StorageError
 from o_bus.events.model import State
+from o_bus.evolution.canary_client import CanaryClient
 from o_bus.replay.rebuild import Rebuilt, rebuild
 from o_bus.replay.reply_lookup import rebuild_reply
 from o_bus.runtime.group_commit import Outcome, ReplyCache, StagedRequests
@@ -45,6 +46,7 @@ from o_bus.store.event_log import (
 )
 from o_bus.store.provision import ensure_agent_stream
 from o_bus.store.snapshots import Snapshot, SnapshotStore
+from o_bus.wire.cloudevents import ROUTE_HEADER
 from o_bus.wire.codec import Encoding, encode, encoding_for
 from o_bus.wire.reply import STATUS_HEADER, error_reply_from, ok_reply
 
@@ -97,6 +99,8 @@ class AgentWorker:
         self.metrics = RequestMetrics()
         self.wal_backlog = 0
         self.queries: QueryServer | None = None  # projections and queries, while serving
+        self.canary: CanaryClient | None = None  # set while a canary version decides some requests
+        self._wal_sub: Subscription | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -159,19 +163,7 @@ class AgentWorker:
             self._subs.append(
                 await self.nc.subscribe(layout.control_subject(self.name, operation), cb=handler)
             )
-        self._subs.append(
-            await self.js.subscribe(
-                layout.wal_subject(self.name),
-                stream=layout.WAL_STREAM,
-                cb=self._on_request,
-                ordered_consumer=True,
-                config=ConsumerConfig(
-                    deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-                    opt_start_seq=self.processed_wal + 1,
-                ),
-                pending_msgs_limit=65536,
-            )
-        )
+        await self._consume_wal()
         self.queries = QueryServer(
             self.nc,
             self.js,
@@ -182,10 +174,83 @@ class AgentWorker:
         await self.queries.start()
         await self._transition(LifecycleState.RUNNING, "recovered and serving")
 
+    async def _consume_wal(self) -> None:
+        self._wal_sub = await self.js.subscribe(
+            layout.wal_subject(self.name),
+            stream=layout.WAL_STREAM,
+            cb=self._on_request,
+            ordered_consumer=True,
+            config=ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=self.processed_wal + 1,
+            ),
+            pending_msgs_limit=65536,
+        )
+
+    async def _stop_consuming(self) -> None:
+        sub, self._wal_sub = self._wal_sub, None
+        if sub is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
+
+    def set_canary(self, canary: CanaryClient | None) -> None:
+        """Let ``canary`` decide the WAL records marked for its version (None: live decides)."""
+        self.canary = canary
+
+    async def switch_code(self, definition: AgentDefinition[Any], reason: str) -> None:
+        """Switch to other code with no request lost or failed: stop taking requests (they
+        wait in the WAL), drain what is in flight, carry the state over (migrating it when
+        the state schema changed), then resume from the next WAL record with the new code."""
+        if definition.name != self.definition.name:
+            raise ConfigurationError(
+                f"cannot reload {self.name!r}: code defines {definition.name!r}, "
+                f"not {self.definition.name!r}"
+            )
+        await self._stop_consuming()
+        try:
+            await self._idle.wait()
+            if self.failed.done():
+                raise OBusError(f"agent {self.name!r} stopped while reloading")
+            state = await self._carried_state(definition)
+            previous = self.definition.version
+            self.definition = definition
+            self.state = self.committed_state = state
+            self.processed_wal = self.committed_wal
+            self._replies = ReplyCache(self.config.reply_cache)  # replies of the old code
+            if self.committed_seq:  # so a restart need not migrate again
+                self._schedule_snapshot(state)
+        finally:
+            await self._consume_wal()
+        await self._transition(self.lifecycle, f"{reason} ({previous} -> {definition.version})")
+
+    async def _carried_state(self, definition: AgentDefinition[Any]) -> State:
+        old = self.definition
+        data = self.committed_state.model_dump(mode="json")
+        if old.state_schema_version == definition.state_schema_version or (
+            definition.state_migrations.can_migrate(
+                old.state_schema_version, definition.state_schema_version
+            )
+        ):
+            carried: State = definition.state_from(data, old.state_schema_version)
+            return carried
+        # No migration: the new code folds the whole history itself.
+        rebuilt = await rebuild(definition, self.log, self.snapshots)
+        if rebuilt.position.seq != self.committed_seq:
+            raise ConcurrencyError(self.name, self.guard_seq, "the log moved during a reload")
+        return rebuilt.state
+
+    async def set_evolving(self, evolving: bool, reason: str) -> None:
+        """Record that a candidate of this agent is (or is no longer) under test."""
+        target = LifecycleState.EVOLVING if evolving else LifecycleState.RUNNING
+        running = (LifecycleState.RUNNING, LifecycleState.EVOLVING)
+        if self.lifecycle in running and self.lifecycle != target:
+            await self._transition(target, reason)
+
     async def stop(self, reason: str = "shutdown") -> None:
         """Stop taking requests, make staged work durable, record the transition."""
         if self.queries is not None:
             await self.queries.stop()
+        await self._stop_consuming()
         for sub in self._subs:
             with contextlib.suppress(nats.errors.Error):
                 await sub.unsubscribe()
@@ -210,8 +275,17 @@ class AgentWorker:
         wal_seq, accepted_ns, self.wal_backlog = delivery_of(msg)
         if wal_seq <= self.processed_wal:
             return  # redelivered after a consumer reset
-        self.processed_wal = wal_seq
         headers = msg.headers or {}
+        canary = self.canary
+        if canary is not None and headers.get(ROUTE_HEADER) == canary.version:
+            # The only await on the hot path, for canary requests alone. If the consumer is
+            # stopped meanwhile (a reload), the request is not marked processed and comes back.
+            canary_result = await canary.decide(self.state, headers, msg.data)
+            if wal_seq <= self.processed_wal:
+                return
+        else:
+            canary_result = None
+        self.processed_wal = wal_seq
         request_id = headers.get("ce-id", "")
         reply_to = headers.get("O-Reply")
         encoding = (
@@ -229,11 +303,19 @@ class AgentWorker:
             )
             return
         definition = self.definition
+        code_version = definition.version
         try:
-            command = definition.parse_command(
-                headers.get("ce-type", ""), msg.data, encoding_for(headers.get("Content-Type"))
-            )
-            decision = definition.decide(self.state, command)
+            if canary_result is not None:
+                if canary_result.rejection is not None:
+                    raise canary_result.rejection
+                assert canary_result.decision is not None
+                decision = canary_result.decision
+                code_version = canary_result.code_version
+            else:
+                command = definition.parse_command(
+                    headers.get("ce-type", ""), msg.data, encoding_for(headers.get("Content-Type"))
+                )
+                decision = definition.decide(self.state, command)
         except OBusError as err:
             self._stage_rejection(request_id, wal_seq, reply_to, encoding, err, msg, accepted_ns)
             return
@@ -248,7 +330,7 @@ class AgentWorker:
         out: list[dict[str, Any]] = []
         seq = self.seq
         now = utc_now()
-        name, code_version = self.name, definition.version
+        name = self.name
         for event in decision.events:
             seq += 1
             staged.append(
@@ -453,6 +535,8 @@ class AgentWorker:
             "wal_seq": self.committed_wal,
             "snapshot_seq": self.snapshot_seq,
             "pid": os.getpid(),
+            "requests": self.metrics.requests,
+            "errors": self.metrics.errors,
         }
 
     # -- duplicates --------------------------------------------------------------------------

@@ -16,25 +16,33 @@ __all__ = [
     "CODE_BUCKET",
     "CODE_VERSIONS_BUCKET",
     "CONFIG_BUCKET",
+    "DIFF_STREAM",
     "DLQ_STREAM",
     "EVENTS_STREAM_PREFIX",
+    "EVOLUTION_BUCKET",
     "LEASES_BUCKET",
+    "ROUTES_BUCKET",
     "SNAPSHOTS_BUCKET",
     "SUPERVISOR_BUCKET",
     "SYSTEM_STREAM",
     "WAL_STREAM",
+    "candidate_subject",
     "control_subject",
+    "diff_subject",
     "dlq_subject",
     "event_subject",
     "events_stream",
+    "evolution_event_subject",
     "fence_subject",
     "heartbeat_subject",
     "lifecycle_subject",
     "outcome_subject",
     "query_subject",
     "request_subject",
+    "route_event_subject",
     "system_event_subject",
     "validate_agent_name",
+    "version_token",
     "wal_subject",
 ]
 
@@ -64,6 +72,13 @@ CODE_BUCKET: Final = "o_code"  # object store: code versions by sha256
 CODE_VERSIONS_BUCKET: Final = "o_code_versions"  # KV: <agent>.<sha256 hex> -> CodeVersion
 HEARTBEAT_PREFIX: Final = "o.hb."
 SYSTEM_EVENT_PREFIX: Final = "o.sys.agent."
+ROUTE_EVENT_PREFIX: Final = "o.sys.route."
+EVOLUTION_EVENT_PREFIX: Final = "o.sys.evolution."
+ROUTES_BUCKET: Final = "o_routes"
+EVOLUTION_BUCKET: Final = "o_evolution"
+DIFF_STREAM: Final = "O_DIFF"
+DIFF_PREFIX: Final = "o.diff."
+CANDIDATE_PREFIX: Final = "o.cand."
 
 AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
@@ -131,3 +146,29 @@ def dlq_subject(agent: str | None, request_id: str | None) -> str:
     """Dead-letter subject: one per (agent, request id), so a rejection can be looked up."""
     digest = hashlib.sha256((request_id or "").encode()).hexdigest()[:24]
     return f"{DLQ_PREFIX}{agent if agent else '_unrouted'}.{digest}"
+
+
+def route_event_subject(agent: str) -> str:
+    """Persisted record of every change to an agent's routes: who, why, before and after."""
+    return ROUTE_EVENT_PREFIX + agent
+
+
+def evolution_event_subject(agent: str) -> str:
+    """Persisted decisions of the evolution arbiter for an agent, each with its reason."""
+    return EVOLUTION_EVENT_PREFIX + agent
+
+
+def diff_subject(agent: str) -> str:
+    """Comparison stream: requests where a candidate's output differed from live's."""
+    return DIFF_PREFIX + agent
+
+
+def candidate_subject(agent: str, version: str, operation: str) -> str:
+    """Core-NATS subjects of a candidate process of ``agent`` running code ``version``
+    (a ``sha256:<hex>`` digest): ``decide`` (canary requests) and ``stats`` (its metrics)."""
+    return f"{CANDIDATE_PREFIX}{agent}.{version_token(version)}.{operation}"
+
+
+def version_token(version: str) -> str:
+    """A code version's short form, usable as one subject token: 16 hex digits."""
+    return version.removeprefix("sha256:")[:16]

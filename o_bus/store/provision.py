@@ -76,6 +76,14 @@ def stream_configs(cfg: StorageConfig) -> list[StreamConfig]:
             subjects=[layout.DLQ_PREFIX + ">"],
             max_age=cfg.dlq_max_age,
         ),
+        # Requests where a candidate answered differently from live, with both outputs.
+        replace(
+            base,
+            name=layout.DIFF_STREAM,
+            description="O comparisons: candidate vs live outputs that differed",
+            subjects=[layout.DIFF_PREFIX + ">"],
+            max_age=cfg.system_max_age,
+        ),
     ]
 
 
@@ -165,6 +173,18 @@ def bucket_configs(cfg: StorageConfig) -> list[KeyValueConfig]:
             description="O leases: which process may act for an agent",
             history=1,
             ttl=cfg.lease_ttl,
+            replicas=cfg.replicas,
+        ),
+        KeyValueConfig(
+            bucket=layout.ROUTES_BUCKET,
+            description="O routes: live, shadow and canary code versions per agent",
+            history=10,
+            replicas=cfg.replicas,
+        ),
+        KeyValueConfig(
+            bucket=layout.EVOLUTION_BUCKET,
+            description="O evolutions: each agent's candidate under test, stage and decisions",
+            history=5,
             replicas=cfg.replicas,
         ),
         KeyValueConfig(

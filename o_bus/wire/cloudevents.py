@@ -21,6 +21,7 @@ __all__ = [
     "CE_SPECVERSION",
     "CE_TYPE",
     "CONTENT_TYPE",
+    "ROUTE_HEADER",
     "SPECVERSION",
     "RequestEnvelope",
     "parse_request",
@@ -33,6 +34,7 @@ CE_SPECVERSION: Final = "ce-specversion"
 CE_TIME: Final = "ce-time"
 CE_SUBJECT: Final = "ce-subject"
 CONTENT_TYPE: Final = "Content-Type"
+ROUTE_HEADER: Final = "O-Route"  # on a WAL record: the canary code version that must decide it
 SPECVERSION: Final = "1.0"
 MAX_ID_LENGTH: Final = 200
 

@@ -1,0 +1,1 @@
+"""The evolution arbiter: runs candidates through shadow, canary and live, gated by metrics."""

@@ -1,0 +1,115 @@
+"""The evolution arbiter service (``o-bus run arbiter``).
+
+Only the arbiter holding the ``_arbiter`` lease acts. It watches ``o_evolution`` and runs
+every active evolution (see :mod:`.run`); a new leader resumes them where the record says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Sequence
+
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from o_bus.evolution.evolution_store import EvolutionStore
+from o_bus.evolution.plan import Evolution
+from o_bus.runtime.tasks import cancel_and_wait
+from o_bus.store.event_records import utc_now
+from o_bus.store.lease import Lease, LeaseHolder, LeaseStore
+
+from .run import EvolutionRun
+
+__all__ = ["Arbiter"]
+
+log = logging.getLogger(__name__)
+LEADER_KEY = "_arbiter"
+
+
+class Arbiter:
+    def __init__(
+        self,
+        nc: Client,
+        js: JetStreamContext,
+        url: str,
+        *,
+        agent_args: Sequence[str] = (),
+        lease_ttl: float = 2.0,
+        tick: float = 0.25,
+    ) -> None:
+        self.nc, self.js, self.url = nc, js, url
+        self.agent_args, self.lease_ttl, self.tick = list(agent_args), lease_ttl, tick
+        self.store = EvolutionStore(js)
+        self.leases = LeaseStore(js)
+        self.identity = f"{socket.gethostname()}:{os.getpid()}"
+        self.runs: dict[str, asyncio.Task[None]] = {}
+        self._lease: Lease | None = None
+        self._main: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._main = asyncio.create_task(self._lead(), name="arbiter")
+
+    async def stop(self) -> None:
+        if self._main is not None:
+            await cancel_and_wait([self._main])
+        await cancel_and_wait(list(self.runs.values()), timeout=15.0)
+        self.runs.clear()
+        if self._lease is not None:
+            await self.leases.revoke(self._lease)
+            self._lease = None
+
+    async def _lead(self) -> None:
+        while True:
+            await self._acquire()
+            watcher = asyncio.create_task(self._watch(), name="arbiter-watch")
+            try:
+                await self._keep()
+            finally:
+                await cancel_and_wait([watcher, *self.runs.values()], timeout=15.0)
+                self.runs.clear()
+            log.error("arbiter %s lost its leadership; standing down", self.identity)
+            self._lease = None
+
+    async def _acquire(self) -> None:
+        holder = LeaseHolder(holder=self.identity, pid=os.getpid(), acquired_at=utc_now())
+        while self._lease is None:
+            self._lease = await self.leases.acquire(LEADER_KEY, holder)
+            if self._lease is None:
+                await asyncio.sleep(self.lease_ttl / 4)
+        log.info("arbiter %s is the leader", self.identity)
+
+    async def _keep(self) -> None:
+        assert self._lease is not None
+        while True:
+            await asyncio.sleep(self.lease_ttl / 4)
+            if not await self.leases.renew(self._lease):
+                return
+
+    async def _watch(self) -> None:
+        async for agent, evolution in self.store.watch():
+            if evolution is not None and evolution.active:
+                self._ensure_run(agent, evolution)
+
+    def _ensure_run(self, agent: str, evolution: Evolution) -> None:
+        task = self.runs.get(agent)
+        if task is not None and not task.done():
+            return
+        self.runs[agent] = asyncio.create_task(self._run(agent), name=f"evolve-{agent}")
+
+    async def _run(self, agent: str) -> None:
+        evolution, revision = await self.store.get(agent)
+        if not evolution.active:
+            return
+        run = EvolutionRun(
+            self.nc,
+            self.js,
+            self.url,
+            evolution,
+            revision,
+            agent_args=self.agent_args,
+            tick=self.tick,
+        )
+        await run.run()

@@ -1,0 +1,174 @@
+"""`o-bus route` and `o-bus evolve`: see and change which code serves an agent."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import nats.errors
+from pydantic_core import from_json
+
+from o_bus.cli.common import emit, resolve_url
+from o_bus.errors import ErrorCode, InvalidRequestError, NotFoundError
+from o_bus.evolution.code_store import CodeStore, default_cache_dir
+from o_bus.evolution.evolution_store import EvolutionStore
+from o_bus.evolution.plan import Evolution, EvolutionPlan
+from o_bus.evolution.routes import CanaryRoute, Route, RouteStore, ShadowRoute
+from o_bus.evolution.sandbox import MiB, SandboxLimits
+from o_bus.runtime.connect import connect
+from o_bus.store import layout
+from o_bus.store.event_records import utc_now
+
+__all__ = ["add_parsers", "cmd_evolve", "cmd_route"]
+
+
+def operator() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def add_parsers(
+    sub: Any, common: Callable[[argparse.ArgumentParser], argparse.ArgumentParser]
+) -> None:
+    route = common(sub.add_parser("route", help="show or change an agent's code routes"))
+    route.add_argument("agent")
+    route.add_argument("--live", help="code version to serve live ('registered': the original)")
+    route.add_argument("--shadow", action="append", default=[], help="add a shadow version")
+    route.add_argument("--remove-shadow", action="append", default=[], help="remove a shadow")
+    route.add_argument("--no-shadows", action="store_true", help="remove every shadow")
+    route.add_argument("--ignore", action="append", default=[], help="path never compared")
+    route.add_argument("--canary", help="code version deciding --weight percent of requests")
+    route.add_argument("--weight", type=int, default=10, help="canary share in percent")
+    route.add_argument("--sticky", help="request header that pins a client to one side")
+    route.add_argument("--no-canary", action="store_true")
+    route.add_argument("--reason", default="", help="why (recorded with the change)")
+
+    evolve = common(sub.add_parser("evolve", help="shadow, canary and promote a code version"))
+    evolve.add_argument("action", choices=["start", "status", "abort"])
+    evolve.add_argument("agent")
+    evolve.add_argument("version", nargs="?", help="`start`: the code version")
+    evolve.add_argument("--canary-steps", default="10,50", help="weights in percent; '' skips")
+    evolve.add_argument("--min-requests", type=int, default=50)
+    evolve.add_argument("--min-canary-requests", type=int, default=20)
+    evolve.add_argument("--min-stage-seconds", type=float, default=2.0)
+    evolve.add_argument("--max-error-rate", type=float, default=0.01)
+    evolve.add_argument("--max-diff-rate", type=float)
+    evolve.add_argument("--max-p99-ratio", type=float, default=1.5)
+    evolve.add_argument("--min-fitness-gain", type=float, default=0.0)
+    evolve.add_argument("--bake-seconds", type=float, default=3.0)
+    evolve.add_argument("--ignore", action="append", default=[], help="path never compared")
+    evolve.add_argument("--memory-mb", type=int, default=512, help="candidate memory limit")
+    evolve.add_argument("--timeout", type=float, default=2.0, help="hard wall-clock limit (s)")
+    evolve.add_argument("--reason", default="", help="`abort`: why")
+
+
+async def _resolve(code: CodeStore, agent: str, ref: str) -> str | None:
+    if ref == "registered":
+        return None
+    return (await code.get(agent, ref)).digest
+
+
+async def cmd_route(args: argparse.Namespace) -> int:
+    async with connect(resolve_url(args.nats), "o-bus-cli") as (_, js):
+        routes = RouteStore(js)
+        changing = args.live or args.shadow or args.remove_shadow or args.no_shadows
+        if not (changing or args.canary or args.no_canary):
+            route, revision = await routes.get(args.agent)
+            emit({**route.model_dump(mode="json"), "revision": revision}, args.json)
+            return 0
+        code = CodeStore(js, default_cache_dir())
+        live = await _resolve(code, args.agent, args.live) if args.live else None
+        added = [await _resolve(code, args.agent, ref) for ref in args.shadow]
+        removed = {await _resolve(code, args.agent, ref) for ref in args.remove_shadow}
+        canary = await _resolve(code, args.agent, args.canary) if args.canary else None
+        if not 0 <= args.weight <= 100:
+            raise InvalidRequestError(ErrorCode.MALFORMED_REQUEST, "--weight must be 0-100")
+
+        def change(route: Route) -> Route:
+            update: dict[str, Any] = {}
+            if args.live:
+                update["live"], update["previous_live"] = live, route.live
+            shadows = () if args.no_shadows else route.shadows
+            shadows = tuple(s for s in shadows if s.version not in removed)
+            known = {s.version for s in shadows}
+            ignore = tuple(args.ignore)
+            shadows += tuple(
+                ShadowRoute(version=v, ignore=ignore) for v in added if v and v not in known
+            )
+            update["shadows"] = shadows
+            if args.no_canary:
+                update["canary"] = None
+            elif canary is not None:
+                update["canary"] = CanaryRoute(
+                    version=canary, weight=args.weight, sticky=args.sticky
+                )
+            return route.model_copy(update=update)
+
+        after = await routes.update(args.agent, change, by=operator(), reason=args.reason)
+        emit(after.model_dump(mode="json"), args.json)
+    return 0
+
+
+async def cmd_evolve(args: argparse.Namespace) -> int:
+    async with connect(resolve_url(args.nats), "o-bus-cli") as (_, js):
+        store = EvolutionStore(js)
+        if args.action == "status":
+            evolution, _ = await store.get(args.agent)
+            emit(await _status(js, evolution), args.json)
+            return 0
+        if args.action == "abort":
+            evolution, revision = await store.get(args.agent)
+            if not evolution.active:
+                raise InvalidRequestError(
+                    ErrorCode.MALFORMED_REQUEST,
+                    f"the evolution of {args.agent!r} is already {evolution.status}",
+                )
+            why = f"{operator()}: {args.reason or 'no reason given'}"
+            await store.save(evolution.model_copy(update={"abort_requested": why}), revision)
+            emit({"agent": args.agent, "abort_requested": why}, args.json)
+            return 0
+        if not args.version:
+            raise InvalidRequestError(ErrorCode.MALFORMED_REQUEST, "`evolve start` needs VERSION")
+        version = await CodeStore(js, default_cache_dir()).get(args.agent, args.version)
+        evolution = Evolution(
+            agent=args.agent,
+            version=version.digest,
+            code_version=version.code_version,
+            plan=_plan(args),
+            requested_by=operator(),
+            requested_at=utc_now(),
+        )
+        await store.request(evolution)
+        emit({"agent": args.agent, "version": version.digest, "status": "requested"}, args.json)
+    return 0
+
+
+def _plan(args: argparse.Namespace) -> EvolutionPlan:
+    steps = tuple(int(s) for s in args.canary_steps.split(",") if s.strip())
+    return EvolutionPlan(
+        canary_steps=steps,
+        min_requests=args.min_requests,
+        min_canary_requests=args.min_canary_requests,
+        min_stage_seconds=args.min_stage_seconds,
+        max_error_rate=args.max_error_rate,
+        max_diff_rate=args.max_diff_rate,
+        max_p99_ratio=args.max_p99_ratio,
+        min_fitness_gain=args.min_fitness_gain,
+        bake_seconds=args.bake_seconds,
+        ignore=tuple(args.ignore),
+        limits=SandboxLimits(memory_bytes=args.memory_mb * MiB, wall_clock_seconds=args.timeout),
+    )
+
+
+async def _status(js: Any, evolution: Evolution) -> dict[str, Any]:
+    status = evolution.model_dump(mode="json")
+    try:
+        last = await js.get_msg(
+            layout.DIFF_STREAM, subject=layout.diff_subject(evolution.agent), direct=True
+        )
+        status["latest_diff"] = from_json(last.data)
+    except (nats.errors.Error, NotFoundError, ValueError):
+        status["latest_diff"] = None
+    return status

@@ -1,0 +1,129 @@
+"""The live agent's side of a canary: ask the candidate process to decide a request.
+
+The live worker stays the only writer of the agent's log. For a request the splitter marked
+for the canary, it sends the current state and the raw command to the candidate (in its
+sandboxed process), checks that the events it gets back can be read by the live code (so a
+rollback can still replay them), and folds them. If the candidate is slow, crashes, or
+answers something unusable, the live code decides instead: the client never sees a failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import msgpack
+import nats.errors
+from nats.aio.client import Client
+from pydantic_core import from_json, to_json
+
+from o_bus.agent.definition import AgentDefinition, Decision
+from o_bus.errors import (
+    CommandRejected,
+    ConfigurationError,
+    ErrorCode,
+    InvalidRequestError,
+    OBusError,
+)
+from o_bus.events.model import Event, State
+from o_bus.store import layout
+
+__all__ = ["CanaryClient", "CanaryResult", "encode_canary_request"]
+
+log = logging.getLogger(__name__)
+
+
+def encode_canary_request(
+    state: State, schema_version: int, command: str, content_type: str, data: bytes
+) -> bytes:
+    return msgpack.packb(  # type: ignore[no-any-return]
+        {
+            "state": state.model_dump(mode="json"),
+            "schema": schema_version,
+            "command": command,
+            "content_type": content_type,
+            "data": data,
+        }
+    )
+
+
+class CanaryResult:
+    """A candidate's decision, ready to stage: a Decision, or a rejection to report."""
+
+    __slots__ = ("code_version", "decision", "rejection")
+
+    def __init__(
+        self, decision: Decision[Any] | None, rejection: OBusError | None, code_version: str
+    ) -> None:
+        self.decision = decision
+        self.rejection = rejection
+        self.code_version = code_version
+
+
+class CanaryClient:
+    def __init__(
+        self, nc: Client, agent: str, version: str, live: AgentDefinition[Any], timeout: float
+    ) -> None:
+        self.nc, self.version, self.live, self.timeout = nc, version, live, timeout
+        self.subject = layout.candidate_subject(agent, version, "decide")
+        self.decided = 0
+        self.fallbacks = 0
+
+    async def decide(
+        self, state: State, headers: dict[str, str], data: bytes
+    ) -> CanaryResult | None:
+        """The candidate's decision, or None: let the live code decide."""
+        request = encode_canary_request(
+            state,
+            self.live.state_schema_version,
+            headers.get("ce-type", ""),
+            headers.get("Content-Type", "application/json"),
+            data,
+        )
+        started = time.perf_counter()
+        try:
+            msg = await self.nc.request(self.subject, request, timeout=self.timeout)
+            reply = from_json(msg.data)
+            result = self._result_of(state, reply)
+        except (nats.errors.Error, ValueError, KeyError, TypeError, OBusError) as err:
+            self.fallbacks += 1
+            log.warning(
+                "canary %s of %s could not decide (%s: %s) after %.0f ms; live decides",
+                self.version[:19],
+                self.live.name,
+                type(err).__name__,
+                err,
+                (time.perf_counter() - started) * 1000,
+            )
+            return None
+        self.decided += 1
+        return result
+
+    def _result_of(self, state: State, reply: dict[str, Any]) -> CanaryResult:
+        if not reply.get("ok"):
+            if reply.get("outcome") != "rejected":
+                raise OBusError(f"candidate failed: {reply.get('message')}")
+            code = ErrorCode(reply.get("code", ErrorCode.COMMAND_REJECTED))
+            rejection = _rejection(code, str(reply.get("message", "")))
+            return CanaryResult(None, rejection, str(reply["code_version"]))
+        events: list[Event] = []
+        for item in reply["events"]:
+            try:
+                event = self.live.decode_event(
+                    item["type"], int(item["version"]), to_json(item["data"])
+                )
+            except ConfigurationError as err:
+                raise OBusError(
+                    f"the live code cannot read the candidate's event {item['type']!r} "
+                    "(a rollback could not replay it)"
+                ) from err
+            events.append(event)
+        decision = Decision(events, self.live.fold(state, events))
+        return CanaryResult(decision, None, str(reply["code_version"]))
+
+
+def _rejection(code: ErrorCode, message: str) -> OBusError:
+    if code is ErrorCode.COMMAND_REJECTED:
+        return CommandRejected(message)
+    return InvalidRequestError(code, message)

@@ -1,0 +1,310 @@
+"""The shadow: mirror live traffic, evaluate it with the candidate, compare with live.
+
+The shadow forks live state (the live log folded by both the live and the candidate code),
+then follows the agent's stream (events and outcome records, each carrying the WAL sequence
+of its request). When live has finished a request, the shadow reads that request from the WAL
+and evaluates it twice: with the live code (to learn noise: fields that differ between two
+live evaluations) and with the candidate. The candidate's output is compared with what live
+actually recorded; differences go to ``o.diff.<agent>`` with both outputs. Then both states
+advance by live's recorded events, so every comparison starts from live's real state.
+
+Nothing here writes to the agent's stream, answers a client or runs a side effect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from pydantic_core import from_json, to_json
+
+from o_bus.agent.definition import AgentDefinition
+from o_bus.events.model import Event, State
+from o_bus.evolution.diff import IgnoreRules, NoiseModel, compare
+from o_bus.replay.rebuild import rebuild
+from o_bus.store import layout
+from o_bus.store.event_log import EventLog
+from o_bus.store.event_records import H_REQUEST, H_TYPE, H_VERSION, H_WAL, delivery_of
+from o_bus.store.snapshots import SnapshotStore
+
+from .evaluation import Evaluation, Output, evaluate, output_of_events, rejected_output
+from .stats import LatencyWindow
+
+__all__ = ["ShadowCounters", "ShadowRunner"]
+
+log = logging.getLogger(__name__)
+IDLE_FLUSH_S = 0.05  # a request's last record is known when the next one starts, or after this
+
+
+@dataclass
+class ShadowCounters:
+    compared: int = 0
+    differing: int = 0
+    candidate_failures: int = 0
+    live_failures: int = 0
+    skipped: int = 0
+    candidate_latency: LatencyWindow = field(default_factory=LatencyWindow)
+    live_latency: LatencyWindow = field(default_factory=LatencyWindow)
+    fitness_n: int = 0
+    candidate_fitness_sum: float = 0.0
+    live_fitness_sum: float = 0.0
+    last_failure: str | None = None
+    lag: int = 0
+
+
+@dataclass(slots=True)
+class _Record:
+    kind: str  # "evt" | "outcome"
+    headers: dict[str, str]
+    data: bytes
+
+
+class ShadowRunner:
+    def __init__(
+        self,
+        nc: Client,
+        js: JetStreamContext,
+        agent: str,
+        version: str,
+        live: AgentDefinition[Any],
+        candidate: AgentDefinition[Any],
+        *,
+        ignore: tuple[str, ...] = (),
+        max_recorded_diffs: int = 10_000,
+    ) -> None:
+        self.nc, self.js, self.agent, self.version = nc, js, agent, version
+        self.live, self.candidate = live, candidate
+        self.ignore = IgnoreRules(ignore)
+        self.noise = NoiseModel()
+        self.counters = ShadowCounters()
+        self.max_recorded_diffs = max_recorded_diffs
+        self.recorded_diffs = 0
+        self.live_state: State = live.initial_state()
+        self.candidate_state: State = candidate.initial_state()
+        self.fork_seq = 0
+        self.seq = 0
+        self._after = 0  # stream sequence the fork is at
+        self._group: list[_Record] = []
+        self._group_wal = 0
+        self._last_record = 0.0
+        self._lock = asyncio.Lock()
+        self._sub: Subscription | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self.failed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    async def fork(self) -> None:
+        """Start from live's current state, folded by each code version."""
+        eventlog = EventLog(self.nc, self.js, self.agent)
+        snapshots = SnapshotStore(self.js)
+        end = await eventlog.last_position()
+        live = await rebuild(self.live, eventlog, snapshots, at_seq=end.seq)
+        cand = await rebuild(self.candidate, eventlog, snapshots, at_seq=end.seq)
+        self.live_state, self.candidate_state = live.state, cand.state
+        self.fork_seq = self.seq = live.position.seq
+        self._after = live.position.stream_seq
+        log.info("shadow %s of %s forked at seq %d", self.version[:19], self.agent, self.fork_seq)
+
+    async def start(self) -> None:
+        self._sub = await self.js.subscribe(
+            f"o.*.{self.agent}",
+            stream=layout.events_stream(self.agent),
+            cb=self._on_record,
+            ordered_consumer=True,
+            config=ConsumerConfig(
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self._after + 1
+            ),
+            pending_msgs_limit=8192,
+        )
+        self._flusher = asyncio.create_task(self._flush_when_idle(), name="shadow-flush")
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await self._sub.unsubscribe()
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+
+    # -- following live ----------------------------------------------------------------------
+
+    async def _on_record(self, msg: Msg) -> None:
+        kind = msg.subject.split(".", 2)[1]
+        if kind not in ("evt", "outcome"):
+            return  # a takeover fence
+        headers = msg.headers or {}
+        wal_seq = int(headers.get(H_WAL, "0"))
+        self.counters.lag = delivery_of(msg)[2]
+        async with self._lock:
+            if self._group and wal_seq != self._group_wal:
+                await self._complete()
+            self._group_wal = wal_seq
+            self._group.append(_Record(kind, headers, msg.data))
+            self._last_record = time.monotonic()
+
+    async def _flush_when_idle(self) -> None:
+        while True:
+            await asyncio.sleep(IDLE_FLUSH_S)
+            if self._group and time.monotonic() - self._last_record >= IDLE_FLUSH_S:
+                async with self._lock:
+                    if self._group:
+                        await self._complete()
+
+    async def _complete(self) -> None:
+        records, wal_seq = self._group, self._group_wal
+        self._group = []
+        try:
+            await self._evaluate(wal_seq, records)
+        except MemoryError:
+            self._fail("candidate exhausted the sandbox's memory limit")
+        except Exception as err:  # the shadow must report, not die silently
+            log.exception("shadow of %s failed at WAL seq %d", self.agent, wal_seq)
+            self._fail(f"shadow failed: {type(err).__name__}: {err}")
+
+    def _fail(self, reason: str) -> None:
+        if not self.failed.done():
+            self.failed.set_result(reason)
+
+    # -- one request -------------------------------------------------------------------------
+
+    async def _evaluate(self, wal_seq: int, records: list[_Record]) -> None:
+        outcomes = {r.headers.get("O-Outcome") for r in records if r.kind == "outcome"}
+        live_events = [r for r in records if r.kind == "evt"]
+        if "duplicate" in outcomes or wal_seq == 0:
+            return  # answered from the reply cache: nothing was decided
+        try:
+            request = await self.js.get_msg(layout.WAL_STREAM, wal_seq, direct=True)
+        except nats.errors.Error:
+            self.counters.skipped += 1  # the WAL no longer holds it
+            self._advance(live_events)
+            return
+        headers = request.headers or {}
+        command, content_type = headers.get("ce-type", ""), headers.get("Content-Type")
+        data = request.data or b""
+        primary = self._recorded_output(records, live_events)
+        secondary = evaluate(self.live, self.live_state, command, content_type, data)
+        cand = evaluate(self.candidate, self.candidate_state, command, content_type, data)
+        self._count(secondary, cand)
+        comparison = compare(primary, secondary.output, cand.output, self.noise, self.ignore)
+        self.counters.compared += 1
+        if comparison.differs:
+            self.counters.differing += 1
+            if self.recorded_diffs < self.max_recorded_diffs:
+                self.recorded_diffs += 1
+                await self._record_diff(
+                    wal_seq, headers, primary, cand.output, comparison.as_json()
+                )
+        self._judge(secondary, cand, live_events)
+        self._advance(live_events)
+
+    def _recorded_output(self, records: list[_Record], live_events: list[_Record]) -> Output:
+        for record in records:
+            if record.kind == "outcome" and record.headers.get("O-Outcome") == "rejected":
+                return rejected_output(record.headers.get("O-Error-Code", "internal_error"))
+        return output_of_events(
+            [
+                {
+                    "type": r.headers.get(H_TYPE, ""),
+                    "version": int(r.headers.get(H_VERSION, "1")),
+                    "data": from_json(r.data) if r.data else None,
+                }
+                for r in live_events
+            ]
+        )
+
+    def _count(self, secondary: Evaluation, cand: Evaluation) -> None:
+        counters = self.counters
+        counters.live_latency.add(secondary.elapsed_ms)
+        counters.candidate_latency.add(cand.elapsed_ms)
+        if secondary.failure is not None:
+            counters.live_failures += 1
+        if cand.failure is not None:
+            counters.candidate_failures += 1
+            counters.last_failure = cand.failure
+
+    def _judge(self, secondary: Evaluation, cand: Evaluation, live_events: list[_Record]) -> None:
+        """Fitness of live's and the candidate's outcome, by the live code's fitness function
+        if it has one (else the candidate's), on the same state and command."""
+        judge, side = (
+            (self.live, secondary) if self.live.fitness_function else (self.candidate, cand)
+        )
+        fitness = judge.fitness_function
+        if fitness is None or side.command is None:
+            return
+        state = self.live_state if judge is self.live else self.candidate_state
+        try:
+            live_outcome = [self._decode(judge, r) for r in live_events]
+            cand_outcome = [
+                judge.decode_event(e.event_type, e.event_version, e.model_dump_json().encode())
+                for e in cand.events
+            ]
+            live_score = float(fitness(state, side.command, live_outcome))
+            cand_score = float(fitness(state, side.command, cand_outcome))
+        except Exception as err:
+            log.debug("fitness not measured: %s", err)
+            return
+        self.counters.fitness_n += 1
+        self.counters.live_fitness_sum += live_score
+        self.counters.candidate_fitness_sum += cand_score
+
+    @staticmethod
+    def _decode(definition: AgentDefinition[Any], record: _Record) -> Event:
+        headers = record.headers
+        return definition.decode_event(
+            headers.get(H_TYPE, ""), int(headers.get(H_VERSION, "1")), record.data
+        )
+
+    def _advance(self, live_events: list[_Record]) -> None:
+        if not live_events:
+            return
+        self.live_state = self.live.fold(
+            self.live_state, [self._decode(self.live, r) for r in live_events]
+        )
+        try:
+            self.candidate_state = self.candidate.fold(
+                self.candidate_state, [self._decode(self.candidate, r) for r in live_events]
+            )
+        except Exception as err:
+            self.counters.candidate_failures += 1
+            self.counters.last_failure = f"cannot fold live's events: {type(err).__name__}: {err}"
+        self.seq += len(live_events)
+
+    async def _record_diff(
+        self,
+        wal_seq: int,
+        request_headers: dict[str, str],
+        live: Output,
+        candidate: Output,
+        comparison: dict[str, Any],
+    ) -> None:
+        record = {
+            "agent": self.agent,
+            "version": self.version,
+            "code_version": self.candidate.version,
+            "live_code_version": self.live.version,
+            "wal_seq": wal_seq,
+            "request_id": request_headers.get("ce-id"),
+            "command": request_headers.get("ce-type"),
+            "traffic": "shadow",
+            "live": live,
+            "candidate": candidate,
+            "fields": comparison["fields"],
+            "ignored": comparison["ignored"],
+        }
+        try:
+            await self.js.publish(
+                layout.diff_subject(self.agent),
+                to_json(record),
+                headers={"O-Version": self.version, H_REQUEST: str(record["request_id"] or "")},
+            )
+        except nats.errors.Error as err:
+            log.warning("diff of %s at WAL seq %d not recorded: %s", self.agent, wal_seq, err)

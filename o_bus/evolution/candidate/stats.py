@@ -1,0 +1,99 @@
+"""What a candidate process measured, published every ``interval`` on
+``o.cand.<agent>.<version>.stats``. The evolution arbiter gates on these figures, and the
+messages double as the heartbeat its watchdog waits for.
+
+Shadow figures compare the candidate with live on the same mirrored requests, measured in the
+same process (the live code's latency is that of a second evaluation here), so the two sides
+are measured under the same conditions. None of it is mixed into live's own metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+
+import nats.errors
+from nats.aio.client import Client
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["CandidateStats", "LatencyWindow", "StatsPublisher"]
+
+log = logging.getLogger(__name__)
+
+
+class LatencyWindow:
+    """The most recent ``size`` latencies, for percentiles."""
+
+    __slots__ = ("samples",)
+
+    def __init__(self, size: int = 4096) -> None:
+        self.samples: deque[float] = deque(maxlen=size)
+
+    def add(self, ms: float) -> None:
+        self.samples.append(ms)
+
+    def percentile(self, q: float) -> float | None:
+        if not self.samples:
+            return None
+        ordered = sorted(self.samples)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class CandidateStats(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    agent: str
+    version: str
+    code_version: str
+    pid: int
+    traffic: str = Field(default="shadow", description="never live: these are mirrored requests")
+    phase: str = Field(description="forking | following | failed")
+    sandbox: str = Field(description="isolation mechanisms active in the process")
+    started_at: float
+    sent_at: float
+    compared: int = Field(description="mirrored requests evaluated and compared")
+    differing: int = Field(description="compared requests whose outputs differed")
+    candidate_failures: int = Field(description="requests on which candidate code raised")
+    live_failures: int = Field(description="requests on which the live code raised")
+    candidate_p99_ms: float | None
+    live_p99_ms: float | None
+    fitness_n: int = 0
+    candidate_fitness: float | None = None
+    live_fitness: float | None = None
+    canary_decided: int = 0
+    canary_failures: int = 0
+    canary_p99_ms: float | None = None
+    lag: int = Field(default=0, description="live outcomes not yet evaluated")
+    last_failure: str | None = None
+    fork_seq: int = Field(default=0, description="agent sequence the shadow forked at")
+    seq: int = Field(default=0, description="agent sequence the shadow has reached")
+
+
+class StatsPublisher:
+    def __init__(
+        self, nc: Client, subject: str, make: Callable[[], CandidateStats], interval: float
+    ) -> None:
+        self.nc, self.subject, self.make, self.interval = nc, subject, make, interval
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="candidate-stats")
+
+    async def publish(self) -> None:
+        try:
+            await self.nc.publish(self.subject, self.make().model_dump_json().encode())
+        except nats.errors.Error as err:
+            log.warning("candidate stats not sent: %s", err)
+
+    async def _run(self) -> None:
+        while True:
+            await self.publish()
+            await asyncio.sleep(self.interval)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

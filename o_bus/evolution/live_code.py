@@ -1,0 +1,115 @@
+"""Keeping an agent process on the code its route names, and on the route's canary.
+
+The route's ``live`` is a code version digest, or None for the definition the agent was
+registered with. A :class:`RouteFollower` watches the agent's route and tells its target
+(an agent process or a worker) to switch code, to use or drop a canary, and whether a
+candidate is under test (lifecycle ``evolving``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Protocol
+
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from o_bus.agent.definition import AgentDefinition
+from o_bus.errors import OBusError
+from o_bus.evolution.canary_client import CanaryClient
+from o_bus.evolution.code_store import CodeStore, default_cache_dir
+from o_bus.evolution.routes import Route, RouteStore
+from o_bus.runtime.tasks import cancel_and_wait
+
+__all__ = ["CodeResolver", "CodeTarget", "RouteFollower"]
+
+log = logging.getLogger(__name__)
+
+
+class CodeResolver:
+    """The definition for a code version of one agent (None: the registered definition)."""
+
+    def __init__(self, js: JetStreamContext, agent: str, registered: AgentDefinition[Any]) -> None:
+        self.agent, self.registered = agent, registered
+        self.store = CodeStore(js, default_cache_dir())
+        self._loaded: dict[str, AgentDefinition[Any]] = {}
+
+    async def definition(self, version: str | None) -> AgentDefinition[Any]:
+        if version is None:
+            return self.registered
+        found = self._loaded.get(version)
+        if found is None:
+            found = await self.store.load(self.agent, version)
+            self._loaded[version] = found
+        return found
+
+
+class CodeTarget(Protocol):
+    async def switch_code(self, definition: AgentDefinition[Any], reason: str) -> None: ...
+
+    async def set_evolving(self, evolving: bool, reason: str) -> None: ...
+
+    def set_canary(self, canary: CanaryClient | None) -> None: ...
+
+
+class RouteFollower:
+    def __init__(
+        self,
+        nc: Client,
+        js: JetStreamContext,
+        agent: str,
+        resolver: CodeResolver,
+        *,
+        canary_timeout: float = 1.0,
+    ) -> None:
+        self.nc, self.agent, self.resolver = nc, agent, resolver
+        self.routes = RouteStore(js)
+        self.canary_timeout = canary_timeout
+        self.live_version: str | None = None
+        self._canary: tuple[str, str | None] | None = None  # (canary version, live version)
+        self._task: asyncio.Task[None] | None = None
+
+    async def initial_definition(self) -> AgentDefinition[Any]:
+        """The definition to start with: the route's live version, or the registered one."""
+        route, _ = await self.routes.get(self.agent)
+        self.live_version = route.live
+        return await self.resolver.definition(route.live)
+
+    def start(self, target: CodeTarget) -> None:
+        self._task = asyncio.create_task(self._follow(target), name=f"route-{self.agent}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            await cancel_and_wait([self._task])
+
+    async def _follow(self, target: CodeTarget) -> None:
+        async for agent, route in self.routes.watch():
+            if agent != self.agent:
+                continue
+            try:
+                await self.apply(route or Route(agent=agent), target)
+            except OBusError as err:
+                log.error("agent %s: cannot apply its route: %s", agent, err.message)
+
+    async def apply(self, route: Route, target: CodeTarget) -> None:
+        live = await self.resolver.definition(route.live)
+        if route.live != self.live_version:
+            previous = self.live_version
+            await target.switch_code(
+                live, f"route switched live code to {route.live or 'registered'}"
+            )
+            self.live_version = route.live
+            log.info("agent %s: live code %s -> %s", self.agent, previous, route.live)
+        canary = route.canary
+        key = (canary.version, route.live) if canary is not None and canary.weight > 0 else None
+        if key != self._canary:
+            self._canary = key
+            if canary is None or key is None:
+                target.set_canary(None)
+            else:
+                target.set_canary(
+                    CanaryClient(self.nc, self.agent, canary.version, live, self.canary_timeout)
+                )
+        reason = route.reason or ("candidate under test" if route.under_test else "no candidate")
+        await target.set_evolving(route.under_test, reason)

@@ -1,0 +1,83 @@
+"""An evolution: one candidate version of an agent on its way from shadow to live.
+
+The record lives in KV ``o_evolution`` (key: the agent). `o-bus evolve start` writes it with
+status ``requested``; the evolution arbiter runs it through its stages and appends every
+decision, with its reason and the figures it was based on.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from o_bus.evolution.sandbox import SandboxLimits
+
+__all__ = ["Evolution", "EvolutionDecision", "EvolutionPlan", "Status"]
+
+Status = Literal["requested", "running", "promoted", "rolled_back", "aborted"]
+ACTIVE: frozenset[str] = frozenset({"requested", "running"})
+
+
+class EvolutionPlan(BaseModel):
+    """Stages and gates. Every gate needs data: too little is inconclusive and waits."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    canary_steps: tuple[int, ...] = Field(
+        default=(10, 50), description="canary weights in percent, in order; () skips canary"
+    )
+    min_requests: int = Field(default=50, ge=1, description="compared requests per shadow stage")
+    min_canary_requests: int = Field(default=20, ge=1, description="canary decisions per step")
+    min_stage_seconds: float = Field(default=2.0, ge=0)
+    max_error_rate: float = Field(
+        default=0.01, ge=0, le=1, description="candidate failure rate allowed above live's"
+    )
+    max_p99_ratio: float = Field(default=1.5, gt=0, description="candidate p99 / live p99")
+    p99_slack_ms: float = Field(default=2.0, ge=0, description="added to the p99 allowance")
+    max_diff_rate: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="share of compared requests allowed to differ; default 0, or not gated "
+        "when the agent defines a fitness function (a behaviour change is then judged by it)",
+    )
+    min_fitness_gain: float = Field(
+        default=0.0, description="candidate mean fitness minus live's must be at least this"
+    )
+    bake_seconds: float = Field(default=3.0, ge=0, description="watch live after promotion")
+    ignore: tuple[str, ...] = Field(default=(), description="output paths never compared")
+    limits: SandboxLimits = SandboxLimits()
+
+
+class EvolutionDecision(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    at: str
+    stage: str
+    action: Literal["start", "wait", "advance", "promote", "rollback", "done", "abort"]
+    reason: str
+    metrics: dict[str, Any] = {}
+
+
+class Evolution(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    agent: str
+    version: str
+    code_version: str = ""
+    plan: EvolutionPlan = EvolutionPlan()
+    status: Status = "requested"
+    stage: str = "shadow"
+    requested_by: str = ""
+    requested_at: str = ""
+    previous_live: str | None = None
+    decisions: tuple[EvolutionDecision, ...] = ()
+    metrics: dict[str, Any] = Field(default={}, description="latest figures of the stage")
+    abort_requested: str | None = Field(default=None, description="why an operator aborted")
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+    def with_decision(self, decision: EvolutionDecision, keep: int = 100) -> Evolution:
+        return self.model_copy(
+            update={"decisions": (*self.decisions, decision)[-keep:], "metrics": decision.metrics}
+        )

@@ -1,0 +1,156 @@
+"""Evolution end to end: deploy a candidate, shadow it on live traffic, gate, promote or roll
+back. Real nats-server, real sandboxed candidate processes, the arbiter in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from evolution_support import (
+    deploy_source,
+    running_arbiter,
+    scorer_source,
+    start_evolution,
+    write_live_scorer,
+)
+from support import Platform, collect_events, running_platform
+
+from o_bus.errors import AgentUnavailableError
+from o_bus.evolution.routes import RouteStore
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Traffic:
+    """Steady ``guess`` requests to scorer, remembering every reply."""
+
+    sent: int = 0
+    failed: list[str] = field(default_factory=list)
+    answers: list[int] = field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def traffic(platform: Platform, pause: float = 0.005) -> AsyncIterator[Traffic]:
+    seen = Traffic()
+
+    async def loop() -> None:
+        for x in itertools.count(1):
+            try:
+                reply = await platform.send("scorer", "guess", {"x": x % 7 + 1})
+            except AgentUnavailableError as err:
+                seen.failed.append(str(err))
+                continue
+            seen.sent += 1
+            if reply["ok"]:
+                seen.answers.append(reply["events"][0]["data"]["answer"])
+            else:
+                seen.failed.append(str(reply))
+            await asyncio.sleep(pause)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield seen
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@contextlib.asynccontextmanager
+async def scorer_platform(url: str, folder: Path) -> AsyncIterator[tuple[Platform, str]]:
+    spec = write_live_scorer(folder)
+    async with running_platform(url, agents=("scorer",), extra_definitions=[spec]) as platform:
+        yield platform, spec
+
+
+FAST = {"min_requests": 30, "min_canary_requests": 10, "min_stage_seconds": 0.5}
+
+
+async def test_a_refactor_differing_only_in_noise_is_promoted(
+    nats_url: str, tmp_path: Path
+) -> None:
+    async with scorer_platform(nats_url, tmp_path) as (platform, spec):
+        refactor = await deploy_source(
+            platform.js, tmp_path, "refactor", scorer_source("1.1.0", "cmd.x + cmd.x")
+        )
+        async with running_arbiter(nats_url, spec) as arbiter, traffic(platform) as seen:
+            await start_evolution(
+                platform.js, refactor, max_diff_rate=0.0, bake_seconds=0.5, **FAST
+            )
+            done = await arbiter.finished()
+        assert done.status == "promoted", done.decisions
+        assert [d.action for d in done.decisions][-1] == "done"
+        assert not seen.failed
+        route, _ = await RouteStore(platform.js).get("scorer")
+        assert route.live == refactor.digest
+        assert not route.shadows
+        assert route.canary is None
+        shadow_pass = next(
+            d for d in done.decisions if d.stage == "shadow" and d.action == "advance"
+        )
+        assert shadow_pass.metrics["differing"] == 0
+        assert shadow_pass.metrics["compared"] >= 30
+
+
+async def test_a_behaviour_change_is_caught_by_the_diff_and_rolled_back(
+    nats_url: str, tmp_path: Path
+) -> None:
+    async with scorer_platform(nats_url, tmp_path) as (platform, spec):
+        changed = await deploy_source(
+            platform.js, tmp_path, "changed", scorer_source("1.2.0", "2 * cmd.x + 1")
+        )
+        async with running_arbiter(nats_url, spec) as arbiter, traffic(platform) as seen:
+            await start_evolution(platform.js, changed, max_diff_rate=0.0, **FAST)
+            done = await arbiter.finished()
+        assert done.status == "rolled_back"
+        last = done.decisions[-1]
+        assert last.action == "rollback", last
+        assert "differs from live" in last.reason
+        assert not seen.failed
+        assert all(a % 2 == 0 for a in seen.answers)
+        route, _ = await RouteStore(platform.js).get("scorer")
+        assert route.live is None
+        assert not route.shadows
+        assert route.canary is None
+        # The candidate's outputs are in the comparison stream, with live's, field by field.
+        diff = await platform.js.get_msg("O_DIFF", subject="o.diff.scorer", direct=True)
+        assert b'"events.0.data.answer"' in diff.data
+        assert b'"traffic":"shadow"' in diff.data
+        # Shadows never write to the live log: every event there is live code's.
+        events = await collect_events(platform.log("scorer"))
+        assert events
+        assert {e.code_version for e in events} == {"1.0.0"}
+
+
+async def test_a_better_candidate_is_promoted_and_a_worse_one_rolled_back(
+    nats_url: str, tmp_path: Path
+) -> None:
+    async with scorer_platform(nats_url, tmp_path) as (platform, spec):
+        better = await deploy_source(
+            platform.js, tmp_path, "better", scorer_source("2.0.0", "3 * cmd.x")
+        )
+        worse = await deploy_source(platform.js, tmp_path, "worse", scorer_source("0.9.0", "cmd.x"))
+        async with running_arbiter(nats_url, spec) as arbiter, traffic(platform) as seen:
+            await start_evolution(platform.js, worse, **FAST)
+            rolled_back = await arbiter.finished()
+            await start_evolution(platform.js, better, bake_seconds=0.5, **FAST)
+            promoted = await arbiter.finished()
+            await asyncio.sleep(0.2)
+        assert rolled_back.status == "rolled_back"
+        assert "worse than live" in rolled_back.decisions[-1].reason
+        assert promoted.status == "promoted", promoted.decisions
+        reasons = " | ".join(d.reason for d in promoted.decisions)
+        assert "fitness" in reasons
+        assert "canary decided" in reasons
+        assert not seen.failed
+        # After the promotion, live answers with the better code.
+        reply = await platform.send("scorer", "guess", {"x": 5})
+        assert reply["events"][0]["data"]["answer"] == 15
+        events = await collect_events(platform.log("scorer"))
+        assert {"1.0.0", "2.0.0"} <= {e.code_version for e in events}
