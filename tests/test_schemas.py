@@ -35,7 +35,8 @@ from o_bus.errors import ErrorCode, InvalidRequestError
 from o_bus.handlers.health.aggregate import parse_heartbeat
 from o_bus.runtime.heartbeat import Heartbeat, HeartbeatPublisher, current_rss_bytes
 from o_bus.runtime.metrics import LATENCY_BUCKETS_MS
-from o_bus.schemas import health, paths
+from o_bus.schemas import evolution, health, paths
+from o_bus.schemas.evolution import EVOLUTION_FILES
 from o_bus.store import layout
 from o_bus.store.dead_letter import DeadLetters
 from o_bus.store.event_log import event_headers
@@ -156,6 +157,7 @@ def test_every_expected_file_is_generated(
         "envelope/dead-letter.headers.schema.json",
         "query-request.schema.json",
         "query-reply.schema.json",
+        *EVOLUTION_FILES,
     }
     assert {"counter", "echo"} <= {d.name for d in definitions}
     for d in definitions:
@@ -194,6 +196,16 @@ def test_schema_files_have_id_dialect_and_title(
             titles[f"agents/{d.name}/events/{e}.v{cls.event_version}.schema.json"] = cls.__name__
         for q, query_type in d.queries.types.items():
             titles[f"agents/{d.name}/queries/{q}.schema.json"] = query_type.__name__
+    titles.update(
+        {
+            evolution.ROUTE: "Route",
+            evolution.ROUTE_CHANGED: "RouteChanged",
+            evolution.EVOLUTION: "Evolution",
+            evolution.DECISION: "EvolutionDecisionRecord",
+            evolution.DIFF: "DiffRecord",
+            evolution.CANDIDATE_STATS: "CandidateStats",
+        }
+    )
     titles["query-request.schema.json"] = "QueryRequest"
     titles["query-reply.schema.json"] = "QueryReply"
     json_schemas = [p for p in files if p.endswith(".schema.json")]

@@ -8,7 +8,6 @@ from typing import Any
 import nats.errors
 from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
-from pydantic_core import to_json
 
 from o_bus.errors import (
     ConcurrencyError,
@@ -18,6 +17,7 @@ from o_bus.errors import (
     StorageError,
 )
 from o_bus.evolution.plan import Evolution, EvolutionDecision
+from o_bus.evolution.records import EvolutionDecisionRecord
 from o_bus.store import layout
 from o_bus.store.watch import watch_bucket
 
@@ -82,9 +82,11 @@ class EvolutionStore:
         return new_revision
 
     async def record(self, agent: str, version: str, decision: EvolutionDecision) -> None:
-        body = {"agent": agent, "version": version, **decision.model_dump(mode="json")}
+        record = EvolutionDecisionRecord(agent=agent, version=version, **decision.model_dump())
         try:
-            await self.js.publish(layout.evolution_event_subject(agent), to_json(body))
+            await self.js.publish(
+                layout.evolution_event_subject(agent), record.model_dump_json().encode()
+            )
         except nats.errors.Error as err:
             raise StorageError(f"decision for {agent!r} was not recorded") from err
 

@@ -14,6 +14,7 @@ from o_bus.agent.definition import AgentDefinition
 from o_bus.store import layout
 from o_bus.wire.codec import Encoding
 
+from .evolution import evolution_asyncapi
 from .messages import REPLY_TO_NOTE, agent_messages, bus_messages, ref
 from .paths import ASYNCAPI_FILE, ID_PREFIX, state_path
 from .queries import query_asyncapi
@@ -206,6 +207,8 @@ def asyncapi(definitions: Sequence[AgentDefinition[Any]]) -> dict[str, Any]:
     messages.update(bus_messages())
     query_channels, query_operations, query_messages = query_asyncapi(list(definitions), agent)
     messages.update(query_messages)
+    evolution_channels, evolution_operations, evolution_messages = evolution_asyncapi(agent)
+    messages.update(evolution_messages)
     return {
         "asyncapi": "3.0.0",
         "id": ID_PREFIX + ASYNCAPI_FILE,
@@ -220,8 +223,16 @@ def asyncapi(definitions: Sequence[AgentDefinition[Any]]) -> dict[str, Any]:
             ),
         },
         "defaultContentType": Encoding.JSON.value,
-        "channels": {**_channels(agent, examples, commands, events), **query_channels},
-        "operations": {**_operations(commands, events), **query_operations},
+        "channels": {
+            **_channels(agent, examples, commands, events),
+            **query_channels,
+            **evolution_channels,
+        },
+        "operations": {
+            **_operations(commands, events),
+            **query_operations,
+            **evolution_operations,
+        },
         "components": {"messages": messages},
         "x-o-bus-definitions": {
             d.name: {

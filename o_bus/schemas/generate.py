@@ -12,6 +12,7 @@ from .build import dump
 from .documents import agent_schemas, reply_schema, system_schemas
 from .envelope import envelope_schemas
 from .error_codes import check_error_meanings
+from .evolution import evolution_schemas
 from .headers import check_headers_match_runtime
 from .health import check_health_summary_matches_monitor
 from .paths import ASYNCAPI_FILE, README_FILE, REPLY
@@ -32,6 +33,7 @@ def render(catalogue: Catalogue | None = None) -> dict[str, str]:
     documents: dict[str, Mapping[str, Any]] = dict(envelope)
     documents[REPLY] = reply_schema()
     documents.update(system_schemas())
+    documents.update(evolution_schemas())
     for definition in definitions:
         documents.update(agent_schemas(definition))
     documents.update(query_schemas(definitions))

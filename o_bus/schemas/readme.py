@@ -14,6 +14,7 @@ from o_bus.store.dead_letter import KEEP_BYTES
 from o_bus.wire.codec import CLOUDEVENTS_JSON
 
 from .error_codes import ERROR_MEANINGS
+from .evolution import EVOLUTION_ABOUT, evolution_guide
 from .go_examples import GO_EVENTS, GO_REQUEST
 from .health import (
     ALL_AGENTS_FIELDS,
@@ -60,6 +61,7 @@ _ABOUT: Mapping[str, str] = {
     README_FILE: "This guide.",
     QUERY_REQUEST: f"Body of a query on `{layout.QUERY_PREFIX}<agent>` (core NATS, not stored).",
     QUERY_REPLY: "Reply to a query: `QueryOkReply` or `QueryErrorReply`.",
+    **EVOLUTION_ABOUT,
 }
 
 
@@ -307,6 +309,7 @@ def readme(
         _events(envelope[EVENT_HEADERS]),
         _other_streams(envelope[DEAD_LETTER_HEADERS]),
         _supervision_and_health(),
+        evolution_guide(),
         _error_codes(),
         _agent_definitions(definitions),
     ]

@@ -26,11 +26,12 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
-from pydantic_core import from_json, to_json
+from pydantic_core import from_json
 
 from o_bus.agent.definition import AgentDefinition
 from o_bus.events.model import Event, State
 from o_bus.evolution.diff import IgnoreRules, NoiseModel, compare
+from o_bus.evolution.records import DiffRecord
 from o_bus.replay.rebuild import rebuild
 from o_bus.store import layout
 from o_bus.store.event_log import EventLog
@@ -286,25 +287,24 @@ class ShadowRunner:
         candidate: Output,
         comparison: dict[str, Any],
     ) -> None:
-        record = {
-            "agent": self.agent,
-            "version": self.version,
-            "code_version": self.candidate.version,
-            "live_code_version": self.live.version,
-            "wal_seq": wal_seq,
-            "request_id": request_headers.get("ce-id"),
-            "command": request_headers.get("ce-type"),
-            "traffic": "shadow",
-            "live": live,
-            "candidate": candidate,
-            "fields": comparison["fields"],
-            "ignored": comparison["ignored"],
-        }
+        record = DiffRecord(
+            agent=self.agent,
+            version=self.version,
+            code_version=self.candidate.version,
+            live_code_version=self.live.version,
+            wal_seq=wal_seq,
+            request_id=request_headers.get("ce-id"),
+            command=request_headers.get("ce-type"),
+            live=live,
+            candidate=candidate,
+            fields=comparison["fields"],
+            ignored=comparison["ignored"],
+        )
         try:
             await self.js.publish(
                 layout.diff_subject(self.agent),
-                to_json(record),
-                headers={"O-Version": self.version, H_REQUEST: str(record["request_id"] or "")},
+                record.model_dump_json().encode(),
+                headers={"O-Version": self.version, H_REQUEST: record.request_id or ""},
             )
         except nats.errors.Error as err:
             log.warning("diff of %s at WAL seq %d not recorded: %s", self.agent, wal_seq, err)
