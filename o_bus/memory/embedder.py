@@ -9,6 +9,7 @@ give the same vectors. A real model plugs in through the :class:`Embedder` proto
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -51,11 +52,33 @@ _STOP: Final = frozenset(_STOP_WORDS.split())
 _SUFFIXES: Final = ("ingly", "edly", "ing", "ies", "ied", "ed", "es", "ly", "s")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _stem(word: str) -> str:
     for suffix in _SUFFIXES:
         if len(word) > len(suffix) + 2 and word.endswith(suffix):
             return word[: -len(suffix)]
     return word
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _bucket(feature: str, size: int) -> tuple[int, float]:
+    """Low bits of the CRC-32 pick the bucket, bit 31 the sign (collisions cancel on average)."""
+    digest = zlib.crc32(feature.encode())
+    return digest % size, -1.0 if digest & 0x80000000 else 1.0
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _word_features(stem: str, size: int) -> tuple[tuple[int, float], ...]:
+    """What one word adds: its stem (weight 1) and its character trigrams (0.6 shared)."""
+    padded = f"<{stem}>"
+    grams = [padded[i : i + 3] for i in range(len(padded) - 2)]
+    weight = 0.6 / max(len(grams), 1) ** 0.5
+    bucket, sign = _bucket("w:" + stem, size)
+    found = [(bucket, sign)]
+    for gram in grams:
+        bucket, sign = _bucket("c:" + gram, size)
+        found.append((bucket, sign * weight))
+    return tuple(found)
 
 
 class HashingEmbedder:
@@ -68,37 +91,23 @@ class HashingEmbedder:
 
     @property
     def name(self) -> str:
-        return f"hashing-v1-{self._dimensions}"
+        return f"hashing-v2-{self._dimensions}"
 
     @property
     def dimensions(self) -> int:
         return self._dimensions
 
-    def _features(self, text: str) -> dict[str, float]:
-        words = [w for w in _WORD.findall(text.lower()) if w not in _STOP]
-        stems = [_stem(w) for w in words]
-        features: dict[str, float] = {}
-        for stem in stems:
-            features["w:" + stem] = features.get("w:" + stem, 0.0) + 1.0
-            padded = f"<{stem}>"
-            grams = [padded[i : i + 3] for i in range(len(padded) - 2)]
-            weight = 0.6 / max(len(grams), 1) ** 0.5
-            for gram in grams:
-                features["c:" + gram] = features.get("c:" + gram, 0.0) + weight
-        for first, second in itertools.pairwise(stems):
-            key = f"b:{first} {second}"
-            features[key] = features.get(key, 0.0) + 0.5
-        return features
-
     def _vector(self, text: str) -> list[float]:
         size = self._dimensions
         vector = [0.0] * size
-        for feature, weight in self._features(text).items():
-            digest = zlib.crc32(feature.encode())
-            # Low bits pick the bucket, bit 31 the sign (so collisions cancel on average).
-            sign = -1.0 if digest & 0x80000000 else 1.0
-            vector[digest % size] += sign * (1.0 + math.log(weight) if weight > 1 else weight)
-        norm = math.sqrt(sum(v * v for v in vector))
+        stems = [_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP]
+        for stem in stems:
+            for bucket, value in _word_features(stem, size):
+                vector[bucket] += value
+        for first, second in itertools.pairwise(stems):
+            bucket, sign = _bucket(f"b:{first} {second}", size)
+            vector[bucket] += 0.5 * sign
+        norm = math.hypot(*vector)
         if norm == 0.0:
             vector[0] = 1.0  # no feature (only stop words): a fixed direction, not NaN
             return vector

@@ -24,7 +24,7 @@ from o_bus.memory.database import SCHEMA_VERSION, MemoryDatabase, Position, remo
 from o_bus.memory.embedder import Embedder, HashingEmbedder
 from o_bus.memory.index import MemoryIndex
 from o_bus.memory.projector import Projector, anchor_of
-from o_bus.memory.tail import LogRecord, StreamTail, read_requests
+from o_bus.memory.tail import LogRecord, RequestRecord, StreamTail, read_requests
 from o_bus.store import layout
 
 __all__ = ["DATA_DIR_ENV", "MEMORY_DIR_ENV", "MemoryProjection", "default_path"]
@@ -64,7 +64,7 @@ class MemoryProjection:
         self, nc: Client, js: JetStreamContext, agent: str, definition: AgentDefinition[Any]
     ) -> MemoryIndex:
         """Open (or rebuild) the file for ``agent`` and start following its log."""
-        runner = ProjectionRunner(self, js, agent, definition)
+        runner = ProjectionRunner(self, nc, js, agent, definition)
         await runner.start()
         return runner.index
 
@@ -98,11 +98,13 @@ class ProjectionRunner:
     def __init__(
         self,
         spec: MemoryProjection,
+        nc: Client,
         js: JetStreamContext,
         agent: str,
         definition: AgentDefinition[Any],
     ) -> None:
-        self.spec, self.js, self.agent, self.definition = spec, js, agent, definition
+        self.spec, self.nc, self.js = spec, nc, js
+        self.agent, self.definition = agent, definition
         self.path = spec.path_for(agent)
         self.writer = ThreadPoolExecutor(1, thread_name_prefix=f"memory-{agent}")
         self.db: MemoryDatabase | None = None
@@ -111,6 +113,8 @@ class ProjectionRunner:
         self.applied = Position()
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
+        self._writing: asyncio.Task[None] | None = None
+        self._failed: BaseException | None = None
         self.rebuilt_because: str | None = None
 
     async def _run(self, fn: Any, *args: Any) -> Any:
@@ -183,13 +187,27 @@ class ProjectionRunner:
         await self.index.open()
 
     async def _apply(self, records: list[LogRecord]) -> None:
+        """Read the batch's requests from the WAL while the previous batch is written."""
         assert self.projector is not None
         requests = {}
         if self.spec.episodes:
             requests = await read_requests(
-                self.js, (int(r.headers.get("ce-walseq", "0")) for r in records)
+                self.nc, self.agent, (int(r.headers.get("ce-walseq", "0")) for r in records)
             )
-        self.applied = await self._run(self.projector.apply, records, requests)
+        if self._writing is not None:
+            await self._writing  # one batch in the writer at a time, in order
+        self._writing = asyncio.create_task(self._write(records, requests))
+
+    async def _write(self, records: list[LogRecord], requests: dict[int, RequestRecord]) -> None:
+        assert self.projector is not None
+        try:
+            self.applied = await self._run(self.projector.apply, records, requests)
+        except Exception as err:
+            log.error("memory index of %s stopped: %s", self.agent, err)
+            self._failed = err
+            if self._task is not None:
+                self._task.cancel()
+            raise
         async with self._changed:
             self._changed.notify_all()
 
@@ -197,7 +215,7 @@ class ProjectionRunner:
         """Wait until events up to agent sequence ``seq`` are applied; False on timeout."""
         if self.applied.seq >= seq:
             return True
-        if self._task is not None and self._task.done():
+        if self.failure is not None:
             return False
 
         async def reached() -> None:
@@ -213,14 +231,16 @@ class ProjectionRunner:
     @property
     def failure(self) -> BaseException | None:
         task = self._task
-        if task is None or not task.done() or task.cancelled():
-            return None
+        if self._failed is not None or task is None or not task.done() or task.cancelled():
+            return self._failed
         return task.exception()
 
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        if self._writing is not None:
+            await asyncio.gather(self._writing, return_exceptions=True)
         if self.db is not None:
             await self._run(self.db.close)
         self.writer.shutdown(wait=True)

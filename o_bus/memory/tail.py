@@ -16,11 +16,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import nats.errors
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
-from nats.js.errors import NotFoundError as JsNotFoundError
-from pydantic_core import from_json
+from pydantic_core import from_json, to_json
 
 from o_bus.errors import StorageError
 from o_bus.store import layout
@@ -127,13 +127,7 @@ def _nats_time(value: str | None) -> str | None:
     return f"{head}.{(fraction + '000000')[:6]}Z"
 
 
-async def _read_request(js: JetStreamContext, wal_seq: int) -> RequestRecord | None:
-    try:
-        msg = await js.get_msg(layout.WAL_STREAM, wal_seq, direct=True)
-    except (JsNotFoundError, nats.errors.NoRespondersError):
-        return None  # aged out of the WAL (or no WAL here): the episode has no request part
-    headers = msg.headers or {}
-    body = msg.data or b""
+def _request_record(headers: dict[str, str], body: bytes) -> RequestRecord:
     request: Any = {"bytes": len(body)}
     if len(body) <= _REQUEST_BYTES and "json" in headers.get("Content-Type", "application/json"):
         with contextlib.suppress(ValueError):
@@ -143,24 +137,59 @@ async def _read_request(js: JetStreamContext, wal_seq: int) -> RequestRecord | N
     )
 
 
+async def _read_batch(
+    nc: Client, subject: str, start: int, count: int, timeout: float
+) -> tuple[list[tuple[int, dict[str, str], bytes]], bool]:
+    """Up to ``count`` WAL records of ``subject`` from WAL sequence ``start`` in one batched
+    direct get; also whether more follow."""
+    found: list[tuple[int, dict[str, str], bytes]] = []
+    more = {"pending": 0}
+    done = asyncio.get_running_loop().create_future()
+
+    async def on_msg(msg: Msg) -> None:
+        headers = dict(msg.headers or {})
+        status = headers.get("Status")
+        if status is not None and not msg.data:
+            more["pending"] = int(headers.get("Nats-Num-Pending", "0") or 0)
+            if not done.done():
+                done.set_result(status)
+            return
+        found.append((int(headers.get("Nats-Sequence", "0")), headers, msg.data))
+
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox, cb=on_msg)
+    try:
+        request = {"seq": start, "batch": count, "next_by_subj": subject}
+        await nc.publish(f"$JS.API.DIRECT.GET.{layout.WAL_STREAM}", to_json(request), reply=inbox)
+        status = await asyncio.wait_for(done, timeout)
+    finally:
+        with contextlib.suppress(nats.errors.Error):
+            await sub.unsubscribe()
+    if status not in ("204", "404"):
+        raise StorageError(f"batched read of the WAL answered status {status}")
+    return found, more["pending"] > 0
+
+
 async def read_requests(
-    js: JetStreamContext, wal_seqs: Iterable[int], concurrency: int = 64
+    nc: Client, agent: str, wal_seqs: Iterable[int], timeout: float = 10.0
 ) -> dict[int, RequestRecord]:
-    """The WAL records of ``wal_seqs``, read with up to ``concurrency`` direct gets in flight.
-    A record that cannot be read is left out (the episode then has no request part)."""
+    """The WAL records of ``wal_seqs`` (of ``agent``), read in batches of direct gets. A
+    record no longer in the WAL is left out (the episode then has no request part)."""
     wanted = sorted({seq for seq in wal_seqs if seq > 0})
     found: dict[int, RequestRecord] = {}
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(seq: int) -> None:
-        async with gate:
-            try:
-                record = await _read_request(js, seq)
-            except (nats.errors.Error, ValueError) as err:
-                log.warning("cannot read WAL record %d: %s", seq, err)
-                return
-        if record is not None:
-            found[seq] = record
-
-    await asyncio.gather(*(one(seq) for seq in wanted))
+    if not wanted:
+        return found
+    keep, subject = set(wanted), layout.wal_subject(agent)
+    start, last = wanted[0], wanted[-1]
+    try:
+        while start <= last:
+            batch, more = await _read_batch(nc, subject, start, min(len(keep), 1000), timeout)
+            for seq, headers, body in batch:
+                if seq in keep:
+                    found[seq] = _request_record(headers, body)
+            if not batch or not more:
+                break
+            start = batch[-1][0] + 1
+    except (nats.errors.Error, TimeoutError, StorageError) as err:
+        log.warning("cannot read requests of %s from the WAL: %s", agent, err)
     return found
