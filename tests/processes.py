@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -38,6 +39,7 @@ from support import WAIT_SECONDS, collect_events, eventually
 
 from o_bus import client
 from o_bus.agent.supervision import AgentSupervision, SystemEvent
+from o_bus.cli.services import SERVICE_STATUS_PREFIX
 from o_bus.errors import AgentUnavailableError
 from o_bus.runtime.heartbeat import Heartbeat
 from o_bus.store import layout
@@ -352,3 +354,16 @@ async def check_log(nc: Client, js: JetStreamContext, agent: str) -> list[Stored
     twice = sorted(rid for rid, n in Counter(e.request_id for e in events).items() if n > 1)
     assert not twice, f"requests applied twice: {twice}"
     return events
+
+
+async def wait_for_service(nc: Client, service: str) -> None:
+    """Until the bus service ``service`` (splitter, supervisor, arbiter...) answers."""
+
+    async def answers() -> bool:
+        try:
+            await nc.request(f"{SERVICE_STATUS_PREFIX}{service}.status", b"", timeout=0.5)
+        except nats.errors.Error:
+            return False
+        return True
+
+    await eventually(answers, what=f"the {service} to answer")

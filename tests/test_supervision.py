@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import nats.errors
 import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -31,6 +30,7 @@ from processes import (
     supervision_record,
     system_events,
     system_mark,
+    wait_for_service,
     wait_for_system_event,
 )
 from pydantic_core import from_json
@@ -42,7 +42,6 @@ from o_bus.agent.definition import AgentDefinition
 from o_bus.agent.supervision import SupervisionPolicy
 from o_bus.agents.counter import counter
 from o_bus.agents.echo import echo
-from o_bus.cli.services import SERVICE_STATUS_PREFIX
 from o_bus.cli.up import register_definitions
 from o_bus.errors import AgentUnavailableError, ConcurrencyError
 from o_bus.handlers.supervisor.service import LEADER_KEY, RESET_SUBJECT
@@ -86,17 +85,6 @@ async def watch(nc: Client) -> AsyncIterator[HeartbeatWatch]:
         await heartbeats.stop()
 
 
-async def _wait_for_service(nc: Client, service: str) -> None:
-    async def answers() -> bool:
-        try:
-            await nc.request(f"{SERVICE_STATUS_PREFIX}{service}.status", b"", timeout=0.5)
-        except nats.errors.Error:
-            return False
-        return True
-
-    await eventually(answers, what=f"the {service} to answer")
-
-
 async def start_platform(
     nc: Client,
     group: ProcessGroup,
@@ -115,8 +103,8 @@ async def start_platform(
     group.spawn("splitter")
     args = [arg for spec in agent_specs for arg in ("--agent", spec)]
     started = [group.spawn("supervisor", *args, env=env) for _ in range(supervisors)]
-    await _wait_for_service(nc, "splitter")
-    await _wait_for_service(nc, "supervisor")
+    await wait_for_service(nc, "splitter")
+    await wait_for_service(nc, "supervisor")
     return started
 
 
