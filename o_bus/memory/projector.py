@@ -66,6 +66,9 @@ class Projector:
             return None
 
     def apply(self, records: list[LogRecord], requests: dict[int, RequestRecord]) -> Position:
+        records = [r for r in records if r.stream_seq > self.position.stream_seq]
+        if not records:  # delivered again after a consumer reset: already applied
+            return self.position
         decoded = [self._decode(r) if r.kind == "evt" else None for r in records]
         texts = [e.item.text for e in decoded if isinstance(e, Remembered)]
         vectors = iter(self.embedder.embed(texts) if texts else [])

@@ -30,6 +30,7 @@ __all__ = ["LogRecord", "RequestRecord", "StreamTail", "iso_time", "read_request
 
 log = logging.getLogger(__name__)
 _BUFFER = 4096  # records held before the consumer is paused (flow control does the rest)
+_PENDING = 262_144
 _REQUEST_BYTES = 8192  # request bodies kept in an episode, beyond that only their size
 
 
@@ -100,7 +101,9 @@ class StreamTail:
                     deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
                     opt_start_seq=after_stream_seq + 1,
                 ),
-                pending_msgs_limit=_BUFFER * 2,
+                # Far above what JetStream sends before flow control pauses it, so waiting
+                # in the callback never makes the client drop messages.
+                pending_msgs_limit=_PENDING,
             )
         except nats.errors.Error as err:
             raise StorageError(f"cannot tail {self.agent!r}'s log") from err
