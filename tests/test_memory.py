@@ -276,3 +276,19 @@ async def test_query_from_the_cli(nats_url: str) -> None:
 
 def test_memory_dir_is_per_test(tmp_path: Path) -> None:
     assert os.environ["O_BUS_MEMORY_DIR"] == str(tmp_path / "memory")
+
+
+async def test_an_index_that_cannot_open_is_reported_and_commands_still_work(
+    nats_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the index folder should be")
+    monkeypatch.setenv("O_BUS_MEMORY_DIR", str(blocker))
+    async with running_platform(nats_url, agents=AGENTS) as platform:
+        reply = await platform.send("memory", "remember", {"text": "kept in the log anyway"})
+        assert reply["ok"]
+        recall = await query(platform.nc, "memory", "recall", {"text": "log"})
+        recent = await ask(platform, "recent", {}, min_seq=0)
+    assert recall["error"]["code"] == "unavailable"
+    assert "cannot open the memory index" in recall["error"]["message"]
+    assert [item["text"] for item in recent] == ["kept in the log anyway"]

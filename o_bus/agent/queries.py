@@ -23,7 +23,12 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from o_bus.errors import ConfigurationError, ErrorCode, InvalidRequestError
+from o_bus.errors import (
+    AgentUnavailableError,
+    ConfigurationError,
+    ErrorCode,
+    InvalidRequestError,
+)
 from o_bus.events.model import State, snake_case
 
 __all__ = [
@@ -74,21 +79,34 @@ class ProjectionSpec(Protocol[P_co]):
 class QueryContext(Generic[S]):
     """What a query handler reads: the last durable state, its sequence, the projections."""
 
-    __slots__ = ("_projections", "agent", "seq", "state")
+    __slots__ = ("_projections", "_unavailable", "agent", "seq", "state")
 
-    def __init__(self, agent: str, state: S, seq: int, projections: dict[int, Projection]) -> None:
+    def __init__(
+        self,
+        agent: str,
+        state: S,
+        seq: int,
+        projections: dict[int, Projection],
+        unavailable: dict[int, str] | None = None,
+    ) -> None:
         self.agent, self.state, self.seq = agent, state, seq
         self._projections = projections
+        self._unavailable = unavailable or {}
 
     def projection(self, spec: ProjectionSpec[P]) -> P:
-        """The running projection declared by ``spec``."""
-        try:
-            found = self._projections[id(spec)]
-        except KeyError:
-            raise ConfigurationError(
-                f"projection {spec.name!r} is not declared on agent {self.agent!r}"
-            ) from None
-        return found  # type: ignore[return-value]
+        """The running projection declared by ``spec``; ``AgentUnavailableError`` (code
+        ``unavailable``) with the reason if it could not be opened."""
+        found = self._projections.get(id(spec))
+        if found is not None:
+            return found  # type: ignore[return-value]
+        why = self._unavailable.get(id(spec))
+        if why is not None:
+            raise AgentUnavailableError(
+                f"projection {spec.name!r} of agent {self.agent!r} is unavailable: {why}"
+            )
+        raise ConfigurationError(
+            f"projection {spec.name!r} is not declared on agent {self.agent!r}"
+        )
 
 
 QueryHandler = Callable[[QueryContext[Any], Any], Any | Awaitable[Any]]

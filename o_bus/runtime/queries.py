@@ -114,6 +114,7 @@ class QueryServer:
     ) -> None:
         self.nc, self.js, self.agent, self.definition, self.view = nc, js, agent, definition, view
         self.projections: dict[int, Projection] = {}
+        self.unavailable: dict[int, str] = {}  # projections that failed to open, and why
         self._sub: Subscription | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -126,6 +127,7 @@ class QueryServer:
                 )
             except OBusError as err:  # commands still work; queries needing it say why
                 log.error("agent %s: projection %r unavailable: %s", self.agent, spec.name, err)
+                self.unavailable[id(spec)] = err.message
         if self.definition.queries:
             self._sub = await self.nc.subscribe(
                 layout.query_subject(self.agent), queue=QUERY_QUEUE, cb=self._on_query
@@ -144,6 +146,7 @@ class QueryServer:
             except Exception:
                 log.exception("closing a projection of %s failed", self.agent)
         self.projections.clear()
+        self.unavailable.clear()
 
     async def _on_query(self, msg: Msg) -> None:
         # Never await in the callback: a query waiting for min_seq must not hold up others.
@@ -195,7 +198,7 @@ class QueryServer:
         if request.min_seq:
             await self._wait_for(request.min_seq, request.timeout)
         state, seq = self.view()
-        context = QueryContext(self.agent, state, seq, self.projections)
+        context = QueryContext(self.agent, state, seq, self.projections, self.unavailable)
         result = await self.definition.queries.run(context, query)
         try:
             jsonable = to_jsonable_python(result)
@@ -217,3 +220,6 @@ class QueryServer:
             await asyncio.sleep(0.005)
         for projection in self.projections.values():
             await projection.wait_for(min_seq, max(deadline - loop.time(), 0.0))
+        if self.unavailable:
+            why = "; ".join(self.unavailable.values())
+            raise AgentUnavailableError(f"agent {self.agent!r} cannot catch up: {why}")
