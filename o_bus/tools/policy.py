@@ -15,6 +15,8 @@ from o_bus.tools.spec import RateLimit
 __all__ = ["Clock", "ResultCache", "Sleep", "TokenBucket"]
 
 Clock = Callable[[], float]
+_ONE = 1.0 - 1e-9  # a token, give or take float rounding of the refill arithmetic
+_MIN_WAIT = 1e-4
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -38,8 +40,9 @@ class TokenBucket:
     async def acquire(self) -> None:
         async with self._lock:
             self._refill()
-            while self._tokens < 1.0:
-                await self._sleep((1.0 - self._tokens) / self.limit.per_second)
+            while self._tokens < _ONE:
+                wait = (1.0 - self._tokens) / self.limit.per_second
+                await self._sleep(max(wait, _MIN_WAIT))
                 self._refill()
             self._tokens -= 1.0
 
