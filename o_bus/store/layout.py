@@ -25,6 +25,7 @@ __all__ = [
     "SNAPSHOTS_BUCKET",
     "SUPERVISOR_BUCKET",
     "SYSTEM_STREAM",
+    "TOOL_KV_BUCKET",
     "WAL_STREAM",
     "candidate_subject",
     "control_subject",
@@ -68,6 +69,7 @@ AGENTS_BUCKET: Final = "o_agents"
 CONFIG_BUCKET: Final = "o_config"
 LEASES_BUCKET: Final = "o_leases"
 SUPERVISOR_BUCKET: Final = "o_supervisor"
+TOOL_KV_BUCKET: Final = "o_tool_kv"  # what agents store through the built-in kv tool
 CODE_BUCKET: Final = "o_code"  # object store: code versions by sha256
 CODE_VERSIONS_BUCKET: Final = "o_code_versions"  # KV: <agent>.<sha256 hex> -> CodeVersion
 HEARTBEAT_PREFIX: Final = "o.hb."

@@ -199,6 +199,13 @@ def bucket_configs(cfg: StorageConfig) -> list[KeyValueConfig]:
             history=5,
             replicas=cfg.replicas,
         ),
+        KeyValueConfig(
+            bucket=layout.TOOL_KV_BUCKET,
+            description="O kv tool: values agents store and read through the built-in kv tool",
+            history=1,
+            replicas=cfg.replicas,
+            storage=StorageType.FILE if cfg.storage == "file" else StorageType.MEMORY,
+        ),
     ]
 
 

@@ -4,10 +4,15 @@ Handlers stay pure: they return :class:`ToolCallRequested` (``tools.call(state, 
 input)``); the tool runner executes the call and sends the result back through the agent's
 request path, where it is recorded as :class:`ToolCallCompleted` and handed to the agent's
 ``@agent.on_tool_result(name)`` handler. Replay and shadows reuse recorded results.
+
+Built-in tools: :func:`http_tool`, :func:`kv_tool`, :func:`llm_tool` (off until configured) and
+``o_bus.tools.memory_tool.memory_search_tool``.
 """
 
 from o_bus.tools.binding import AgentTools
 from o_bus.tools.http_tool import HttpRequest, HttpResult, http_tool
+from o_bus.tools.kv_tool import KvRequest, KvResult, kv_tool
+from o_bus.tools.llm_tool import ChatModel, ChatReply, ChatRequest, OpenAICompatibleChat, llm_tool
 from o_bus.tools.records import (
     ToolCallCompleted,
     ToolCallRequested,
@@ -20,8 +25,14 @@ from o_bus.tools.spec import RateLimit, Tool, ToolContext, ToolFailure, tool
 
 __all__ = [
     "AgentTools",
+    "ChatModel",
+    "ChatReply",
+    "ChatRequest",
     "HttpRequest",
     "HttpResult",
+    "KvRequest",
+    "KvResult",
+    "OpenAICompatibleChat",
     "RateLimit",
     "Tool",
     "ToolCallCompleted",
@@ -33,5 +44,7 @@ __all__ = [
     "ToolResultCommand",
     "ToolState",
     "http_tool",
+    "kv_tool",
+    "llm_tool",
     "tool",
 ]
