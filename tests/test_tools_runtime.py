@@ -4,17 +4,21 @@ process (as the supervisor starts it), and never in a shadow, which reuses recor
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from agents_for_tests.fetcher import make_fetcher
+from pydantic import BaseModel
 from support import eventually
 from tools_fakes import http_fake, tool_platform
 
+from o_bus import AgentDefinition, Command
 from o_bus.agent.catalogue import Catalogue
 from o_bus.config import RuntimeConfig
 from o_bus.evolution.candidate.shadow import ShadowRunner
 from o_bus.runtime.agent_process import EXIT_OK, AgentProcess
 from o_bus.runtime.connect import connect
 from o_bus.runtime.host import AgentHost
+from o_bus.tools import ToolContext, ToolState, tool
 
 
 async def test_a_shadow_reuses_recorded_results_and_never_calls_the_tool(nats_url: str) -> None:
@@ -79,3 +83,37 @@ async def test_an_agent_process_runs_the_tools_once_active(nats_url: str) -> Non
                 stop.set()
                 assert await running == EXIT_OK
         assert server.count("/count/p") == 1
+
+
+class Note(BaseModel):
+    text: str
+
+
+class NoterState(ToolState):
+    pass
+
+
+class Jot(Command):
+    text: str
+
+
+async def test_a_tool_knows_its_agent_and_call_id(nats_url: str) -> None:
+    seen: list[tuple[str, str, str]] = []
+
+    @tool("note", input=Note, output=Note)
+    async def note(request: Note, ctx: ToolContext) -> Note:
+        seen.append((ctx.agent, ctx.call_id, request.text))
+        return request
+
+    agent: AgentDefinition[NoterState] = AgentDefinition("noter", state=NoterState, version="1")
+    tools = agent.use_tools(note)
+
+    @agent.command
+    def jot(state: NoterState, cmd: Jot) -> Any:
+        return tools.call(state, "note", {"text": cmd.text})
+
+    async with tool_platform(nats_url, agent) as platform:
+        await platform.send("jot", {"text": "first"})
+        await platform.send("jot", {"text": "second"})
+        await platform.completed(2)
+    assert sorted(seen) == [("noter", "call-1", "first"), ("noter", "call-2", "second")]

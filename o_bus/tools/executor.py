@@ -9,7 +9,7 @@ import json
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -73,8 +73,10 @@ class ToolExecutor:
             )
         return bucket
 
-    async def execute(self, tool: Tool, data: dict[str, Any]) -> Execution:
+    async def execute(self, tool: Tool, data: dict[str, Any], call_id: str = "") -> Execution:
+        """Run one call of ``tool`` on input ``data``; ``call_id`` goes into its context."""
         started = time.monotonic()
+        context = replace(self.context, call_id=call_id) if call_id else self.context
         try:
             request = tool.input.model_validate(data)
         except ValidationError as err:
@@ -88,7 +90,7 @@ class ToolExecutor:
         attempt = 0
         while True:
             attempt += 1
-            output, error = await self._attempt(tool, request)
+            output, error = await self._attempt(tool, request, context)
             if error is None:
                 assert output is not None
                 if tool.cache_ttl > 0:
@@ -118,13 +120,13 @@ class ToolExecutor:
         return Execution(output, error, cached, attempts, round(duration, 3))
 
     async def _attempt(
-        self, tool: Tool, request: BaseModel
+        self, tool: Tool, request: BaseModel, context: ToolContext
     ) -> tuple[dict[str, Any] | None, ToolError | None]:
         bucket = self._bucket(tool)
         if bucket is not None:
             await bucket.acquire()
         try:
-            raw = await asyncio.wait_for(tool.run(request, self.context), tool.timeout)
+            raw = await asyncio.wait_for(tool.run(request, context), tool.timeout)
         except TimeoutError:
             return None, _error("timeout", f"no result within {tool.timeout}s", True)
         except ToolFailure as failure:

@@ -149,7 +149,7 @@ class ToolRunner:
                     0.0,
                 )
             else:
-                execution = await self.executor.execute(declared, data)
+                execution = await self.executor.execute(declared, data, call_id)
             self.executed += 1
         await self._submit(call_id, tool_name, execution)
 

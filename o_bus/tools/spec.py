@@ -47,11 +47,14 @@ class ToolFailure(OBusError):
 
 @dataclass(frozen=True, slots=True)
 class ToolContext:
-    """What a running tool may use: the bus connection and the agent it works for."""
+    """What a running tool may use: the bus connection, the agent it works for, and the id of
+    the call (the same on every attempt and after a restart: an idempotency key for side
+    effects, together with the agent's name)."""
 
     nc: Client
     js: JetStreamContext
     agent: str
+    call_id: str = ""
 
 
 ToolFunction = Callable[[Any, ToolContext], Awaitable[Any]]
