@@ -18,7 +18,7 @@ from evolution_support import (
     start_evolution,
     write_live_scorer,
 )
-from support import Platform, collect_events, running_platform
+from support import Platform, collect_events, run_cli, running_platform
 
 from o_bus.errors import AgentUnavailableError
 from o_bus.evolution.routes import RouteStore
@@ -122,6 +122,12 @@ async def test_a_behaviour_change_is_caught_by_the_diff_and_rolled_back(
         diff = await platform.js.get_msg("O_DIFF", subject="o.diff.scorer", direct=True)
         assert b'"events.0.data.answer"' in diff.data
         assert b'"traffic":"shadow"' in diff.data
+        # What an operator sees: the stage, the reasons, and the diff that decided it.
+        code, out, err = await run_cli("evolve", "status", "scorer", "--nats", nats_url)
+        assert code == 0, err
+        assert "status rolled_back" in out
+        assert "differs from live" in out
+        assert "events.0.data.answer: live" in out
         # Shadows never write to the live log: every event there is live code's.
         events = await collect_events(platform.log("scorer"))
         assert events

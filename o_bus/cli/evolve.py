@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import socket
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ from o_bus.runtime.connect import connect
 from o_bus.store import layout
 from o_bus.store.event_records import utc_now
 
-__all__ = ["add_parsers", "cmd_evolve", "cmd_route"]
+__all__ = ["add_parsers", "cmd_evolve", "cmd_route", "render_status"]
 
 
 def operator() -> str:
@@ -116,7 +117,11 @@ async def cmd_evolve(args: argparse.Namespace) -> int:
         store = EvolutionStore(js)
         if args.action == "status":
             evolution, _ = await store.get(args.agent)
-            emit(await _status(js, evolution), args.json)
+            status = await _status(js, evolution)
+            if args.json:
+                emit(status, True)
+            else:
+                sys.stdout.write(render_status(status))
             return 0
         if args.action == "abort":
             evolution, revision = await store.get(args.agent)
@@ -172,3 +177,53 @@ async def _status(js: Any, evolution: Evolution) -> dict[str, Any]:
     except (nats.errors.Error, NotFoundError, ValueError):
         status["latest_diff"] = None
     return status
+
+
+_FIGURES = (
+    ("compared", "compared"),
+    ("differing", "differing"),
+    ("diff_rate", "diff rate"),
+    ("candidate_failures", "candidate failures"),
+    ("live_failures", "live failures"),
+    ("candidate_p99_ms", "candidate p99 ms"),
+    ("live_p99_ms", "live p99 ms"),
+    ("candidate_fitness", "candidate fitness"),
+    ("live_fitness", "live fitness"),
+    ("canary_decided", "canary decided"),
+    ("canary_failures", "canary failures"),
+    ("requests", "live requests"),
+    ("error_rate", "live error rate"),
+)
+
+
+def _figure(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def render_status(status: dict[str, Any]) -> str:
+    """``o-bus evolve status`` for people: stage, figures, decisions, the latest diff."""
+    lines = [
+        f"{status['agent']}: {status['version'][:19]} ({status['code_version']})  "
+        f"status {status['status']}, stage {status['stage']}",
+        f"requested by {status['requested_by']} at {status['requested_at']}",
+    ]
+    figures = status.get("metrics") or {}
+    shown = [f"{label} {_figure(figures[key])}" for key, label in _FIGURES if key in figures]
+    if shown:
+        lines.append("figures: " + ", ".join(shown))
+    if status.get("abort_requested"):
+        lines.append(f"abort requested: {status['abort_requested']}")
+    lines.append("decisions:")
+    for decision in status["decisions"]:
+        lines.append(
+            f"  {decision['at'][11:19]}  {decision['stage']:<11} {decision['action']:<8} "
+            f"{decision['reason']}"
+        )
+    diff = status.get("latest_diff")
+    if diff:
+        lines.append(f"latest diff (WAL seq {diff['wal_seq']}, request {diff['request_id']}):")
+        for path, sides in diff["fields"].items():
+            lines.append(
+                f"  {path}: live {sides.get('live')!r} -> candidate {sides.get('candidate')!r}"
+            )
+    return "\n".join(lines) + "\n"
