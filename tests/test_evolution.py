@@ -38,9 +38,14 @@ class Traffic:
 @contextlib.asynccontextmanager
 async def traffic(platform: Platform, pause: float = 0.005) -> AsyncIterator[Traffic]:
     seen = Traffic()
+    # A flag as well as cancel(): on Python 3.11 a cancel() that lands as a reply arrives is
+    # swallowed by asyncio.wait_for inside the request, and the loop would carry on forever.
+    stop = asyncio.Event()
 
     async def loop() -> None:
         for x in itertools.count(1):
+            if stop.is_set():
+                return
             try:
                 reply = await platform.send("scorer", "guess", {"x": x % 7 + 1})
             except AgentUnavailableError as err:
@@ -57,6 +62,7 @@ async def traffic(platform: Platform, pause: float = 0.005) -> AsyncIterator[Tra
     try:
         yield seen
     finally:
+        stop.set()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
