@@ -212,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
         from o_bus.bench.memory import main as memory_main
 
         return memory_main(argv[1:])
+    if argv[:1] == ["evolution"]:  # `o-bus bench evolution`: shadows' cost, hot reload
+        from o_bus.bench.evolution import main as evolution_main
+
+        return evolution_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.duration is None:
         args.duration = QUICK_DURATION if args.quick else 5.0
