@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from o_bus.errors import StorageError
 from o_bus.evolution.evolution_store import EvolutionStore
 from o_bus.evolution.plan import Evolution
 from o_bus.runtime.tasks import cancel_and_wait
@@ -58,8 +59,11 @@ class Arbiter:
         await cancel_and_wait(list(self.runs.values()), timeout=15.0)
         self.runs.clear()
         if self._lease is not None:
-            await self.leases.revoke(self._lease)
-            self._lease = None
+            lease, self._lease = self._lease, None
+            try:
+                await self.leases.revoke(lease)
+            except StorageError as err:  # it expires by itself; a successor waits for its TTL
+                log.warning("arbiter %s: could not release its lease: %s", self.identity, err)
 
     async def _lead(self) -> None:
         while True:

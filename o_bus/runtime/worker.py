@@ -26,14 +26,16 @@ from pydantic_core import from_json, to_json
 from o_bus.agent.definition import AgentDefinition
 from o_bus.agent.lifecycle import LifecycleChanged, LifecycleState, check_transition
 from o_bus.config import RuntimeConfig
-from o_bus.errors import ConcurrencyError, ConfigurationError, OBusError, StorageError
+from o_bus.errors import ConcurrencyError, ConfigurationError, OBusError
 from o_bus.events.model import State
 from o_bus.evolution.canary_client import CanaryClient
+from o_bus.replay.carry_over import carried_state
 from o_bus.replay.rebuild import Rebuilt, rebuild
-from o_bus.replay.reply_lookup import rebuild_reply
+from o_bus.runtime.duplicates import DuplicateAnswers, reply_encoding_from
 from o_bus.runtime.group_commit import Outcome, ReplyCache, StagedRequests
 from o_bus.runtime.metrics import RequestMetrics
 from o_bus.runtime.queries import QueryServer
+from o_bus.runtime.snapshotter import Snapshotter
 from o_bus.store import layout
 from o_bus.store.dead_letter import DeadLetters
 from o_bus.store.event_log import (
@@ -45,7 +47,7 @@ from o_bus.store.event_log import (
     utc_now,
 )
 from o_bus.store.provision import ensure_agent_stream
-from o_bus.store.snapshots import Snapshot, SnapshotStore
+from o_bus.store.snapshots import SnapshotStore
 from o_bus.wire.cloudevents import ROUTE_HEADER
 from o_bus.wire.codec import Encoding, encode, encoding_for
 from o_bus.wire.reply import STATUS_HEADER, error_reply_from, ok_reply
@@ -71,6 +73,7 @@ class AgentWorker:
         self.config = config or RuntimeConfig()
         self.log = EventLog(nc, js, name)
         self.snapshots = SnapshotStore(js)
+        self.snapshotter = Snapshotter(self.snapshots, name)
         self.dead_letters = DeadLetters(js)
         self.lifecycle = LifecycleState.INITIALIZING
         self._announced = False  # the first transition has no previous state
@@ -82,18 +85,14 @@ class AgentWorker:
         self.guard_seq = 0  # what the next append must expect (events and fences)
         self.processed_wal = 0
         self.committed_wal = 0
-        self.snapshot_seq = 0
         self._staged = StagedRequests(self.config.max_batch)
         self._replies = ReplyCache(self.config.reply_cache)
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()  # set while nothing is staged
         self._idle.set()
-        self._early_waiters: dict[str, list[tuple[str, Encoding]]] = {}
-        self._lookups: dict[str, list[tuple[str, Encoding]]] = {}
-        self._lookup_tasks: set[asyncio.Task[None]] = set()
+        self.duplicates = DuplicateAnswers(self)
         self._subs: list[Subscription] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._snapshot_task: asyncio.Task[None] | None = None
         self.failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
         self._outcome_subject = layout.outcome_subject(name)
         self.metrics = RequestMetrics()
@@ -145,18 +144,18 @@ class AgentWorker:
         self.seq = self.committed_seq = rebuilt.position.seq
         self.committed_stream_seq = rebuilt.position.stream_seq
         self.processed_wal = self.committed_wal = wal_resume
-        self.snapshot_seq = rebuilt.snapshot.seq if rebuilt.snapshot else 0
+        self.snapshotter.seq = rebuilt.snapshot.seq if rebuilt.snapshot else 0
         log.info(
             "agent %s recovered at seq %d (snapshot at %d, %d events replayed), WAL from %d",
             self.name,
             self.seq,
-            self.snapshot_seq,
+            self.snapshotter.seq,
             rebuilt.replayed,
             self.processed_wal + 1,
         )
         self._flusher = asyncio.create_task(self._flush_loop(), name=f"flush-{self.name}")
         for operation, handler in (
-            ("dup", self._on_duplicate),
+            ("dup", self.duplicates.on_request),
             ("snapshot", self._on_snapshot_request),
             ("status", self._on_status_request),
         ):
@@ -211,7 +210,14 @@ class AgentWorker:
             await self._idle.wait()
             if self.failed.done():
                 raise OBusError(f"agent {self.name!r} stopped while reloading")
-            state = await self._carried_state(definition)
+            state = await carried_state(
+                self.definition,
+                definition,
+                self.committed_state,
+                self.committed_seq,
+                self.log,
+                self.snapshots,
+            )
             previous = self.definition.version
             self.definition = definition
             self.state = self.committed_state = state
@@ -222,22 +228,6 @@ class AgentWorker:
         finally:
             await self._consume_wal()
         await self._transition(self.lifecycle, f"{reason} ({previous} -> {definition.version})")
-
-    async def _carried_state(self, definition: AgentDefinition[Any]) -> State:
-        old = self.definition
-        data = self.committed_state.model_dump(mode="json")
-        if old.state_schema_version == definition.state_schema_version or (
-            definition.state_migrations.can_migrate(
-                old.state_schema_version, definition.state_schema_version
-            )
-        ):
-            carried: State = definition.state_from(data, old.state_schema_version)
-            return carried
-        # No migration: the new code folds the whole history itself.
-        rebuilt = await rebuild(definition, self.log, self.snapshots)
-        if rebuilt.position.seq != self.committed_seq:
-            raise ConcurrencyError(self.name, self.guard_seq, "the log moved during a reload")
-        return rebuilt.state
 
     async def set_evolving(self, evolving: bool, reason: str) -> None:
         """Record that a candidate of this agent is (or is no longer) under test."""
@@ -263,8 +253,7 @@ class AgentWorker:
             )
             self._flusher.cancel()
             await asyncio.gather(self._flusher, return_exceptions=True)
-        if self._snapshot_task is not None:
-            await asyncio.gather(self._snapshot_task, return_exceptions=True)
+        await self.snapshotter.wait()
         await self.dead_letters.flush()
         if self.lifecycle != LifecycleState.TERMINATED:
             await self._transition(LifecycleState.SUSPENDED, reason)
@@ -288,11 +277,7 @@ class AgentWorker:
         self.processed_wal = wal_seq
         request_id = headers.get("ce-id", "")
         reply_to = headers.get("O-Reply")
-        encoding = (
-            Encoding.MSGPACK
-            if headers.get("O-Reply-Encoding") == Encoding.MSGPACK
-            else Encoding.JSON
-        )
+        encoding = reply_encoding_from(headers)
         cached = self._replies.get(request_id) if self._replies.capacity else None
         if cached is not None:
             # The same id again after the WAL's duplicate window: answer, never apply twice.
@@ -376,9 +361,16 @@ class AgentWorker:
             )
         )
 
+    def pending(self, request_id: str) -> Outcome | None:
+        """The outcome of ``request_id`` if it is staged and not yet durable."""
+        return self._staged.by_request.get(request_id)
+
+    def cached_reply(self, request_id: str) -> bytes | None:
+        return self._replies.get(request_id)
+
     def _stage(self, outcome: Outcome) -> None:
-        if self._early_waiters:
-            outcome.waiters.extend(self._early_waiters.pop(outcome.request_id, ()))
+        if self.duplicates.early_waiters:
+            outcome.waiters.extend(self.duplicates.waiters_for(outcome.request_id))
         self._staged.put(outcome)
         self._idle.clear()
         self._wake.set()
@@ -449,7 +441,7 @@ class AgentWorker:
                     self.committed_wal = last.wal_seq
                     staged.done(batch)
                     await self._send_replies(batch)
-                    if self.committed_seq - self.snapshot_seq >= self.config.snapshot_every:
+                    if self.committed_seq - self.snapshotter.seq >= self.config.snapshot_every:
                         self._schedule_snapshot(self.committed_state)
                 self._idle.set()
         except asyncio.CancelledError:
@@ -477,50 +469,33 @@ class AgentWorker:
                     if outcome.encoding is Encoding.JSON:
                         await publish(outcome.reply_to, body, headers=_JSON_HEADERS)
                     else:
-                        await self._publish_reply(outcome.reply_to, reply, outcome.encoding)
+                        await self.publish_reply(outcome.reply_to, reply, outcome.encoding)
             elif outcome.reply_to:
-                await self._publish_reply(outcome.reply_to, reply, outcome.encoding)
+                await self.publish_reply(outcome.reply_to, reply, outcome.encoding)
             for waiter, encoding in outcome.waiters:
-                await self._publish_reply(waiter, {**reply, "duplicate": True}, encoding)
+                await self.publish_reply(waiter, {**reply, "duplicate": True}, encoding)
 
-    async def _publish_reply(self, subject: str, reply: dict[str, Any], encoding: Encoding) -> None:
+    async def publish_reply(self, subject: str, reply: dict[str, Any], encoding: Encoding) -> None:
         headers = {"Content-Type": encoding.value, STATUS_HEADER: "ok" if reply["ok"] else "error"}
         await self.nc.publish(subject, encode(reply, encoding), headers=headers)
 
-    # -- snapshots ---------------------------------------------------------------------------
+    # -- snapshots and status --------------------------------------------------------------
 
     def _schedule_snapshot(self, state: State) -> None:
-        if self._snapshot_task is not None and not self._snapshot_task.done():
-            return
-        snapshot = Snapshot(
-            agent=self.name,
-            definition=self.definition.name,
-            seq=self.committed_seq,
-            stream_seq=self.committed_stream_seq,
-            wal_seq=self.committed_wal,
-            code_version=self.definition.version,
-            state_schema_version=self.definition.state_schema_version,
-            taken_at=utc_now(),
-            state=state.model_dump(mode="json"),
+        self.snapshotter.schedule(
+            self.definition,
+            state,
+            self.committed_seq,
+            self.committed_stream_seq,
+            self.committed_wal,
         )
-        self.snapshot_seq = snapshot.seq
-        self._snapshot_task = asyncio.create_task(self._save_snapshot(snapshot))
-
-    async def _save_snapshot(self, snapshot: Snapshot) -> None:
-        try:
-            await self.snapshots.save(snapshot)
-        except StorageError:
-            log.exception("snapshot of %s at seq %d failed", self.name, snapshot.seq)
 
     async def _on_snapshot_request(self, msg: Msg) -> None:
         """Take a snapshot now, of the last durable state; reply with its position."""
-        if self._snapshot_task is not None:
-            await asyncio.gather(self._snapshot_task, return_exceptions=True)
-        self._snapshot_task = None
+        await self.snapshotter.wait()
         self._schedule_snapshot(self.committed_state)
-        assert self._snapshot_task is not None
-        await self._snapshot_task
-        await msg.respond(to_json({"ok": True, "agent": self.name, "seq": self.snapshot_seq}))
+        await self.snapshotter.wait()
+        await msg.respond(to_json({"ok": True, "agent": self.name, "seq": self.snapshotter.seq}))
 
     async def _on_status_request(self, msg: Msg) -> None:
         await msg.respond(to_json(self.status()))
@@ -533,56 +508,8 @@ class AgentWorker:
             "lifecycle": self.lifecycle.value,
             "seq": self.committed_seq,
             "wal_seq": self.committed_wal,
-            "snapshot_seq": self.snapshot_seq,
+            "snapshot_seq": self.snapshotter.seq,
             "pid": os.getpid(),
             "requests": self.metrics.requests,
             "errors": self.metrics.errors,
         }
-
-    # -- duplicates --------------------------------------------------------------------------
-
-    async def _on_duplicate(self, msg: Msg) -> None:
-        """The splitter saw a re-sent request id: answer with the original outcome."""
-        headers = msg.headers or {}
-        request_id = headers.get("ce-id", "")
-        wal_seq = int(headers.get("O-Wal-Seq", "0"))
-        encoding = (
-            Encoding.MSGPACK
-            if headers.get("O-Reply-Encoding") == Encoding.MSGPACK
-            else Encoding.JSON
-        )
-        reply_to = msg.reply
-        if not reply_to:
-            return
-        pending = self._staged.by_request.get(request_id)
-        if pending is not None:
-            pending.waiters.append((reply_to, encoding))
-            return
-        if wal_seq > self.processed_wal:
-            # Still waiting in the WAL: answer when the original is processed and durable.
-            self._early_waiters.setdefault(request_id, []).append((reply_to, encoding))
-            return
-        cached = self._replies.get(request_id)
-        if cached is not None:
-            await self._publish_reply(reply_to, {**from_json(cached), "duplicate": True}, encoding)
-            return
-        # Not in memory (processed before a restart): look it up in the background, once per
-        # request id however many re-sends arrive meanwhile.
-        waiting = self._lookups.get(request_id)
-        if waiting is not None:
-            waiting.append((reply_to, encoding))
-            return
-        self._lookups[request_id] = [(reply_to, encoding)]
-        task = asyncio.create_task(self._answer_from_log(request_id, wal_seq))
-        self._lookup_tasks.add(task)
-        task.add_done_callback(self._lookup_tasks.discard)
-
-    async def _answer_from_log(self, request_id: str, wal_seq: int) -> None:
-        try:
-            reply = await rebuild_reply(
-                self.log, self.dead_letters, request_id, wal_seq, self.committed_seq
-            )
-        except OBusError as err:
-            reply = error_reply_from(self.name, request_id, err)
-        for reply_to, encoding in self._lookups.pop(request_id, []):
-            await self._publish_reply(reply_to, reply, encoding)
