@@ -16,10 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError as JsNotFoundError
 
 from o_bus.agent.definition import AgentDefinition
+from o_bus.errors import StorageError
 from o_bus.memory.database import SCHEMA_VERSION, MemoryDatabase, Position, remove_database
 from o_bus.memory.embedder import Embedder, HashingEmbedder
 from o_bus.memory.index import MemoryIndex
@@ -65,25 +68,27 @@ class MemoryProjection:
     ) -> MemoryIndex:
         """Open (or rebuild) the file for ``agent`` and start following its log."""
         runner = ProjectionRunner(self, nc, js, agent, definition)
-        await runner.start()
+        try:
+            await runner.start()
+        except BaseException:
+            await runner.index.close()  # stops whatever did start
+            raise
         return runner.index
 
 
 async def _log_identity(js: JetStreamContext, agent: str) -> tuple[str, int]:
     """The stream's creation time (a recreated log is another log) and its last sequence."""
-    from nats.js.errors import NotFoundError as JsNotFoundError
-
     try:
         info = await js.stream_info(layout.events_stream(agent))
     except JsNotFoundError:
         return "", 0
+    except nats.errors.Error as err:
+        raise StorageError(f"cannot read the end of {agent!r}'s log") from err
     created = info.created.isoformat() if info.created else ""
     return created, info.state.last_seq if info.state.messages else 0
 
 
 async def _anchor_at(js: JetStreamContext, agent: str, stream_seq: int) -> str | None:
-    import nats.errors
-
     try:
         msg = await js.get_msg(layout.events_stream(agent), stream_seq, direct=True)
     except nats.errors.Error:
@@ -149,9 +154,11 @@ class ProjectionRunner:
     async def start(self) -> None:
         spec = self.spec
         db = await self._run(lambda: MemoryDatabase(self.path, dimensions=spec.embedder.dimensions))
+        self.db = db
         reason = await self._stale_reason(db)
         if reason is not None:
             fresh = not (await self._run(db.meta))
+            self.db = None
             await self._run(db.close)
             if not fresh:
                 log.warning("memory index of %s is stale (%s): rebuilding", self.agent, reason)
@@ -160,6 +167,7 @@ class ProjectionRunner:
             db = await self._run(
                 lambda: MemoryDatabase(self.path, dimensions=spec.embedder.dimensions)
             )
+            self.db = db
             created, _ = await _log_identity(self.js, self.agent)
             identity = {
                 "schema": SCHEMA_VERSION,

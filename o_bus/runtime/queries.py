@@ -125,9 +125,10 @@ class QueryServer:
                 self.projections[id(spec)] = await spec.open(
                     self.nc, self.js, self.agent, self.definition
                 )
-            except OBusError as err:  # commands still work; queries needing it say why
-                log.error("agent %s: projection %r unavailable: %s", self.agent, spec.name, err)
-                self.unavailable[id(spec)] = err.message
+            except Exception as err:  # commands still work; queries needing it say why
+                why = err.message if isinstance(err, OBusError) else f"{type(err).__name__}: {err}"
+                log.error("agent %s: projection %r unavailable: %s", self.agent, spec.name, why)
+                self.unavailable[id(spec)] = why
         if self.definition.queries:
             self._sub = await self.nc.subscribe(
                 layout.query_subject(self.agent), queue=QUERY_QUEUE, cb=self._on_query
