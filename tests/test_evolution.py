@@ -9,6 +9,7 @@ import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from evolution_support import (
@@ -22,6 +23,7 @@ from support import Platform, collect_events, run_cli, running_platform
 
 from o_bus.errors import AgentUnavailableError
 from o_bus.evolution.routes import RouteStore
+from o_bus.replay.system_history import read_system_history
 
 pytestmark = pytest.mark.slow
 
@@ -100,6 +102,13 @@ async def test_a_refactor_differing_only_in_noise_is_promoted(
         shadow_pass = next(
             d for d in done.decisions if d.stage == "shadow" and d.action == "advance"
         )
+        # While the candidate was under test the agent was `evolving`, then `running` again.
+        history: list[dict[str, Any]] = []
+        await read_system_history(platform.js, "scorer", history.append)
+        states = [h["state"] for h in history if h["kind"] == "lifecycle"]
+        assert "evolving" in states
+        assert states[-1] == "running"
+        assert states.index("evolving") < len(states) - 1
         assert shadow_pass.metrics["differing"] == 0
         assert shadow_pass.metrics["compared"] >= 30
 
