@@ -19,6 +19,7 @@ from nats.js.api import KeyValueConfig
 from support import eventually
 
 from o_bus.agent.supervision import AgentSupervision, ProcessInfo
+from o_bus.evolution.candidate.stats import CandidateStats
 from o_bus.handlers.health.aggregate import (
     BUCKET_COUNT,
     Counters,
@@ -484,3 +485,49 @@ async def test_malformed_heartbeats_are_ignored_with_a_warning(
     assert all(not task.done() for task in monitor._tasks)
     parsed = parse_exposition(monitor.metrics_text())
     assert sample(parsed, "o_bus_health_malformed_heartbeats_total") == 54
+
+
+async def test_shadow_traffic_has_its_own_labelled_metrics(
+    nc: Client, monitor: HealthMonitor
+) -> None:
+    """A candidate's figures are exported as shadow traffic and never counted as live's."""
+    await publish(nc, beat("alpha", pid=11, requests=4, errors=1))
+    version = "sha256:" + "ab" * 32
+    stats = CandidateStats(
+        agent="alpha",
+        version=version,
+        code_version="2.0.0",
+        pid=99,
+        phase="following",
+        sandbox="test",
+        started_at=0.0,
+        sent_at=0.0,
+        compared=12,
+        differing=3,
+        candidate_failures=1,
+        live_failures=0,
+        candidate_p99_ms=0.5,
+        live_p99_ms=0.25,
+        canary_decided=5,
+    )
+    await nc.publish(
+        layout.candidate_subject("alpha", version, "stats"), stats.model_dump_json().encode()
+    )
+    await nc.publish(layout.candidate_subject("alpha", version, "stats"), b"not json")
+    await nc.flush()
+
+    async def scraped() -> dict[str, Any] | None:
+        _, _, body = await http_get(monitor.port, "/metrics")
+        parsed = parse_exposition(body.decode())
+        has = any(n == "o_bus_shadow_compared_total" for n, _, _ in parsed["samples"])
+        return parsed if has else None
+
+    parsed = await eventually(scraped, what="shadow metrics for alpha")
+    shadow = {"agent": "alpha", "version": version[:23], "traffic": "shadow"}
+    assert sample(parsed, "o_bus_shadow_compared_total", **shadow) == 12
+    assert sample(parsed, "o_bus_shadow_differing_total", **shadow) == 3
+    assert sample(parsed, "o_bus_shadow_failures_total", **shadow, code="candidate") == 1
+    assert sample(parsed, "o_bus_shadow_decide_p99_ms", **shadow, code="live") == 0.25
+    assert sample(parsed, "o_bus_canary_decided_total", **shadow) == 5
+    assert sample(parsed, "o_bus_requests_total", agent="alpha") == 4  # live's own, unchanged
+    assert monitor.candidates.malformed == 1

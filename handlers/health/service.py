@@ -34,6 +34,7 @@ from o_bus.store.registry import Registry
 
 from . import exposition, prometheus
 from .aggregate import DEFAULT_FORGET_AFTER, HealthState, MalformedHeartbeat, parse_heartbeat
+from .candidates import CandidateBoard
 from .http import HttpServer, Response
 
 __all__ = [
@@ -81,6 +82,7 @@ class HealthMonitor:
         self.watch_retry = watch_retry
         self.clock, self.wall_clock = clock, wall_clock
         self.state = HealthState(stale_after=stale_after, forget_after=forget_after)
+        self.candidates = CandidateBoard()  # shadow traffic: kept apart from live metrics
         self.http = HttpServer(
             {"/metrics": self.metrics_response, "/health": self._health}, host, port
         )
@@ -105,6 +107,11 @@ class HealthMonitor:
             )
             self._subs.append(
                 await self.nc.subscribe(HEALTH_SUBJECT, queue=QUEUE_GROUP, cb=self._on_request)
+            )
+            self._subs.append(
+                await self.nc.subscribe(
+                    layout.CANDIDATE_PREFIX + "*.*.stats", cb=self._on_candidate_stats
+                )
             )
         except BaseException:
             await self.stop()
@@ -133,7 +140,9 @@ class HealthMonitor:
         return self.state.summaries(self.clock(), self.wall_clock())
 
     def metrics_text(self) -> str:
-        return prometheus.render(exposition.families(self.state, self.clock()))
+        now = self.clock()
+        families = exposition.families(self.state, now) + self.candidates.families(now)
+        return prometheus.render(families)
 
     def metrics_response(self) -> Response:
         return Response(200, self.metrics_text().encode(), prometheus.CONTENT_TYPE)
@@ -166,6 +175,9 @@ class HealthMonitor:
         except Exception:  # never let one message stop the subscription
             self.state.malformed += 1
             log.exception("failed to take a heartbeat on %.100s", msg.subject)
+
+    async def _on_candidate_stats(self, msg: Msg) -> None:
+        self.candidates.observe(msg.data, self.clock())
 
     async def _on_request(self, msg: Msg) -> None:
         if not msg.reply:
