@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from processes import HeartbeatWatch, ProcessGroup, wait_for_service
 from support import cli_json_lines, collect_events, eventually, run_cli
 
@@ -23,6 +25,7 @@ from o_bus.agent.supervision import SupervisionPolicy
 from o_bus.agents.counter import counter
 from o_bus.cli.up import register_definitions
 from o_bus.errors import AgentUnavailableError
+from o_bus.evolution.candidate.stats import CandidateStats
 from o_bus.store.event_log import EventLog
 from o_bus.store.provision import provision
 
@@ -136,3 +139,64 @@ async def test_operator_deploys_evolves_and_promotes_with_standby(
         assert events[-1].code_version == "1.0.1"
     finally:
         await watch.stop()
+
+
+async def test_a_new_arbiter_resumes_an_evolution_and_orphans_stop(
+    nats_url: str, nc: Client, group: ProcessGroup, tmp_path: Path
+) -> None:
+    js = nc.jetstream()
+    await provision(js)
+    await register_definitions(
+        js, Catalogue([counter]), POLICY.model_copy(update={"standby": False})
+    )
+    for service in ("splitter", "supervisor"):
+        group.spawn(service)
+        await wait_for_service(nc, service)
+    first = group.spawn("arbiter")
+    await wait_for_service(nc, "arbiter")
+    candidates: dict[int, CandidateStats] = {}
+
+    async def on_stats(msg: Msg) -> None:
+        stats = CandidateStats.model_validate_json(msg.data)
+        candidates[stats.pid] = stats
+
+    sub = await nc.subscribe("o.cand.counter.*.stats", cb=on_stats)
+    source = tmp_path / "counter_next.py"
+    source.write_text(COUNTER_SOURCE.read_text().replace('"1.0.0"', '"1.0.2"'))
+    digest = str((await cli(nats_url, "deploy", "counter", str(source)))["digest"])
+    # No traffic yet: the shadow stage cannot pass, the evolution waits.
+    await cli(nats_url, "evolve", "start", "counter", digest, "--min-stage-seconds", "0.5")
+    orphan = await eventually(lambda: _one_pid(candidates), what="the candidate process")
+    group.kill(first)
+    # The candidate notices its arbiter is gone and stops.
+    await eventually(lambda: _gone(orphan), what=f"orphaned candidate {orphan} to stop")
+    candidates.clear()
+    group.spawn("arbiter")
+    async with increments(nc) as failures:
+
+        async def finished() -> dict[str, object] | None:
+            status = await cli(nats_url, "evolve", "status", "counter")
+            return status if status["status"] not in ("requested", "running") else None
+
+        done = await eventually(finished, what="the resumed evolution to finish", timeout=90)
+    await sub.unsubscribe()
+    assert done["status"] == "promoted", done["decisions"]
+    assert failures == []
+    assert orphan not in candidates  # the new arbiter ran a new candidate process
+
+
+async def _one_pid(candidates: dict[int, CandidateStats]) -> int | None:
+    return next(iter(candidates), None)
+
+
+async def _gone(pid: int) -> bool:
+    return _exited(pid)
+
+
+def _exited(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie has exited too
+        return stat.read().split(") ", 1)[1].startswith("Z")

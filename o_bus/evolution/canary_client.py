@@ -63,17 +63,31 @@ class CanaryResult:
 
 class CanaryClient:
     def __init__(
-        self, nc: Client, agent: str, version: str, live: AgentDefinition[Any], timeout: float
+        self,
+        nc: Client,
+        agent: str,
+        version: str,
+        live: AgentDefinition[Any],
+        timeout: float,
+        cooldown: float = 2.0,
     ) -> None:
         self.nc, self.version, self.live, self.timeout = nc, version, live, timeout
         self.subject = layout.candidate_subject(agent, version, "decide")
         self.decided = 0
         self.fallbacks = 0
+        self.cooldown = cooldown
+        self._resting_until = 0.0  # after a failure, live decides alone for a while
 
     async def decide(
         self, state: State, headers: dict[str, str], data: bytes
     ) -> CanaryResult | None:
-        """The candidate's decision, or None: let the live code decide."""
+        """The candidate's decision, or None: let the live code decide.
+
+        A candidate that just failed is left alone for ``cooldown`` seconds, so a hung or
+        crashed candidate costs live at most one timeout until the arbiter rolls it back."""
+        if self._resting_until and time.monotonic() < self._resting_until:
+            self.fallbacks += 1
+            return None
         request = encode_canary_request(
             state,
             self.live.state_schema_version,
@@ -88,6 +102,7 @@ class CanaryClient:
             result = self._result_of(state, reply)
         except (nats.errors.Error, ValueError, KeyError, TypeError, OBusError) as err:
             self.fallbacks += 1
+            self._resting_until = time.monotonic() + self.cooldown
             log.warning(
                 "canary %s of %s could not decide (%s: %s) after %.0f ms; live decides",
                 self.version[:19],

@@ -61,7 +61,7 @@ class RouteFollower:
         agent: str,
         resolver: CodeResolver,
         *,
-        canary_timeout: float = 1.0,
+        canary_timeout: float = 0.25,
     ) -> None:
         self.nc, self.agent, self.resolver = nc, agent, resolver
         self.routes = RouteStore(js)

@@ -98,10 +98,23 @@ class CandidateProcess:
 
     async def run(self, stop: asyncio.Event) -> int:
         self.stats.start()  # heartbeats from the start: forking a long log takes a while
+        orphan_watch = asyncio.create_task(self._stop_when_orphaned(stop))
         try:
             return await self._run(stop)
         finally:
+            orphan_watch.cancel()
             await self.stats.stop()
+
+    @staticmethod
+    async def _stop_when_orphaned(stop: asyncio.Event, interval: float = 0.5) -> None:
+        """A candidate outlives no arbiter: if the one that started it dies, stop."""
+        parent = os.getppid()
+        while True:
+            await asyncio.sleep(interval)
+            if os.getppid() != parent:
+                break
+        log.warning("the arbiter that started this candidate is gone; stopping")
+        stop.set()
 
     async def _run(self, stop: asyncio.Event) -> int:
         try:
