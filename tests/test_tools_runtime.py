@@ -8,16 +8,18 @@ from typing import Any
 
 from agents_for_tests.fetcher import make_fetcher
 from pydantic import BaseModel
-from support import eventually
+from support import collect_events, eventually
 from tools_fakes import http_fake, tool_platform
 
 from o_bus import AgentDefinition, Command
 from o_bus.agent.catalogue import Catalogue
 from o_bus.config import RuntimeConfig
 from o_bus.evolution.candidate.shadow import ShadowRunner
+from o_bus.replay.fork import fork
 from o_bus.runtime.agent_process import EXIT_OK, AgentProcess
 from o_bus.runtime.connect import connect
 from o_bus.runtime.host import AgentHost
+from o_bus.store.event_log import EventLog
 from o_bus.tools import ToolContext, ToolState, tool
 
 
@@ -117,3 +119,29 @@ async def test_a_tool_knows_its_agent_and_call_id(nats_url: str) -> None:
         await platform.send("jot", {"text": "second"})
         await platform.completed(2)
     assert sorted(seen) == [("noter", "call-1", "first"), ("noter", "call-2", "second")]
+
+
+async def test_a_fork_runs_the_calls_pending_at_its_fork_point(nats_url: str) -> None:
+    definition = make_fetcher("forked")
+    quiet = RuntimeConfig(run_tools=False)
+    async with (
+        http_fake() as server,
+        tool_platform(nats_url, definition, config=quiet) as platform,
+    ):
+        await platform.send("fetch", {"url": server.url("/count/f")})  # pending in the original
+        await fork(platform.nc, platform.js, "forked", 1, "forked-copy")
+        async with connect(nats_url, "test-host") as (nc, js):
+            host = AgentHost(nc, js, Catalogue([definition]), RuntimeConfig(), only={"forked-copy"})
+            await host.start()
+            try:
+                copy = EventLog(platform.nc, platform.js, "forked-copy")
+
+                async def completed() -> bool:
+                    events = await collect_events(copy)
+                    return any(e.type == "tool_call_completed" for e in events)
+
+                await eventually(completed, what="the fork to complete its pending call")
+            finally:
+                await host.stop()
+        assert server.count("/count/f") == 1
+        assert list((await platform.state()).tool_calls) == ["call-1"]  # still pending here
