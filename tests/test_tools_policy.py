@@ -157,13 +157,21 @@ async def test_cached_results_are_reused_then_expire(nats_url: str) -> None:
         assert (await p.state()).cached == ["call-2", "call-3"]
 
 
-def test_the_cache_forgets_the_oldest_entries_beyond_its_capacity() -> None:
+def test_the_cache_forgets_the_oldest_entries_beyond_its_bounds() -> None:
     clock = FakeClock()
     cache = ResultCache(clock, capacity=2)
     for key in ("a", "b", "c"):
         cache.put(("t", key), {"v": key}, 10.0)
     assert cache.get(("t", "a")) is None
     assert cache.get(("t", "c")) == {"v": "c"}
+    by_size = ResultCache(clock, max_bytes=100)
+    by_size.put(("t", "small"), {"v": "s"}, 10.0)
+    by_size.put(("t", "huge"), {"v": "h" * 200}, 10.0)  # larger than the whole cache: not kept
+    assert by_size.get(("t", "huge")) is None
+    by_size.put(("t", "half"), {"v": "x" * 80}, 10.0)  # pushes the older entry out
+    assert by_size.get(("t", "small")) is None
+    assert by_size.get(("t", "half")) is not None
+    assert by_size.size <= 100
 
 
 async def test_a_timed_out_attempt_is_cancelled() -> None:

@@ -10,6 +10,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pydantic_core import to_json
+
 from o_bus.tools.spec import RateLimit
 
 __all__ = ["Clock", "ResultCache", "Sleep", "TokenBucket"]
@@ -48,26 +50,39 @@ class TokenBucket:
 
 
 class ResultCache:
-    """Successful outputs by (tool, input), each kept ``ttl`` seconds; the oldest entries go
-    first once ``capacity`` is reached."""
+    """Successful outputs by (tool, input), each kept ``ttl`` seconds. Beyond ``capacity``
+    entries or ``max_bytes`` of JSON in all, the oldest entries go first."""
 
-    def __init__(self, clock: Clock, capacity: int = 1024) -> None:
+    def __init__(self, clock: Clock, capacity: int = 1024, max_bytes: int = 8 << 20) -> None:
         self._clock = clock
         self.capacity = capacity
-        self._entries: OrderedDict[tuple[str, str], tuple[float, dict[str, Any]]] = OrderedDict()
+        self.max_bytes = max_bytes
+        self.size = 0  # bytes of JSON held
+        self._entries: OrderedDict[tuple[str, str], tuple[float, dict[str, Any], int]] = (
+            OrderedDict()
+        )
 
     def get(self, key: tuple[str, str]) -> dict[str, Any] | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        expires, output = entry
+        expires, output, _ = entry
         if self._clock() >= expires:
-            del self._entries[key]
+            self._drop(key)
             return None
         return output
 
     def put(self, key: tuple[str, str], output: dict[str, Any], ttl: float) -> None:
-        self._entries[key] = (self._clock() + ttl, output)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
+        size = len(to_json(output)) + len(key[1])
+        if size > self.max_bytes:
+            return
+        self._drop(key)
+        self._entries[key] = (self._clock() + ttl, output, size)
+        self.size += size
+        while len(self._entries) > self.capacity or self.size > self.max_bytes:
+            self._drop(next(iter(self._entries)))
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self.size -= entry[2]
