@@ -50,6 +50,9 @@ async def test_recall_ranks_the_relevant_item_first(nats_url: str) -> None:
         await platform.send("memory", "configure", {"capacity": 100})
         ids, seq = await remember_corpus(platform)
         results = await recall_all(platform, seq)
+        tasks = await ask(platform, "recall", {"text": "keys", "k": 10, "kinds": ["task"]})
+    task_ids = {ids[i["key"]] for i in CORPUS["items"] if i["kind"] == "task"}
+    assert {h["id"] for h in tasks} == task_ids  # only tasks, however far from the question
     for case, hits in zip(CORPUS["queries"], results, strict=True):
         assert hits[0]["id"] == ids[case["expect"]], (case, hits[:2])
         assert hits[0]["metadata"] == {"key": case["expect"]}

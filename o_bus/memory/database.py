@@ -22,7 +22,7 @@ from o_bus.errors import StorageError
 
 __all__ = ["SCHEMA_VERSION", "MemoryDatabase", "Position", "remove_database"]
 
-SCHEMA_VERSION: Final = "1"
+SCHEMA_VERSION: Final = "2"  # a file of another schema version is rebuilt
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS items(
@@ -85,7 +85,8 @@ class MemoryDatabase:
                     self.conn.execute(_SCHEMA)
                     self.conn.execute(
                         "CREATE VIRTUAL TABLE IF NOT EXISTS vectors USING "
-                        f"vec0(embedding float[{int(dimensions)}] distance_metric=cosine)"
+                        f"vec0(embedding float[{int(dimensions)}] distance_metric=cosine, "
+                        "kind text)"
                     )
         except (apsw.Error, OSError) as err:
             raise StorageError(f"cannot open the memory index {path}: {err}") from err
@@ -133,7 +134,8 @@ class MemoryDatabase:
             ),
         )
         self.conn.execute(
-            "INSERT INTO vectors(rowid, embedding) VALUES (?, ?)", (num, pack(vector))
+            "INSERT INTO vectors(rowid, embedding, kind) VALUES (?, ?, ?)",
+            (num, pack(vector), item["kind"]),
         )
 
     def delete_item(self, item_id: str) -> None:
@@ -176,13 +178,17 @@ class MemoryDatabase:
         rows = self._rows(sql, params)
         return rows[0] if rows else None
 
-    def nearest(self, vector: Sequence[float], k: int) -> list[dict[str, Any]]:
-        """The ``k`` items nearest to ``vector``, best first (ties by age), with distances."""
+    def nearest(
+        self, vector: Sequence[float], k: int, kinds: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
+        """The ``k`` items nearest to ``vector`` (of one of ``kinds`` if any), best first
+        (ties by age), with distances."""
+        where = f" AND kind IN ({', '.join('?' for _ in kinds)})" if kinds else ""
         rows = self._rows(
             "SELECT items.*, knn.distance AS distance FROM "
-            "(SELECT rowid, distance FROM vectors WHERE embedding MATCH ? AND k = ?) AS knn "
-            "JOIN items ON items.num = knn.rowid",
-            (pack(vector), k),
+            f"(SELECT rowid, distance FROM vectors WHERE embedding MATCH ? AND k = ?{where}) "
+            "AS knn JOIN items ON items.num = knn.rowid",
+            (pack(vector), k, *kinds),
         )
         rows.sort(key=lambda row: (row["distance"], row["num"]))
         return rows

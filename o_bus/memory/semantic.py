@@ -81,16 +81,13 @@ class SemanticIndex:
         """The ``k`` items most similar to ``text``, best first (equal scores: oldest first)."""
         check_search(text, k)
         db, embedder = self.db, self.embedder
-        wanted = set(kinds) if kinds else None
+        wanted = tuple(sorted(set(kinds))) if kinds else ()
 
         def run() -> list[Hit]:
             vector = embedder.embed_query(text)
-            # A few more than asked, so that ties at the cut are broken by age, not by chance;
-            # many more when filtering by kind happens after the vector search.
-            fetch = min(k * 10 if wanted else k + 8, 4096)
-            rows = db.nearest(vector, fetch)
-            hits = [_hit(row) for row in rows if wanted is None or row["kind"] in wanted]
-            return hits[:k]
+            # A few more than asked, so that ties at the cut are broken by age, not by chance.
+            rows = db.nearest(vector, k + 8, wanted)
+            return [_hit(row) for row in rows[:k]]
 
         return await self._call(run)
 

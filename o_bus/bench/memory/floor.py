@@ -41,7 +41,7 @@ def measure_floor(embedder: Embedder, texts: list[str], questions: list[str]) ->
             started = time.perf_counter()
             with db.transaction():
                 db.conn.executemany(
-                    "INSERT INTO vectors(rowid, embedding) VALUES (?, ?)",
+                    "INSERT INTO vectors(rowid, embedding, kind) VALUES (?, ?, 'note')",
                     ((n, pack(v)) for n, v in enumerate(vectors, 1)),
                 )
             insert_s = time.perf_counter() - started
