@@ -109,14 +109,23 @@ class QueryServer:
         nc: Client,
         js: JetStreamContext,
         agent: str,
-        definition: AgentDefinition[Any],
+        definition: AgentDefinition[Any] | Callable[[], AgentDefinition[Any]],
         view: Callable[[], tuple[State, int]],
     ) -> None:
-        self.nc, self.js, self.agent, self.definition, self.view = nc, js, agent, definition, view
+        """``definition``: the agent's code, or a function giving the code now in use (after a
+        hot reload, queries are answered by the new code; projections keep the code they were
+        opened with until the agent restarts)."""
+        self.nc, self.js, self.agent, self.view = nc, js, agent, view
+        self._definition = definition
         self.projections: dict[int, Projection] = {}
         self.unavailable: dict[int, str] = {}  # projections that failed to open, and why
         self._sub: Subscription | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def definition(self) -> AgentDefinition[Any]:
+        found = self._definition
+        return found if isinstance(found, AgentDefinition) else found()
 
     async def start(self) -> None:
         """Open the declared projections, then subscribe (nothing to do for plain agents)."""
@@ -195,12 +204,13 @@ class QueryServer:
 
     async def run(self, request: QueryRequest) -> dict[str, Any]:
         """Answer one query (used by the subscription, and directly by tests and tools)."""
-        query = self.definition.queries.parse(self.agent, request.query, request.params)
+        definition = self.definition
+        query = definition.queries.parse(self.agent, request.query, request.params)
         if request.min_seq:
             await self._wait_for(request.min_seq, request.timeout)
         state, seq = self.view()
         context = QueryContext(self.agent, state, seq, self.projections, self.unavailable)
-        result = await self.definition.queries.run(context, query)
+        result = await definition.queries.run(context, query)
         try:
             jsonable = to_jsonable_python(result)
         except Exception as err:

@@ -167,7 +167,7 @@ class AgentWorker:
             self.nc,
             self.js,
             self.name,
-            self.definition,
+            lambda: self.definition,  # the code in use, also after a hot reload
             lambda: (self.committed_state, self.committed_seq),
         )
         await self.queries.start()
