@@ -94,7 +94,7 @@ class ShadowRunner:
         self.candidate_state: State = candidate.initial_state()
         self.fork_seq = 0
         self.seq = 0
-        self._after = 0  # stream sequence the fork is at
+        self._after = 0  # stream sequence of the fork, then of the last record read
         self._group: list[_Record] = []
         self._group_wal = 0
         self._last_record = 0.0
@@ -124,7 +124,7 @@ class ShadowRunner:
             config=ConsumerConfig(
                 deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self._after + 1
             ),
-            pending_msgs_limit=8192,
+            pending_msgs_limit=65536,
         )
         self._flusher = asyncio.create_task(self._flush_when_idle(), name="shadow-flush")
 
@@ -139,12 +139,23 @@ class ShadowRunner:
     # -- following live ----------------------------------------------------------------------
 
     async def _on_record(self, msg: Msg) -> None:
+        stream_seq, _, self.counters.lag = delivery_of(msg)
+        if stream_seq <= self._after:
+            return  # delivered again after a consumer reset
+        if stream_seq != self._after + 1:
+            # nats-py drops what a slow subscriber cannot queue after the ordered consumer
+            # has counted it, so a gap means live records were lost: say so, never go on.
+            self._fail(
+                f"shadow fell too far behind live: records {self._after + 1}..{stream_seq - 1} "
+                "of the agent's log were dropped before it could read them"
+            )
+            return
+        self._after = stream_seq
         kind = msg.subject.split(".", 2)[1]
         if kind not in ("evt", "outcome"):
             return  # a takeover fence
         headers = msg.headers or {}
         wal_seq = int(headers.get(H_WAL, "0"))
-        self.counters.lag = delivery_of(msg)[2]
         async with self._lock:
             if self._group and wal_seq != self._group_wal:
                 await self._complete()
