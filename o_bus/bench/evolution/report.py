@@ -74,6 +74,7 @@ def _swap_table(swap: SwapResult, every: float) -> list[str]:
     for label, lat in (
         ("in steady state (before the swaps)", swap.steady),
         ("within a swap's window", swap.during_swaps),
+        ("between the swaps' windows", swap.between_swaps),
     ):
         figures = f"{lat.count:>8,} {lat.p50_ms:>7.2f} {lat.p99_ms:>7.2f} {lat.max_ms:>8.2f}"
         lines.append(f"{label:<34} | {figures}")

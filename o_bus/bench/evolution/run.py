@@ -176,34 +176,34 @@ async def measure(
         progress(f"deploying {len(labels)} copies of the counter as code versions")
         copies = await deploy_copies(js, AGENT, labels)
         for concurrency in settings.levels:
+            # Repeats go round every configuration in turn, so a drift of the machine's speed
+            # touches them all alike.
             raw: list[LevelResult] = []
+            rows: dict[tuple[int, int | None], list[ShadowRow]] = {c: [] for c in settings.configs}
             for _ in range(settings.repeats):
-                raw.append(
-                    await asyncio.to_thread(
-                        run_level,
-                        url,
-                        RAW_SUBJECT,
-                        concurrency,
-                        warmup=settings.warmup,
-                        duration=settings.duration,
-                        watch=watch_raw,
+                floor = await asyncio.to_thread(
+                    run_level,
+                    url,
+                    RAW_SUBJECT,
+                    concurrency,
+                    warmup=settings.warmup,
+                    duration=settings.duration,
+                    watch=watch_raw,
+                )
+                raw.append(floor)
+                progress(f"raw C={concurrency}: {floor.rps:,.0f} req/s, p99 {floor.p99_ms:.2f} ms")
+                for config in settings.configs:
+                    row = await _live_level(
+                        nc, js, url, settings, concurrency, config, copies, watch
                     )
-                )
-            floor = sorted(raw, key=lambda r: r.rps)[(len(raw) - 1) // 2]
-            report.raw.append(floor)
-            progress(f"raw C={concurrency}: {floor.rps:,.0f} req/s, p99 {floor.p99_ms:.2f} ms")
-            for config in settings.configs:
-                rows = [
-                    await _live_level(nc, js, url, settings, concurrency, config, copies, watch)
-                    for _ in range(settings.repeats)
-                ]
-                row = _median(rows)
-                report.rows.append(row)
-                kept = f", shadows kept up {row.figures.kept_up():.0%}" if row.figures else ""
-                progress(
-                    f"live C={concurrency}, {config[0]} shadow(s) nice {config[1]}: "
-                    f"{row.live.rps:,.0f} req/s, p99 {row.live.p99_ms:.2f} ms{kept}"
-                )
+                    rows[config].append(row)
+                    kept = f", shadows kept up {row.figures.kept_up():.0%}" if row.figures else ""
+                    progress(
+                        f"live C={concurrency}, {config[0]} shadow(s) nice {config[1]}: "
+                        f"{row.live.rps:,.0f} req/s, p99 {row.live.p99_ms:.2f} ms{kept}"
+                    )
+            report.raw.append(sorted(raw, key=lambda r: r.rps)[(len(raw) - 1) // 2])
+            report.rows += [_median(rows[config]) for config in settings.configs]
         if settings.swaps:
             swap_copy = copies[-1]
             progress(f"hot reload: {settings.swaps} swaps at C={settings.swap_concurrency}")

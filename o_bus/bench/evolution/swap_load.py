@@ -7,7 +7,8 @@ The window has two phases on one connection: ``--steady`` seconds with no change
 registered code (None) and ``--version`` through :meth:`RouteStore.update`, and the agent's
 lifecycle event for the new code marks when the switch was done. A request belongs to a
 swap's window if it was sent from 100 ms before the route update until 500 ms after it (or
-100 ms after the switch was done, if later).
+100 ms after the switch was done, if later); the requests of the swap phase outside every
+window are reported too, as steady state measured at the same time.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ class SwapResult:
     concurrency: int
     steady: Latencies
     during_swaps: Latencies
+    between_swaps: Latencies
     swaps: list[SwapTiming]
     completed: int
     errors: int
@@ -122,6 +124,7 @@ class SwapResult:
             concurrency=data["concurrency"],
             steady=Latencies(**data["steady"]),
             during_swaps=Latencies(**data["during_swaps"]),
+            between_swaps=Latencies(**data["between_swaps"]),
             swaps=swaps,
             completed=data["completed"],
             errors=data["errors"],
@@ -201,19 +204,28 @@ def _split(
     samples: list[tuple[float, float, bool]],
     swaps: list[tuple[float, float, str]],
     timings: list[SwapTiming],
-    steady_until: float,
-) -> tuple[list[float], list[float]]:
-    """Latencies of the steady phase and of all swap windows; fills each timing's window."""
-    steady = [latency for sent, latency, _ in samples if sent < steady_until]
-    pooled: list[float] = []
+) -> tuple[list[float], list[float], list[float]]:
+    """Latencies before the first swap, within swap windows, and between the windows of the
+    swap phase; fills each timing's window."""
+    windows: list[tuple[float, float]] = []
     for (started, _, _), timing in zip(swaps, timings, strict=True):
         end = started + AFTER_S
         if timing.switched_ms is not None:
             end = max(end, started + timing.switched_ms / 1000 + AFTER_SWITCH_S)
-        window = [lat for sent, lat, _ in samples if started - BEFORE_S <= sent < end]
-        timing.window = Latencies.of(window)
-        pooled += window
-    return steady, pooled
+        windows.append((started - BEFORE_S, end))
+        timing.window = Latencies.of(
+            [lat for sent, lat, _ in samples if started - BEFORE_S <= sent < end]
+        )
+    first = windows[0][0] if windows else float("inf")
+    steady, during, between = [], [], []
+    for sent, latency, _ in samples:
+        if sent < first:
+            steady.append(latency)
+        elif any(low <= sent < high for low, high in windows):
+            during.append(latency)
+        else:
+            between.append(latency)
+    return steady, during, between
 
 
 async def _main(args: argparse.Namespace) -> SwapResult:
@@ -232,12 +244,12 @@ async def _main(args: argparse.Namespace) -> SwapResult:
         )
     finally:
         await nc.close()
-    steady_until = swapper.swaps[0][0] - BEFORE_S if swapper.swaps else float("inf")
-    steady, during = _split(loop.samples, swapper.swaps, timings, steady_until)
+    steady, during, between = _split(loop.samples, swapper.swaps, timings)
     return SwapResult(
         concurrency=args.concurrency,
         steady=Latencies.of(steady),
         during_swaps=Latencies.of(during),
+        between_swaps=Latencies.of(between),
         swaps=timings,
         completed=result.completed,
         errors=result.errors,
