@@ -7,7 +7,8 @@ the counter as code versions, and measures with the bench's closed-loop load gen
 
 - live throughput and latency with 0, 1 and 3 shadows, each a real sandboxed candidate
   process (as the evolution arbiter starts it) listed in the counter's route, at niceness 10
-  (the sandbox's default) and 0, beside the raw floor at the same concurrency;
+  (the sandbox's default) and 0, and optionally under SCHED_IDLE, beside the raw floor at the
+  same concurrency;
 - latency of requests sent around each hot reload (``route.live`` flipped through the route
   store while the load runs) against steady state, the time each switch took, and the
   failed requests.

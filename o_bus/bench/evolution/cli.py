@@ -19,6 +19,7 @@ from o_bus.errors import OBusError
 from .report import render
 from .results import EvolutionReport
 from .run import Settings, measure
+from .shadows import SCHEDULING
 
 __all__ = ["build_parser", "main"]
 
@@ -31,6 +32,13 @@ def _levels(text: str) -> list[int]:
     if not levels or any(level < 1 for level in levels):
         raise argparse.ArgumentTypeError("levels must be integers >= 1")
     return levels
+
+
+def _scheduling(text: str) -> list[str]:
+    kinds = [part.strip() for part in text.split(",") if part.strip()]
+    if not kinds or any(kind not in SCHEDULING for kind in kinds):
+        raise argparse.ArgumentTypeError(f"choose from {', '.join(SCHEDULING)}")
+    return kinds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,10 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--repeats", type=at_least_one, default=1, help="runs per cell, median reported"
     )
     parser.add_argument(
-        "--nice",
-        type=int,
-        default=None,
-        help="only this niceness for shadows (default: 10, the sandbox's default, and 0)",
+        "--scheduling",
+        type=_scheduling,
+        default=["nice10", "nice0"],
+        help="how shadows are scheduled, comma-separated: nice10 (the sandbox's default), "
+        "nice0, idle (nice 10 and SCHED_IDLE, set from outside); default nice10,nice0",
     )
     parser.add_argument(
         "--swap-concurrency", type=at_least_one, default=64, help="requests in flight"
@@ -71,9 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    nices = [args.nice] if args.nice is not None else [10, 0]
-    configs: list[tuple[int, int | None]] = [(0, None)]
-    configs += [(n, nice) for nice in nices for n in (1, 3)]
+    configs: list[tuple[int, str | None]] = [(0, None)]
+    configs += [(n, kind) for kind in args.scheduling for n in (1, 3)]
     if args.quick:
         args.duration, args.warmup, args.levels = 1.0, 0.3, [16]
         args.swap_steady, args.swaps = 1.0, min(args.swaps, 4)

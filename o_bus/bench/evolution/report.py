@@ -10,6 +10,7 @@ from .swap_load import SwapResult
 __all__ = ["render"]
 
 _ROLES = ("server", "splitter", "agent", "client")
+_LABELS = {"nice10": "nice 10", "nice0": "nice 0", "idle": "idle", "": "-"}
 
 
 def _cpu(result: LevelResult, shadows: float | None) -> str:
@@ -35,7 +36,7 @@ def _row(report: EvolutionReport, row: ShadowRow) -> str:
     kept = "-"
     if row.figures is not None:
         kept = f"{row.figures.kept_up():.0%} ({max(row.figures.behind, default=0):,} behind)"
-    label = "none" if row.shadows == 0 else f"{row.shadows}, nice {row.nice}"
+    label = "none" if row.shadows == 0 else f"{row.shadows}, {_LABELS[row.scheduling or '']}"
     shadow_cpu = row.shadow_cpu() if row.shadows else None
     return (
         f"{row.concurrency:>5} | {label:<12} | {live.rps:>8,.0f} {live.p50_ms:>7.2f} "
@@ -107,15 +108,16 @@ def render(report: EvolutionReport) -> str:
     if report.swap is not None:
         lines += [*_swap_table(report.swap, settings["swap_every"]), ""]
     lines.append(f"Target: one shadow costs live <= {MAX_SHADOW_COST:.0%} of its throughput")
-    for nice in sorted({r.nice for r in report.rows if r.shadows == 1 and r.nice is not None}):
-        met = report.one_shadow_target_met(nice)
+    kinds = {r.scheduling for r in report.rows if r.shadows == 1 and r.scheduling is not None}
+    for kind in sorted(kinds):
+        met = report.one_shadow_target_met(kind)
         costs = ", ".join(
             f"C={r.concurrency}: {c:+.1%}"
             for r in report.rows
-            if r.shadows == 1 and r.nice == nice and (c := report.cost(r)) is not None
+            if r.shadows == 1 and r.scheduling == kind and (c := report.cost(r)) is not None
         )
         verdict = "no figures" if met is None else ("met" if met else "NOT met")
-        lines.append(f"  shadow at nice {nice}: {costs} -> {verdict}")
+        lines.append(f"  one shadow, {_LABELS[kind]}: {costs} -> {verdict}")
     if report.swap is not None:
         failed = report.swap.errors + report.swap.timeouts
         lines.append(

@@ -17,11 +17,12 @@ MAX_SHADOW_COST: Final = 0.10  # one shadow may cost live at most this share of 
 
 @dataclass(slots=True)
 class ShadowRow:
-    """Live's figures at one concurrency with ``shadows`` shadows at niceness ``nice``."""
+    """Live's figures at one concurrency with ``shadows`` shadows scheduled as ``scheduling``
+    (a key of :data:`~o_bus.bench.evolution.shadows.SCHEDULING`)."""
 
     concurrency: int
     shadows: int
-    nice: int | None  # None: no shadows
+    scheduling: str | None  # None: no shadows
     live: LevelResult
     figures: ShadowFigures | None = None
 
@@ -32,7 +33,7 @@ class ShadowRow:
         return {
             "concurrency": self.concurrency,
             "shadows": self.shadows,
-            "nice": self.nice,
+            "scheduling": self.scheduling,
             "live": self.live.as_dict(),
             "shadow_cpu_percent": round(self.shadow_cpu(), 1),
             "shadows_kept_up": round(self.figures.kept_up(), 3) if self.figures else None,
@@ -58,8 +59,8 @@ class EvolutionReport:
             return None
         return 1.0 - row.live.rps / base.live.rps
 
-    def one_shadow_target_met(self, nice: int) -> bool | None:
-        costs = [self.cost(r) for r in self.rows if r.shadows == 1 and r.nice == nice]
+    def one_shadow_target_met(self, scheduling: str) -> bool | None:
+        costs = [self.cost(r) for r in self.rows if r.shadows == 1 and r.scheduling == scheduling]
         known = [c for c in costs if c is not None]
         return all(c <= MAX_SHADOW_COST for c in known) if known else None
 

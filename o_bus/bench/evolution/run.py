@@ -51,7 +51,7 @@ class Settings:
     duration: float
     warmup: float
     repeats: int
-    configs: list[tuple[int, int | None]]  # (shadows, nice); nice None for no shadows
+    configs: list[tuple[int, str | None]]  # (shadows, SCHEDULING key); None: no shadows
     swap_concurrency: int
     swap_steady: float
     swaps: int
@@ -69,13 +69,13 @@ async def _live_level(
     url: str,
     settings: Settings,
     concurrency: int,
-    config: tuple[int, int | None],
+    config: tuple[int, str | None],
     copies: list[DeployedCopy],
     watch: dict[str, int],
 ) -> ShadowRow:
-    count, nice = config
+    count, scheduling = config
     versions = [copy.digest for copy in copies[:count]]
-    async with running_shadows(nc, js, url, AGENT, versions, nice or 0) as shadows:
+    async with running_shadows(nc, js, url, AGENT, versions, scheduling or "nice10") as shadows:
         before, (live_before, _) = shadows.compared(), await live_position(nc, AGENT)
         result = await asyncio.to_thread(
             run_level,
@@ -92,7 +92,7 @@ async def _live_level(
             await shadows.fresh_stats()
             figures = shadows.figures(before, live_after - live_before, live_seq)
         shadows.check()
-    return ShadowRow(concurrency, count, nice, result, figures)
+    return ShadowRow(concurrency, count, scheduling, result, figures)
 
 
 async def _wait_for_code(nc: Client, version: str, timeout: float = 30.0) -> None:
@@ -179,7 +179,7 @@ async def measure(
             # Repeats go round every configuration in turn, so a drift of the machine's speed
             # touches them all alike.
             raw: list[LevelResult] = []
-            rows: dict[tuple[int, int | None], list[ShadowRow]] = {c: [] for c in settings.configs}
+            rows: dict[tuple[int, str | None], list[ShadowRow]] = {c: [] for c in settings.configs}
             for _ in range(settings.repeats):
                 floor = await asyncio.to_thread(
                     run_level,
@@ -199,7 +199,7 @@ async def measure(
                     rows[config].append(row)
                     kept = f", shadows kept up {row.figures.kept_up():.0%}" if row.figures else ""
                     progress(
-                        f"live C={concurrency}, {config[0]} shadow(s) nice {config[1]}: "
+                        f"live C={concurrency}, {config[0]} shadow(s) {config[1] or ''}: "
                         f"{row.live.rps:,.0f} req/s, p99 {row.live.p99_ms:.2f} ms{kept}"
                     )
             report.raw.append(sorted(raw, key=lambda r: r.rps)[(len(raw) - 1) // 2])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import os
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -31,7 +32,14 @@ from o_bus.evolution.sandbox import SandboxLimits
 from o_bus.handlers.arbiter.candidates import CandidateHandle
 from o_bus.store import layout
 
-__all__ = ["DeployedCopy", "ShadowFigures", "deploy_copies", "live_position", "running_shadows"]
+__all__ = [
+    "SCHEDULING",
+    "DeployedCopy",
+    "ShadowFigures",
+    "deploy_copies",
+    "live_position",
+    "running_shadows",
+]
 
 BY = "o-bus bench evolution"
 REGISTERED_VERSION = counter_module.counter.version
@@ -39,6 +47,13 @@ READY_SECONDS = 60.0
 # Under full load a niced candidate can wait long for the CPU; the benchmark measures its cost,
 # so the watchdog only guards against a real hang.
 WALL_CLOCK_SECONDS = 30.0
+# How shadows are scheduled: niceness, and whether the benchmark also puts them under
+# SCHED_IDLE from outside (the candidate cannot change its own policy in the sandbox).
+SCHEDULING: dict[str, tuple[int, bool]] = {
+    "nice10": (10, False),
+    "nice0": (0, False),
+    "idle": (10, True),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +146,15 @@ class Shadows:
 
 @contextlib.asynccontextmanager
 async def running_shadows(
-    nc: Client, js: JetStreamContext, url: str, agent: str, versions: list[str], nice: int
+    nc: Client,
+    js: JetStreamContext,
+    url: str,
+    agent: str,
+    versions: list[str],
+    scheduling: str,
 ) -> AsyncIterator[Shadows]:
     """Candidate processes for ``versions``, listed as the agent's shadows, following live."""
+    nice, idle = SCHEDULING[scheduling]
     limits = SandboxLimits(nice=nice, wall_clock_seconds=WALL_CLOCK_SECONDS)
     handles = [CandidateHandle(nc, url, agent, version, limits) for version in versions]
     routes = RouteStore(js)
@@ -141,6 +162,8 @@ async def running_shadows(
     try:
         for handle in handles:
             await handle.start()
+            if idle and handle.pid is not None:
+                os.sched_setscheduler(handle.pid, os.SCHED_IDLE, os.sched_param(0))
         if versions:
             await routes.update(
                 agent,
