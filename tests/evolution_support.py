@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from support import Platform, running_platform
 
+from o_bus.errors import OBusError
 from o_bus.evolution.code_store import CodeVersion
 from o_bus.evolution.deploy import deploy
 from o_bus.evolution.evolution_store import EvolutionStore
@@ -24,7 +28,20 @@ from o_bus.evolution.plan import Evolution, EvolutionPlan
 from o_bus.handlers.arbiter.service import Arbiter
 from o_bus.runtime.connect import connect
 
-__all__ = ["ArbiterRun", "deploy_source", "running_arbiter", "scorer_source", "start_evolution"]
+__all__ = [
+    "FAST",
+    "ArbiterRun",
+    "Traffic",
+    "deploy_source",
+    "running_arbiter",
+    "scorer_platform",
+    "scorer_source",
+    "start_evolution",
+    "steady_traffic",
+    "write_live_scorer",
+]
+
+FAST = {"min_requests": 30, "min_canary_requests": 10, "min_stage_seconds": 0.5}
 
 TEMPLATE = """
 from __future__ import annotations
@@ -113,6 +130,60 @@ async def start_evolution(js: JetStreamContext, version: CodeVersion, **plan: An
             requested_by="test",
         )
     )
+
+
+@dataclass
+class Traffic:
+    """Steady ``guess`` requests to scorer; what came back."""
+
+    answered: int = 0
+    failed: list[str] = field(default_factory=list)
+    answers: list[int] = field(default_factory=list)
+    not_live: list[str] = field(default_factory=list)  # answers live code (2 * x) would not give
+
+
+@contextlib.asynccontextmanager
+async def steady_traffic(platform: Platform, pause: float = 0.005) -> AsyncIterator[Traffic]:
+    seen = Traffic()
+    # A flag as well as cancel(): on Python 3.11 a cancel() that lands as a reply arrives is
+    # swallowed by asyncio.wait_for inside the request, and the loop would carry on.
+    stop = asyncio.Event()
+
+    async def loop() -> None:
+        for n in itertools.count(1):
+            if stop.is_set():
+                return
+            x = n % 7 + 1
+            try:
+                reply = await platform.send("scorer", "guess", {"x": x})
+            except OBusError as err:
+                seen.failed.append(f"x={x}: {err}")
+                continue
+            if not reply["ok"]:
+                seen.failed.append(f"x={x}: {reply}")
+                continue
+            seen.answered += 1
+            answer = reply["events"][0]["data"]["answer"]
+            seen.answers.append(answer)
+            if answer != 2 * x:
+                seen.not_live.append(f"x={x}: answer {answer}")
+            await asyncio.sleep(pause)
+
+    task = asyncio.create_task(loop())
+    try:
+        yield seen
+    finally:
+        stop.set()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@contextlib.asynccontextmanager
+async def scorer_platform(url: str, folder: Path) -> AsyncIterator[tuple[Platform, str]]:
+    spec = write_live_scorer(folder)
+    async with running_platform(url, agents=("scorer",), extra_definitions=[spec]) as platform:
+        yield platform, spec
 
 
 class ArbiterRun:

@@ -4,80 +4,25 @@ back. Real nats-server, real sandboxed candidate processes, the arbiter in this 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from evolution_support import (
+    FAST,
     deploy_source,
     running_arbiter,
+    scorer_platform,
     scorer_source,
     start_evolution,
-    write_live_scorer,
+    steady_traffic,
 )
-from support import Platform, collect_events, run_cli, running_platform
+from support import collect_events, run_cli
 
-from o_bus.errors import AgentUnavailableError
 from o_bus.evolution.routes import RouteStore
 from o_bus.replay.system_history import read_system_history
 
 pytestmark = pytest.mark.slow
-
-
-@dataclass
-class Traffic:
-    """Steady ``guess`` requests to scorer, remembering every reply."""
-
-    sent: int = 0
-    failed: list[str] = field(default_factory=list)
-    answers: list[int] = field(default_factory=list)
-
-
-@contextlib.asynccontextmanager
-async def traffic(platform: Platform, pause: float = 0.005) -> AsyncIterator[Traffic]:
-    seen = Traffic()
-    # A flag as well as cancel(): on Python 3.11 a cancel() that lands as a reply arrives is
-    # swallowed by asyncio.wait_for inside the request, and the loop would carry on forever.
-    stop = asyncio.Event()
-
-    async def loop() -> None:
-        for x in itertools.count(1):
-            if stop.is_set():
-                return
-            try:
-                reply = await platform.send("scorer", "guess", {"x": x % 7 + 1})
-            except AgentUnavailableError as err:
-                seen.failed.append(str(err))
-                continue
-            seen.sent += 1
-            if reply["ok"]:
-                seen.answers.append(reply["events"][0]["data"]["answer"])
-            else:
-                seen.failed.append(str(reply))
-            await asyncio.sleep(pause)
-
-    task = asyncio.create_task(loop())
-    try:
-        yield seen
-    finally:
-        stop.set()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-@contextlib.asynccontextmanager
-async def scorer_platform(url: str, folder: Path) -> AsyncIterator[tuple[Platform, str]]:
-    spec = write_live_scorer(folder)
-    async with running_platform(url, agents=("scorer",), extra_definitions=[spec]) as platform:
-        yield platform, spec
-
-
-FAST = {"min_requests": 30, "min_canary_requests": 10, "min_stage_seconds": 0.5}
 
 
 async def test_a_refactor_differing_only_in_noise_is_promoted(
@@ -87,7 +32,7 @@ async def test_a_refactor_differing_only_in_noise_is_promoted(
         refactor = await deploy_source(
             platform.js, tmp_path, "refactor", scorer_source("1.1.0", "cmd.x + cmd.x")
         )
-        async with running_arbiter(nats_url, spec) as arbiter, traffic(platform) as seen:
+        async with running_arbiter(nats_url, spec) as arbiter, steady_traffic(platform) as seen:
             await start_evolution(
                 platform.js, refactor, max_diff_rate=0.0, bake_seconds=0.5, **FAST
             )
@@ -120,7 +65,7 @@ async def test_a_behaviour_change_is_caught_by_the_diff_and_rolled_back(
         changed = await deploy_source(
             platform.js, tmp_path, "changed", scorer_source("1.2.0", "2 * cmd.x + 1")
         )
-        async with running_arbiter(nats_url, spec) as arbiter, traffic(platform) as seen:
+        async with running_arbiter(nats_url, spec) as arbiter, steady_traffic(platform) as seen:
             await start_evolution(platform.js, changed, max_diff_rate=0.0, **FAST)
             done = await arbiter.finished()
         assert done.status == "rolled_back"
@@ -157,7 +102,7 @@ async def test_a_better_candidate_is_promoted_and_a_worse_one_rolled_back(
             platform.js, tmp_path, "better", scorer_source("2.0.0", "3 * cmd.x")
         )
         worse = await deploy_source(platform.js, tmp_path, "worse", scorer_source("0.9.0", "cmd.x"))
-        async with running_arbiter(nats_url, spec) as arbiter, traffic(platform) as seen:
+        async with running_arbiter(nats_url, spec) as arbiter, steady_traffic(platform) as seen:
             await start_evolution(platform.js, worse, **FAST)
             rolled_back = await arbiter.finished()
             await start_evolution(platform.js, better, bake_seconds=0.5, **FAST)

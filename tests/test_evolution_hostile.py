@@ -12,24 +12,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from evolution_support import (
+    FAST,
     ArbiterRun,
     deploy_source,
     running_arbiter,
+    scorer_platform,
     scorer_source,
     start_evolution,
-    write_live_scorer,
+    steady_traffic,
 )
 from nats.aio.msg import Msg
-from support import Platform, collect_events, running_platform
+from support import Platform, collect_events
 
-from o_bus.errors import OBusError
 from o_bus.evolution.candidate.stats import CandidateStats
 from o_bus.evolution.code_store import CodeStore, default_cache_dir
 from o_bus.evolution.plan import Evolution
@@ -41,60 +40,7 @@ from o_bus.store import layout
 pytestmark = pytest.mark.slow
 
 LIVE_VERSION = "1.0.0"
-FAST = {"min_requests": 30, "min_canary_requests": 10, "min_stage_seconds": 0.5}
 MiB = 1024 * 1024
-
-
-@dataclass
-class Traffic:
-    """Steady ``guess`` requests to scorer; what came back."""
-
-    answered: int = 0
-    failed: list[str] = field(default_factory=list)
-    not_live: list[str] = field(default_factory=list)  # answers live code would not give
-
-
-@contextlib.asynccontextmanager
-async def steady_traffic(platform: Platform, pause: float = 0.005) -> AsyncIterator[Traffic]:
-    seen = Traffic()
-    # A flag as well as cancel(): on Python 3.11 a cancel() that lands as a reply arrives is
-    # swallowed by asyncio.wait_for inside the request, and the loop would carry on.
-    stop = asyncio.Event()
-
-    async def loop() -> None:
-        for n in itertools.count(1):
-            if stop.is_set():
-                return
-            x = n % 7 + 1
-            try:
-                reply = await platform.send("scorer", "guess", {"x": x})
-            except OBusError as err:
-                seen.failed.append(f"x={x}: {err}")
-                continue
-            if not reply["ok"]:
-                seen.failed.append(f"x={x}: {reply}")
-                continue
-            seen.answered += 1
-            answer = reply["events"][0]["data"]["answer"]
-            if answer != 2 * x:
-                seen.not_live.append(f"x={x}: answer {answer}")
-            await asyncio.sleep(pause)
-
-    task = asyncio.create_task(loop())
-    try:
-        yield seen
-    finally:
-        stop.set()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-@contextlib.asynccontextmanager
-async def scorer_platform(url: str, folder: Path) -> AsyncIterator[tuple[Platform, str]]:
-    spec = write_live_scorer(folder)
-    async with running_platform(url, agents=("scorer",), extra_definitions=[spec]) as platform:
-        yield platform, spec
 
 
 class CandidatePids:
