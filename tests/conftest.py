@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import pytest
 from nats.aio.client import Client
+from processes import ProcessGroup
 
 from o_bus.server.embedded import EmbeddedServer
 
@@ -122,3 +123,16 @@ async def nc(nats_url: str) -> AsyncIterator[Client]:
             await client.drain()
         if not client.is_closed:
             await client.close()
+
+
+@pytest.fixture
+def group(nats_url: str, tmp_path: Path) -> Iterator[ProcessGroup]:
+    """Bus services run as child processes for one test; all of them killed by PID after."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    processes = ProcessGroup(nats_url, logs)
+    try:
+        yield processes
+    finally:
+        print(processes.log_tails())  # shown only when the test fails
+        processes.close()

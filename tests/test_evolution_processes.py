@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -33,18 +33,6 @@ pytestmark = pytest.mark.slow
 
 COUNTER_SOURCE = Path(__file__).parent.parent / "agents" / "counter.py"
 POLICY = SupervisionPolicy(standby=True, max_restarts=10, heartbeat_timeout=3.0)
-
-
-@pytest.fixture
-def group(nats_url: str, tmp_path: Path) -> Iterator[ProcessGroup]:
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    processes = ProcessGroup(nats_url, logs)
-    try:
-        yield processes
-    finally:
-        print(processes.log_tails())  # shown only when the test fails
-        processes.close()
 
 
 @contextlib.asynccontextmanager

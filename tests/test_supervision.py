@@ -15,7 +15,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,18 +62,6 @@ Supervisor = subprocess.Popen[bytes]
 
 
 # -- fixtures and helpers ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def group(nats_url: str, tmp_path: Path) -> Iterator[ProcessGroup]:
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    processes = ProcessGroup(nats_url, logs)
-    try:
-        yield processes
-    finally:
-        print(processes.log_tails())  # shown only when the test fails
-        processes.close()
 
 
 @pytest.fixture
