@@ -25,6 +25,7 @@ __all__ = ["CandidateHandle"]
 
 log = logging.getLogger(__name__)
 STARTUP_SECONDS = 30.0  # Python start-up and loading the code, before the first stats
+FINAL_STATS_SECONDS = 1.0  # after an exit with code 1, for the stats message saying why
 
 
 class CandidateHandle:
@@ -41,6 +42,7 @@ class CandidateHandle:
         self.agent_args = list(agent_args)
         self.latest: CandidateStats | None = None
         self.first_stats = asyncio.Event()
+        self._failed_stats = asyncio.Event()  # the process reported itself unusable
         self.process: asyncio.subprocess.Process | None = None
         self.watchdog: Watchdog | None = None
         self.ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -76,6 +78,8 @@ class CandidateHandle:
             self._tasks.append(asyncio.create_task(self._watch_watchdog(self.watchdog)))
         self.watchdog.beat()
         self.first_stats.set()
+        if stats.phase == "failed":
+            self._failed_stats.set()
 
     async def _watch_startup(self) -> None:
         with contextlib.suppress(TimeoutError):
@@ -96,6 +100,11 @@ class CandidateHandle:
         if self._stopping:
             self._end("stopped")
             return
+        if code == 1 and not self._failed_stats.is_set():
+            # Exit code 1: the candidate found itself unusable and sent why in its last stats,
+            # which can arrive after its exit has been seen.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._failed_stats.wait(), FINAL_STATS_SECONDS)
         detail = self.latest.last_failure if self.latest and self.latest.last_failure else None
         if code < 0:
             how = f"killed by signal {signal.Signals(-code).name}"
