@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pytest
+
 from o_bus.agents.counter import counter
+from o_bus.evolution.candidate.budget import CpuBudget
 from o_bus.evolution.candidate.shadow import ShadowRunner
 from o_bus.store.event_records import H_WAL
 
@@ -51,3 +54,43 @@ async def test_a_gap_in_the_log_fails_the_shadow_with_the_missing_records() -> N
     assert "fell too far behind live" in reason
     assert "records 2..4" in reason
     assert [record.headers[H_WAL] for record in runner._group] == ["1"]
+
+
+async def test_a_sample_compares_the_same_request_ids_every_time() -> None:
+    sampled = ShadowRunner(
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        "counter",
+        "sha256:" + "0" * 64,
+        counter,
+        counter,
+        sample=0.25,
+    )
+    ids = [f"request-{n}" for n in range(4000)]
+    kept = [i for i in ids if not sampled._shed(i, 0)]
+    assert 800 < len(kept) < 1200  # about a quarter
+    assert kept == [i for i in ids if not sampled._shed(i, 0)]  # deterministic by id
+    assert not any(shadow()._shed(i, 0) for i in ids)  # no sample: every request
+
+
+async def test_a_shadow_far_behind_live_follows_state_without_comparing() -> None:
+    runner = shadow()
+    runner.counters.lag = runner.shed_lag + 1
+    assert runner._shed("any", 1)
+    runner.counters.lag = 0
+    assert not runner._shed("any", 1)
+
+
+def test_a_cpu_budget_asks_for_the_rest_that_brings_use_down_to_its_share() -> None:
+    now = {"wall": 100.0, "cpu": 5.0}
+    budget = CpuBudget(0.1, clock=lambda: now["wall"], cpu=lambda: now["cpu"], max_rest=30.0)
+    now["wall"] += 1.0
+    now["cpu"] += 0.05  # 5% of a core: within budget
+    assert budget.rest_needed() == 0.0
+    now["wall"] += 1.0
+    now["cpu"] += 0.45  # 0.5 s of CPU in 2 s: rest until 0.5 s is 10% of the window
+    assert budget.rest_needed() == pytest.approx(3.0)
+    now["cpu"] += 10.0
+    assert budget.rest_needed() == 30.0  # never longer than max_rest
+    budget.restart()
+    assert budget.rest_needed() == 0.0

@@ -278,7 +278,13 @@ class EvolutionRun:
     def _with_shadow(self, route: Route) -> Route:
         if any(s.version == self.version for s in route.shadows):
             return route
-        shadow = ShadowRoute(version=self.version, ignore=self.evolution.plan.ignore)
+        plan = self.evolution.plan
+        shadow = ShadowRoute(
+            version=self.version,
+            ignore=plan.ignore,
+            sample=plan.shadow_sample,
+            cpu=plan.shadow_cpu,
+        )
         return route.model_copy(update={"shadows": (*route.shadows, shadow)})
 
     async def _route(self, change: Callable[[Route], Route], why: str | None = None) -> None:

@@ -40,6 +40,7 @@ def add_parsers(
     route.add_argument("--remove-shadow", action="append", default=[], help="remove a shadow")
     route.add_argument("--no-shadows", action="store_true", help="remove every shadow")
     route.add_argument("--ignore", action="append", default=[], help="path never compared")
+    route.add_argument("--sample", type=float, default=1.0, help="added shadows compare this share")
     route.add_argument("--canary", help="code version deciding --weight percent of requests")
     route.add_argument("--weight", type=int, default=10, help="canary share in percent")
     route.add_argument("--sticky", help="request header that pins a client to one side")
@@ -60,6 +61,12 @@ def add_parsers(
     evolve.add_argument("--min-fitness-gain", type=float, default=0.0)
     evolve.add_argument("--bake-seconds", type=float, default=3.0)
     evolve.add_argument("--ignore", action="append", default=[], help="path never compared")
+    evolve.add_argument(
+        "--shadow-sample", type=float, default=1.0, help="share of requests compared (0-1]"
+    )
+    evolve.add_argument(
+        "--shadow-cpu", type=float, default=0.1, help="share of a core the shadow may use (0: any)"
+    )
     evolve.add_argument("--memory-mb", type=int, default=512, help="candidate memory limit")
     evolve.add_argument("--timeout", type=float, default=2.0, help="hard wall-clock limit (s)")
     evolve.add_argument("--reason", default="", help="`abort`: why")
@@ -96,7 +103,9 @@ async def cmd_route(args: argparse.Namespace) -> int:
             known = {s.version for s in shadows}
             ignore = tuple(args.ignore)
             shadows += tuple(
-                ShadowRoute(version=v, ignore=ignore) for v in added if v and v not in known
+                ShadowRoute(version=v, ignore=ignore, sample=args.sample)
+                for v in added
+                if v and v not in known
             )
             update["shadows"] = shadows
             if args.no_canary:
@@ -163,6 +172,8 @@ def _plan(args: argparse.Namespace) -> EvolutionPlan:
         min_fitness_gain=args.min_fitness_gain,
         bake_seconds=args.bake_seconds,
         ignore=tuple(args.ignore),
+        shadow_sample=args.shadow_sample,
+        shadow_cpu=args.shadow_cpu or None,
         limits=SandboxLimits(memory_bytes=args.memory_mb * MiB, wall_clock_seconds=args.timeout),
     )
 

@@ -46,6 +46,12 @@ class EvolutionPlan(BaseModel):
     )
     bake_seconds: float = Field(default=3.0, ge=0, description="watch live after promotion")
     ignore: tuple[str, ...] = Field(default=(), description="output paths never compared")
+    shadow_sample: float = Field(
+        default=1.0, gt=0, le=1, description="share of mirrored requests compared"
+    )
+    shadow_cpu: float | None = Field(
+        default=0.1, gt=0, description="share of one core the shadow may use (None: no limit)"
+    )
     limits: SandboxLimits = SandboxLimits()
 
 

@@ -32,6 +32,15 @@ class ShadowRoute(BaseModel):
     ignore: tuple[str, ...] = Field(
         default=(), description="output paths never compared, glob patterns (events.*.data.at)"
     )
+    sample: float = Field(
+        default=1.0, gt=0, le=1, description="share of requests compared (by request id)"
+    )
+    cpu: float | None = Field(
+        default=0.1,
+        gt=0,
+        description="share of one core the shadow may use; it compares in windows and rests "
+        "in between when live traffic needs more (None: no limit)",
+    )
 
 
 class CanaryRoute(BaseModel):

@@ -91,6 +91,9 @@ class CandidateProcess:
             canary_failures=decider.failures if decider else 0,
             canary_p99_ms=decider.latency.percentile(0.99) if decider else None,
             lag=counters.lag,
+            shed=counters.shed,
+            rests=counters.rests,
+            rested_seconds=round(counters.rested_seconds, 3),
             last_failure=failure,
             fork_seq=shadow.fork_seq if shadow else 0,
             seq=shadow.seq if shadow else 0,
@@ -125,9 +128,17 @@ class CandidateProcess:
             self._on_fatal(f"cannot load the code: {type(err).__name__}: {err}")
             return await self._failed()
         self.code_version = candidate.version
-        ignore = next((s.ignore for s in route.shadows if s.version == self.version), ())
+        mine = next((s for s in route.shadows if s.version == self.version), None)
         self.shadow = ShadowRunner(
-            self.nc, self.js, self.agent, self.version, live, candidate, ignore=ignore
+            self.nc,
+            self.js,
+            self.agent,
+            self.version,
+            live,
+            candidate,
+            ignore=mine.ignore if mine else (),
+            sample=mine.sample if mine else 1.0,
+            cpu_budget=mine.cpu if mine else None,
         )
         self.decider = CanaryDecider(self.nc, self.agent, self.version, candidate, self._on_fatal)
         try:

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,7 @@ from o_bus.store.event_log import EventLog
 from o_bus.store.event_records import H_REQUEST, H_TYPE, H_VERSION, H_WAL, delivery_of
 from o_bus.store.snapshots import SnapshotStore
 
+from .budget import CpuBudget
 from .evaluation import Evaluation, Output, evaluate, output_of_events, rejected_output
 from .stats import LatencyWindow
 
@@ -54,6 +56,9 @@ class ShadowCounters:
     candidate_failures: int = 0
     live_failures: int = 0
     skipped: int = 0
+    shed: int = 0  # not compared: sampled out, or skipped while far behind live
+    rests: int = 0  # times the shadow stopped reading to keep within its CPU budget
+    rested_seconds: float = 0.0
     candidate_latency: LatencyWindow = field(default_factory=LatencyWindow)
     live_latency: LatencyWindow = field(default_factory=LatencyWindow)
     fitness_n: int = 0
@@ -81,6 +86,9 @@ class ShadowRunner:
         candidate: AgentDefinition[Any],
         *,
         ignore: tuple[str, ...] = (),
+        sample: float = 1.0,
+        shed_lag: int = 2000,
+        cpu_budget: float | None = None,
         max_recorded_diffs: int = 10_000,
     ) -> None:
         self.nc, self.js, self.agent, self.version = nc, js, agent, version
@@ -89,6 +97,9 @@ class ShadowRunner:
         self.noise = NoiseModel()
         self.counters = ShadowCounters()
         self.max_recorded_diffs = max_recorded_diffs
+        self.sample, self.shed_lag = sample, shed_lag
+        self.budget = CpuBudget(cpu_budget) if cpu_budget else None
+        self._governor: asyncio.Task[None] | None = None
         self.recorded_diffs = 0
         self.live_state: State = live.initial_state()
         self.candidate_state: State = candidate.initial_state()
@@ -116,6 +127,36 @@ class ShadowRunner:
         log.info("shadow %s of %s forked at seq %d", self.version[:19], self.agent, self.fork_seq)
 
     async def start(self) -> None:
+        await self._subscribe()
+        self._flusher = asyncio.create_task(self._flush_when_idle(), name="shadow-flush")
+        if self.budget is not None:
+            self._governor = asyncio.create_task(self._govern(self.budget), name="shadow-cpu")
+
+    async def _govern(self, budget: CpuBudget, period: float = 1.0) -> None:
+        """Keep within the CPU budget: stop reading, rest, fork again, follow again."""
+        budget.restart()
+        while True:
+            await asyncio.sleep(period)
+            rest = budget.rest_needed()
+            if rest <= 0:
+                continue
+            async with self._lock:
+                await self._unsubscribe()
+                self._group = []  # a request cut in half is not compared
+            self.counters.rests += 1
+            self.counters.rested_seconds += rest
+            await asyncio.sleep(rest)
+            await self.fork()
+            await self._subscribe()
+            budget.restart()
+
+    async def _unsubscribe(self) -> None:
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            with contextlib.suppress(nats.errors.Error):
+                await sub.unsubscribe()
+
+    async def _subscribe(self) -> None:
         self._sub = await self.js.subscribe(
             f"o.*.{self.agent}",
             stream=layout.events_stream(self.agent),
@@ -126,20 +167,21 @@ class ShadowRunner:
             ),
             pending_msgs_limit=65536,
         )
-        self._flusher = asyncio.create_task(self._flush_when_idle(), name="shadow-flush")
 
     async def stop(self) -> None:
-        if self._sub is not None:
-            with contextlib.suppress(nats.errors.Error):
-                await self._sub.unsubscribe()
-        if self._flusher is not None:
-            self._flusher.cancel()
-            await asyncio.gather(self._flusher, return_exceptions=True)
+        tasks = [t for t in (self._governor, self._flusher) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._unsubscribe()
 
     # -- following live ----------------------------------------------------------------------
 
     async def _on_record(self, msg: Msg) -> None:
-        stream_seq, _, self.counters.lag = delivery_of(msg)
+        stream_seq, _, in_stream = delivery_of(msg)
+        # Behind by: what the server has not sent yet, plus what waits in our own queue.
+        queued = self._sub.pending_msgs if self._sub is not None else 0
+        self.counters.lag = in_stream + queued
         if stream_seq <= self._after:
             return  # delivered again after a consumer reset
         if stream_seq != self._after + 1:
@@ -193,6 +235,10 @@ class ShadowRunner:
         live_events = [r for r in records if r.kind == "evt"]
         if "duplicate" in outcomes or wal_seq == 0:
             return  # answered from the reply cache: nothing was decided
+        if self._shed(records[0].headers.get(H_REQUEST, ""), wal_seq):
+            self.counters.shed += 1
+            self._advance(live_events)
+            return
         try:
             request = await self.js.get_msg(layout.WAL_STREAM, wal_seq, direct=True)
         except nats.errors.Error:
@@ -217,6 +263,18 @@ class ShadowRunner:
                 )
         self._judge(secondary, cand, live_events)
         self._advance(live_events)
+
+    def _shed(self, request_id: str, wal_seq: int) -> bool:
+        """Leave this request uncompared? When the shadow is more than ``shed_lag`` records
+        behind live (it then only follows live's state, which is cheap, so it stays current
+        and takes little CPU from live), or when the request falls outside the sample (the
+        same request ids are always in it)."""
+        if self.counters.lag > self.shed_lag:
+            return True
+        if self.sample >= 1.0:
+            return False
+        key = (request_id or str(wal_seq)).encode()
+        return zlib.crc32(key) / 2**32 >= self.sample
 
     def _recorded_output(self, records: list[_Record], live_events: list[_Record]) -> Output:
         for record in records:

@@ -66,6 +66,11 @@ class CandidateStats(BaseModel):
     canary_failures: int = 0
     canary_p99_ms: float | None = None
     lag: int = Field(default=0, description="live outcomes not yet evaluated")
+    rests: int = Field(default=0, description="times it paused to stay within its CPU budget")
+    rested_seconds: float = 0.0
+    shed: int = Field(
+        default=0, description="mirrored requests not compared: sampled out, or shed while behind"
+    )
     last_failure: str | None = None
     fork_seq: int = Field(default=0, description="agent sequence the shadow forked at")
     seq: int = Field(default=0, description="agent sequence the shadow has reached")
