@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["at_least_one", "count", "positive"]
+__all__ = ["at_least_one", "count", "levels", "positive"]
 
 
 def positive(text: str) -> float:
@@ -26,3 +26,14 @@ def count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError("must be >= 0")
     return value
+
+
+def levels(text: str) -> list[int]:
+    """Concurrency levels: integers >= 1, separated by commas."""
+    try:
+        found = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected integers separated by commas") from None
+    if not found or any(level < 1 for level in found):
+        raise argparse.ArgumentTypeError("levels must be integers >= 1")
+    return found

@@ -20,7 +20,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from o_bus.bench.arguments import at_least_one, count, positive
+from o_bus.bench.arguments import at_least_one, count, levels, positive
 from o_bus.bench.errors import BenchError
 from o_bus.bench.load import run_level
 from o_bus.bench.replay import ReplayRow, measure_replay
@@ -36,16 +36,6 @@ __all__ = ["build_parser", "main"]
 QUICK_DURATION = 1.0
 QUICK_WARMUP = 0.3
 QUICK_REPLAY_EVENTS = 20_000
-
-
-def _levels(text: str) -> list[int]:
-    try:
-        levels = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected integers separated by commas") from None
-    if not levels or any(level < 1 for level in levels):
-        raise argparse.ArgumentTypeError("levels must be integers >= 1")
-    return levels
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--levels",
-        type=_levels,
+        type=levels,
         default=[1, 16, 64, 256],
         help="requests in flight, comma-separated (default 1,16,64,256)",
     )

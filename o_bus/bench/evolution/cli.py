@@ -11,7 +11,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from o_bus.bench.arguments import at_least_one, count, positive
+from o_bus.bench.arguments import at_least_one, count, levels, positive
 from o_bus.bench.errors import BenchError
 from o_bus.bench.stack import Stack
 from o_bus.errors import OBusError
@@ -22,16 +22,6 @@ from .run import Settings, measure
 from .shadows import SCHEDULING
 
 __all__ = ["build_parser", "main"]
-
-
-def _levels(text: str) -> list[int]:
-    try:
-        levels = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError("expected integers separated by commas") from None
-    if not levels or any(level < 1 for level in levels):
-        raise argparse.ArgumentTypeError("levels must be integers >= 1")
-    return levels
 
 
 def _scheduling(text: str) -> list[str]:
@@ -50,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--duration", type=positive, default=5.0, help="seconds per run")
     parser.add_argument("--warmup", type=positive, default=1.0, help="seconds before each run")
     parser.add_argument(
-        "--levels", type=_levels, default=[16, 64], help="requests in flight (default 16,64)"
+        "--levels", type=levels, default=[16, 64], help="requests in flight (default 16,64)"
     )
     parser.add_argument(
         "--repeats", type=at_least_one, default=1, help="runs per cell, median reported"
