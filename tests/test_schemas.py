@@ -35,8 +35,9 @@ from o_bus.errors import ErrorCode, InvalidRequestError
 from o_bus.handlers.health.aggregate import parse_heartbeat
 from o_bus.runtime.heartbeat import Heartbeat, HeartbeatPublisher, current_rss_bytes
 from o_bus.runtime.metrics import LATENCY_BUCKETS_MS
-from o_bus.schemas import evolution, health, paths
+from o_bus.schemas import evolution, health, paths, tools
 from o_bus.schemas.evolution import EVOLUTION_FILES
+from o_bus.schemas.tools import TOOLS_FILES
 from o_bus.store import layout
 from o_bus.store.dead_letter import DeadLetters
 from o_bus.store.event_log import event_headers
@@ -158,6 +159,7 @@ def test_every_expected_file_is_generated(
         "query-request.schema.json",
         "query-reply.schema.json",
         *EVOLUTION_FILES,
+        *TOOLS_FILES,
     }
     assert {"counter", "echo"} <= {d.name for d in definitions}
     for d in definitions:
@@ -204,6 +206,9 @@ def test_schema_files_have_id_dialect_and_title(
             evolution.DECISION: "EvolutionDecisionRecord",
             evolution.DIFF: "DiffRecord",
             evolution.CANDIDATE_STATS: "CandidateStats",
+            tools.REQUESTED: "ToolCallRequested",
+            tools.COMPLETED: "ToolCallCompleted",
+            tools.RESULT: "ToolResultCommand",
         }
     )
     titles["query-request.schema.json"] = "QueryRequest"

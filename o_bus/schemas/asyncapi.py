@@ -18,6 +18,7 @@ from .evolution import evolution_asyncapi
 from .messages import REPLY_TO_NOTE, agent_messages, bus_messages, ref
 from .paths import ASYNCAPI_FILE, ID_PREFIX, state_path
 from .queries import query_asyncapi
+from .tools import tools_asyncapi_messages
 
 __all__ = ["asyncapi"]
 
@@ -209,6 +210,7 @@ def asyncapi(definitions: Sequence[AgentDefinition[Any]]) -> dict[str, Any]:
     messages.update(query_messages)
     evolution_channels, evolution_operations, evolution_messages = evolution_asyncapi(agent)
     messages.update(evolution_messages)
+    messages.update(tools_asyncapi_messages())
     return {
         "asyncapi": "3.0.0",
         "id": ID_PREFIX + ASYNCAPI_FILE,

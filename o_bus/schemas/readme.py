@@ -43,6 +43,7 @@ from .paths import (
     state_path,
 )
 from .queries import QUERY_REPLY, QUERY_REQUEST, query_path
+from .tools import TOOLS_ABOUT
 
 __all__ = ["readme"]
 
@@ -62,6 +63,7 @@ _ABOUT: Mapping[str, str] = {
     QUERY_REQUEST: f"Body of a query on `{layout.QUERY_PREFIX}<agent>` (core NATS, not stored).",
     QUERY_REPLY: "Reply to a query: `QueryOkReply` or `QueryErrorReply`.",
     **EVOLUTION_ABOUT,
+    **TOOLS_ABOUT,
 }
 
 
