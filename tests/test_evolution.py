@@ -17,7 +17,7 @@ from evolution_support import (
     start_evolution,
     steady_traffic,
 )
-from support import collect_events, run_cli
+from support import collect_events, run_cli, running_platform
 
 from o_bus.evolution.routes import RouteStore
 from o_bus.replay.system_history import read_system_history
@@ -120,3 +120,25 @@ async def test_a_better_candidate_is_promoted_and_a_worse_one_rolled_back(
         assert reply["events"][0]["data"]["answer"] == 15
         events = await collect_events(platform.log("scorer"))
         assert {"1.0.0", "2.0.0"} <= {e.code_version for e in events}
+
+
+async def test_bad_route_and_evolve_commands_get_clear_errors(nats_url: str) -> None:
+    async with running_platform(nats_url) as platform:
+        cases = [
+            (("route", "nosuch"), "no agent named 'nosuch'"),
+            (("route", "counter", "--live", "12"), "at least 4 hex digits"),
+            (("route", "counter", "--live", "abcdef"), "has no code version 'abcdef'"),
+            (("route", "counter", "--canary", "registered"), "takes a deployed code version"),
+            (("evolve", "start", "counter", "deadbeef"), "has no code version 'deadbeef'"),
+            (("evolve", "start", "counter"), "needs VERSION"),
+            (("evolve", "status", "counter"), "has no evolution"),
+            (("evolve", "abort", "counter"), "has no evolution"),
+        ]
+        for args, message in cases:
+            code, out, err = await run_cli(*args, "--nats", nats_url)
+            assert code == 2, (args, out, err)
+            assert message in err, (args, err)
+        # Nothing was changed by the refused commands.
+        route, revision = await RouteStore(platform.js).get("counter")
+        assert revision == 0
+        assert route.live is None

@@ -22,6 +22,7 @@ from o_bus.evolution.sandbox import MiB, SandboxLimits
 from o_bus.runtime.connect import connect
 from o_bus.store import layout
 from o_bus.store.event_records import utc_now
+from o_bus.store.registry import Registry
 
 __all__ = ["add_parsers", "cmd_evolve", "cmd_route", "render_status"]
 
@@ -80,6 +81,7 @@ async def _resolve(code: CodeStore, agent: str, ref: str) -> str | None:
 
 async def cmd_route(args: argparse.Namespace) -> int:
     async with connect(resolve_url(args.nats), "o-bus-cli") as (_, js):
+        await Registry(js).get(args.agent)  # a clear error for an agent that does not exist
         routes = RouteStore(js)
         changing = args.live or args.shadow or args.remove_shadow or args.no_shadows
         if not (changing or args.canary or args.no_canary):
@@ -90,6 +92,10 @@ async def cmd_route(args: argparse.Namespace) -> int:
         live = await _resolve(code, args.agent, args.live) if args.live else None
         added = [await _resolve(code, args.agent, ref) for ref in args.shadow]
         removed = {await _resolve(code, args.agent, ref) for ref in args.remove_shadow}
+        if args.canary == "registered":
+            raise InvalidRequestError(
+                ErrorCode.MALFORMED_REQUEST, "--canary takes a deployed code version"
+            )
         canary = await _resolve(code, args.agent, args.canary) if args.canary else None
         if not 0 <= args.weight <= 100:
             raise InvalidRequestError(ErrorCode.MALFORMED_REQUEST, "--weight must be 0-100")
