@@ -27,20 +27,20 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
-from pydantic_core import from_json
 
 from o_bus.agent.definition import AgentDefinition
-from o_bus.events.model import Event, State
+from o_bus.events.model import State
 from o_bus.evolution.diff import IgnoreRules, NoiseModel, compare
 from o_bus.evolution.records import DiffRecord
 from o_bus.replay.rebuild import rebuild
 from o_bus.store import layout
 from o_bus.store.event_log import EventLog
-from o_bus.store.event_records import H_REQUEST, H_TYPE, H_VERSION, H_WAL, delivery_of
+from o_bus.store.event_records import H_REQUEST, H_WAL, delivery_of
 from o_bus.store.snapshots import SnapshotStore
 
 from .budget import CpuBudget
-from .evaluation import Evaluation, Output, evaluate, output_of_events, rejected_output
+from .evaluation import Evaluation, Output, evaluate
+from .live_records import LiveRecord, decode, fitness_scores, recorded_output
 from .stats import LatencyWindow
 
 __all__ = ["ShadowCounters", "ShadowRunner"]
@@ -66,13 +66,6 @@ class ShadowCounters:
     live_fitness_sum: float = 0.0
     last_failure: str | None = None
     lag: int = 0
-
-
-@dataclass(slots=True)
-class _Record:
-    kind: str  # "evt" | "outcome"
-    headers: dict[str, str]
-    data: bytes
 
 
 class ShadowRunner:
@@ -106,7 +99,7 @@ class ShadowRunner:
         self.fork_seq = 0
         self.seq = 0
         self._after = 0  # stream sequence of the fork, then of the last record read
-        self._group: list[_Record] = []
+        self._group: list[LiveRecord] = []
         self._group_wal = 0
         self._last_record = 0.0
         self._lock = asyncio.Lock()
@@ -202,7 +195,7 @@ class ShadowRunner:
             if self._group and wal_seq != self._group_wal:
                 await self._complete()
             self._group_wal = wal_seq
-            self._group.append(_Record(kind, headers, msg.data))
+            self._group.append(LiveRecord(kind, headers, msg.data))
             self._last_record = time.monotonic()
 
     async def _flush_when_idle(self) -> None:
@@ -230,7 +223,7 @@ class ShadowRunner:
 
     # -- one request -------------------------------------------------------------------------
 
-    async def _evaluate(self, wal_seq: int, records: list[_Record]) -> None:
+    async def _evaluate(self, wal_seq: int, records: list[LiveRecord]) -> None:
         outcomes = {r.headers.get("O-Outcome") for r in records if r.kind == "outcome"}
         live_events = [r for r in records if r.kind == "evt"]
         if "duplicate" in outcomes or wal_seq == 0:
@@ -248,7 +241,7 @@ class ShadowRunner:
         headers = request.headers or {}
         command, content_type = headers.get("ce-type", ""), headers.get("Content-Type")
         data = request.data or b""
-        primary = self._recorded_output(records, live_events)
+        primary = recorded_output(records)
         secondary = evaluate(self.live, self.live_state, command, content_type, data)
         cand = evaluate(self.candidate, self.candidate_state, command, content_type, data)
         self._count(secondary, cand)
@@ -276,21 +269,6 @@ class ShadowRunner:
         key = (request_id or str(wal_seq)).encode()
         return zlib.crc32(key) / 2**32 >= self.sample
 
-    def _recorded_output(self, records: list[_Record], live_events: list[_Record]) -> Output:
-        for record in records:
-            if record.kind == "outcome" and record.headers.get("O-Outcome") == "rejected":
-                return rejected_output(record.headers.get("O-Error-Code", "internal_error"))
-        return output_of_events(
-            [
-                {
-                    "type": r.headers.get(H_TYPE, ""),
-                    "version": int(r.headers.get(H_VERSION, "1")),
-                    "data": from_json(r.data) if r.data else None,
-                }
-                for r in live_events
-            ]
-        )
-
     def _count(self, secondary: Evaluation, cand: Evaluation) -> None:
         counters = self.counters
         counters.live_latency.add(secondary.elapsed_ms)
@@ -301,47 +279,30 @@ class ShadowRunner:
             counters.candidate_failures += 1
             counters.last_failure = cand.failure
 
-    def _judge(self, secondary: Evaluation, cand: Evaluation, live_events: list[_Record]) -> None:
-        """Fitness of live's and the candidate's outcome, by the live code's fitness function
-        if it has one (else the candidate's), on the same state and command."""
-        judge, side = (
-            (self.live, secondary) if self.live.fitness_function else (self.candidate, cand)
+    def _judge(
+        self, secondary: Evaluation, cand: Evaluation, live_events: list[LiveRecord]
+    ) -> None:
+        scores = fitness_scores(
+            self.live,
+            self.candidate,
+            (self.live_state, self.candidate_state),
+            (secondary, cand),
+            live_events,
         )
-        fitness = judge.fitness_function
-        if fitness is None or side.command is None:
-            return
-        state = self.live_state if judge is self.live else self.candidate_state
-        try:
-            live_outcome = [self._decode(judge, r) for r in live_events]
-            cand_outcome = [
-                judge.decode_event(e.event_type, e.event_version, e.model_dump_json().encode())
-                for e in cand.events
-            ]
-            live_score = float(fitness(state, side.command, live_outcome))
-            cand_score = float(fitness(state, side.command, cand_outcome))
-        except Exception as err:
-            log.debug("fitness not measured: %s", err)
-            return
-        self.counters.fitness_n += 1
-        self.counters.live_fitness_sum += live_score
-        self.counters.candidate_fitness_sum += cand_score
+        if scores is not None:
+            self.counters.fitness_n += 1
+            self.counters.live_fitness_sum += scores[0]
+            self.counters.candidate_fitness_sum += scores[1]
 
-    @staticmethod
-    def _decode(definition: AgentDefinition[Any], record: _Record) -> Event:
-        headers = record.headers
-        return definition.decode_event(
-            headers.get(H_TYPE, ""), int(headers.get(H_VERSION, "1")), record.data
-        )
-
-    def _advance(self, live_events: list[_Record]) -> None:
+    def _advance(self, live_events: list[LiveRecord]) -> None:
         if not live_events:
             return
         self.live_state = self.live.fold(
-            self.live_state, [self._decode(self.live, r) for r in live_events]
+            self.live_state, [decode(self.live, r) for r in live_events]
         )
         try:
             self.candidate_state = self.candidate.fold(
-                self.candidate_state, [self._decode(self.candidate, r) for r in live_events]
+                self.candidate_state, [decode(self.candidate, r) for r in live_events]
             )
         except Exception as err:
             self.counters.candidate_failures += 1
