@@ -45,12 +45,14 @@ class EvolutionRun:
         *,
         agent_args: Sequence[str] = (),
         tick: float = 0.25,
+        abort_reason: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.nc, self.js, self.url = nc, js, url
         self.evolution, self.revision = evolution, revision
         self.agent, self.version = evolution.agent, evolution.version
         self.store, self.routes = EvolutionStore(js), RouteStore(js)
         self.agent_args, self.tick = list(agent_args), tick
+        self.abort_reason = abort_reason  # an operator's abort, as the arbiter's watch saw it
         self.candidate: CandidateHandle | None = None
         self._stage_started = time.monotonic()
         self._stage_base: CandidateStats | None = None
@@ -183,10 +185,7 @@ class EvolutionRun:
             await self._update(lambda e: e.model_copy(update={"metrics": metrics}))
 
     async def _aborted(self) -> bool:
-        current, revision = await self.store.get(self.agent)
-        if revision != self.revision:  # changed by someone else: an operator's abort
-            self.evolution, self.revision = current, revision
-        reason = self.evolution.abort_requested
+        reason = self.abort_reason() or self.evolution.abort_requested
         if reason is None:
             return False
         await self._rollback(f"aborted by an operator: {reason}", status="aborted")

@@ -47,6 +47,7 @@ class Arbiter:
         self.leases = LeaseStore(js)
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
         self.runs: dict[str, asyncio.Task[None]] = {}
+        self._aborts: dict[str, str] = {}  # operators' abort requests, seen by the watch
         self._lease: Lease | None = None
         self._main: asyncio.Task[None] | None = None
 
@@ -95,7 +96,11 @@ class Arbiter:
     async def _watch(self) -> None:
         async for agent, evolution in self.store.watch():
             if evolution is not None and evolution.active:
+                if evolution.abort_requested is not None:
+                    self._aborts[agent] = evolution.abort_requested
                 self._ensure_run(agent, evolution)
+            else:
+                self._aborts.pop(agent, None)
 
     def _ensure_run(self, agent: str, evolution: Evolution) -> None:
         task = self.runs.get(agent)
@@ -115,5 +120,6 @@ class Arbiter:
             revision,
             agent_args=self.agent_args,
             tick=self.tick,
+            abort_reason=lambda: self._aborts.get(agent),
         )
         await run.run()

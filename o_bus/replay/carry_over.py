@@ -32,7 +32,7 @@ async def carried_state(
     ):
         carried: State = new.state_from(data, old.state_schema_version)
         return carried
-    rebuilt = await rebuild(new, eventlog, snapshots)
+    rebuilt = await rebuild(new, eventlog, snapshots, at_seq=seq)
     if rebuilt.position.seq != seq:
-        raise ConcurrencyError(eventlog.agent, seq, "the log moved during a reload")
+        raise ConcurrencyError(eventlog.agent, seq, f"the log does not reach seq {seq}")
     return rebuilt.state

@@ -32,6 +32,7 @@ from o_bus.agent.definition import AgentDefinition
 from o_bus.events.model import State
 from o_bus.evolution.diff import IgnoreRules, NoiseModel, compare
 from o_bus.evolution.records import DiffRecord
+from o_bus.replay.carry_over import carried_state
 from o_bus.replay.rebuild import rebuild
 from o_bus.store import layout
 from o_bus.store.event_log import EventLog
@@ -113,8 +114,11 @@ class ShadowRunner:
         snapshots = SnapshotStore(self.js)
         end = await eventlog.last_position()
         live = await rebuild(self.live, eventlog, snapshots, at_seq=end.seq)
-        cand = await rebuild(self.candidate, eventlog, snapshots, at_seq=end.seq)
-        self.live_state, self.candidate_state = live.state, cand.state
+        # The candidate starts from live's state as a hot reload would hand it over.
+        self.candidate_state = await carried_state(
+            self.live, self.candidate, live.state, live.position.seq, eventlog, snapshots
+        )
+        self.live_state = live.state
         self.fork_seq = self.seq = live.position.seq
         self._after = live.position.stream_seq
         log.info("shadow %s of %s forked at seq %d", self.version[:19], self.agent, self.fork_seq)
