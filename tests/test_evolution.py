@@ -142,3 +142,26 @@ async def test_bad_route_and_evolve_commands_get_clear_errors(nats_url: str) -> 
         route, revision = await RouteStore(platform.js).get("counter")
         assert revision == 0
         assert route.live is None
+
+
+async def test_an_operator_abort_rolls_back_a_waiting_evolution(
+    nats_url: str, tmp_path: Path
+) -> None:
+    async with scorer_platform(nats_url, tmp_path) as (platform, spec):
+        refactor = await deploy_source(
+            platform.js, tmp_path, "refactor", scorer_source("1.1.0", "cmd.x + cmd.x")
+        )
+        async with running_arbiter(nats_url, spec) as arbiter:
+            # No traffic: the shadow stage cannot pass and the evolution waits.
+            await start_evolution(platform.js, refactor, **FAST)
+            code, _, err = await run_cli(
+                "evolve", "abort", "scorer", "--reason", "not today", "--nats", nats_url
+            )
+            assert code == 0, err
+            done = await arbiter.finished()
+        assert done.status == "aborted"
+        assert "aborted by an operator" in done.decisions[-1].reason
+        assert "not today" in done.decisions[-1].reason
+        route, _ = await RouteStore(platform.js).get("scorer")
+        assert route.live is None
+        assert not route.shadows
