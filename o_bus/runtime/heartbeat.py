@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from o_bus.runtime.metrics import LATENCY_BUCKETS_MS
 from o_bus.store import layout
 
-__all__ = ["Heartbeat", "HeartbeatPublisher", "current_rss_bytes"]
+__all__ = ["Heartbeat", "HeartbeatPublisher", "PeriodicPublisher", "current_rss_bytes"]
 
 log = logging.getLogger(__name__)
 
@@ -63,18 +63,14 @@ def current_rss_bytes() -> int:
         return peak if sys.platform == "darwin" else peak * 1024
 
 
-class HeartbeatPublisher:
-    """Publishes ``make()`` every ``interval`` seconds until stopped."""
+class PeriodicPublisher:
+    """Publishes ``make()`` (a model, as JSON) on ``subject`` every ``interval`` seconds until
+    stopped: heartbeats of agent processes, figures of candidate processes."""
 
     def __init__(
-        self, nc: Client, agent: str, make: Callable[[], Heartbeat], interval: float = 0.1
+        self, nc: Client, subject: str, make: Callable[[], BaseModel], interval: float
     ) -> None:
-        self.nc, self.subject, self.make, self.interval = (
-            nc,
-            layout.heartbeat_subject(agent),
-            make,
-            interval,
-        )
+        self.nc, self.subject, self.make, self.interval = nc, subject, make, interval
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -94,3 +90,12 @@ class HeartbeatPublisher:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+
+class HeartbeatPublisher(PeriodicPublisher):
+    """An agent process's heartbeats on ``o.hb.<agent>``."""
+
+    def __init__(
+        self, nc: Client, agent: str, make: Callable[[], Heartbeat], interval: float = 0.1
+    ) -> None:
+        super().__init__(nc, layout.heartbeat_subject(agent), make, interval)

@@ -20,11 +20,12 @@ from o_bus.agent.definition import AgentDefinition
 from o_bus.evolution.live_code import CodeResolver
 from o_bus.evolution.routes import RouteStore
 from o_bus.evolution.sandbox import current_report
+from o_bus.runtime.heartbeat import PeriodicPublisher
 from o_bus.store import layout
 
 from .decider import CanaryDecider
 from .shadow import ShadowCounters, ShadowRunner
-from .stats import CandidateStats, StatsPublisher
+from .stats import CandidateStats
 
 __all__ = ["CandidateProcess"]
 
@@ -51,7 +52,7 @@ class CandidateProcess:
         self.shadow: ShadowRunner | None = None
         self.decider: CanaryDecider | None = None
         self.fatal: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self.stats = StatsPublisher(
+        self.stats = PeriodicPublisher(
             nc, layout.candidate_subject(agent, version, "stats"), self.snapshot, stats_interval
         )
 
@@ -172,5 +173,5 @@ class CandidateProcess:
         self.phase = "failed"
         reason = self.fatal.result()
         log.error("candidate %s of %s failed: %s", self.version[:19], self.agent, reason)
-        await self.stats.publish()
+        await self.stats.beat()
         return 1

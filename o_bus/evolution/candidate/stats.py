@@ -9,17 +9,12 @@ are measured under the same conditions. None of it is mixed into live's own metr
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections import deque
-from collections.abc import Callable
 
-import nats.errors
-from nats.aio.client import Client
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["CandidateStats", "LatencyWindow", "StatsPublisher"]
+__all__ = ["CandidateStats", "LatencyWindow"]
 
 log = logging.getLogger(__name__)
 
@@ -74,31 +69,3 @@ class CandidateStats(BaseModel):
     last_failure: str | None = None
     fork_seq: int = Field(default=0, description="agent sequence the shadow forked at")
     seq: int = Field(default=0, description="agent sequence the shadow has reached")
-
-
-class StatsPublisher:
-    def __init__(
-        self, nc: Client, subject: str, make: Callable[[], CandidateStats], interval: float
-    ) -> None:
-        self.nc, self.subject, self.make, self.interval = nc, subject, make, interval
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="candidate-stats")
-
-    async def publish(self) -> None:
-        try:
-            await self.nc.publish(self.subject, self.make().model_dump_json().encode())
-        except nats.errors.Error as err:
-            log.warning("candidate stats not sent: %s", err)
-
-    async def _run(self) -> None:
-        while True:
-            await self.publish()
-            await asyncio.sleep(self.interval)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
