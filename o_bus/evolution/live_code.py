@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -18,9 +18,11 @@ from nats.js import JetStreamContext
 from o_bus.agent.definition import AgentDefinition
 from o_bus.errors import OBusError
 from o_bus.evolution.canary_client import CanaryClient
-from o_bus.evolution.code_store import CodeStore, default_cache_dir
 from o_bus.evolution.routes import Route, RouteStore
 from o_bus.runtime.tasks import cancel_and_wait
+
+if TYPE_CHECKING:
+    from o_bus.evolution.code_store import CodeStore
 
 __all__ = ["CodeResolver", "CodeTarget", "RouteFollower"]
 
@@ -31,9 +33,19 @@ class CodeResolver:
     """The definition for a code version of one agent (None: the registered definition)."""
 
     def __init__(self, js: JetStreamContext, agent: str, registered: AgentDefinition[Any]) -> None:
-        self.agent, self.registered = agent, registered
-        self.store = CodeStore(js, default_cache_dir())
+        self.js, self.agent, self.registered = js, agent, registered
+        self._store: CodeStore | None = None
         self._loaded: dict[str, AgentDefinition[Any]] = {}
+
+    @property
+    def store(self) -> CodeStore:
+        if self._store is None:
+            # Imported on first use: most agent processes run their registered code, and
+            # every agent process start (a restart, a takeover) would pay for the import.
+            from o_bus.evolution.code_store import CodeStore, default_cache_dir
+
+            self._store = CodeStore(self.js, default_cache_dir())
+        return self._store
 
     async def definition(self, version: str | None) -> AgentDefinition[Any]:
         if version is None:
