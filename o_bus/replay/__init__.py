@@ -1,0 +1,7 @@
+"""Reading history: rebuilds from JetStream, offline replay of recorded records, forks."""
+
+from o_bus.replay.fold import Rebuilt, ReplayError
+from o_bus.replay.offline import replay_history
+from o_bus.store.log_record import LogRecord
+
+__all__ = ["LogRecord", "Rebuilt", "ReplayError", "replay_history"]
