@@ -1,4 +1,5 @@
-"""Replay speed: a full rebuild of a counter from its log, beside a raw ordered consumer.
+"""Replay speed: a full rebuild of a counter from its log, beside a raw ordered consumer, and
+the offline fold (``replay_history``) of the same log read into memory once.
 
 The logs are written with pipelined raw publishes of well-formed events (the headers of
 :func:`o_bus.store.event_log.event_headers`, body ``{"by":1}``). Each read runs in a fresh
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
@@ -27,10 +29,13 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from o_bus.agent.catalogue import Catalogue
 from o_bus.bench.errors import BenchError
 from o_bus.bench.stats import ratio
+from o_bus.replay.offline import replay_history
 from o_bus.replay.rebuild import rebuild
 from o_bus.runtime.connect import connect, install_uvloop
 from o_bus.store import layout
 from o_bus.store.event_log import EventLog, event_headers, utc_now
+from o_bus.store.event_records import stream_seq_of
+from o_bus.store.log_record import LogRecord
 from o_bus.store.provision import ensure_agent_stream
 
 __all__ = ["ReplayFigures", "ReplayRow", "measure_replay", "replay_agent", "write_log"]
@@ -38,6 +43,7 @@ __all__ = ["ReplayFigures", "ReplayRow", "measure_replay", "replay_agent", "writ
 DEFINITION: Final = "counter"
 PENDING_MSGS: Final = 4096  # the same bound EventLog.replay uses, so memory stays flat
 WINDOW: Final = 4096
+MODES: Final = ("raw", "project", "offline")  # the order each repeat runs them in
 
 
 def replay_agent(events: int) -> str:
@@ -100,13 +106,37 @@ async def _read_project(nc: Client, js: JetStreamContext, agent: str, events: in
     return rebuilt.replayed
 
 
-async def _read_raw(js: JetStreamContext, agent: str, events: int) -> int:
+async def _load_records(js: JetStreamContext, agent: str, events: int) -> list[LogRecord]:
+    """The agent's event records, read once with an ordered consumer into memory."""
+    records: list[LogRecord] = []
+
+    def keep(msg: Msg) -> None:
+        records.append(LogRecord(stream_seq_of(msg), msg.subject, msg.headers or {}, msg.data))
+
+    await _read_raw(js, agent, events, keep)
+    return records
+
+
+def _fold_offline(records: list[LogRecord], agent: str, events: int) -> int:
+    definition = Catalogue.discover().get(DEFINITION)
+    folded = replay_history(definition, records, agent=agent)
+    value = getattr(folded.state, "value", None)
+    if folded.replayed != events or value != events:
+        raise BenchError(f"offline fold saw {folded.replayed} events, value {value}")
+    return folded.replayed
+
+
+async def _read_raw(
+    js: JetStreamContext, agent: str, events: int, each: Callable[[Msg], None] | None = None
+) -> int:
     done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     seen = 0
 
     async def on_msg(msg: Msg) -> None:
         nonlocal seen
         seen += 1
+        if each is not None:
+            each(msg)
         if seen >= events and not done.done():
             done.set_result(None)
 
@@ -134,14 +164,22 @@ async def _read(url: str, mode: str, events: int) -> dict[str, Any]:
     async with connect(url, f"o-bus-bench-replay-{mode}") as (nc, js):
         Catalogue.discover()  # imports the definitions before the baseline RSS
         rss_before = _rss_mb()
+        load_seconds = 0.0
+        if mode == "offline":  # loading is not timed: the fold of records in memory is
+            loaded = time.perf_counter()
+            records = await _load_records(js, agent, events)
+            load_seconds = time.perf_counter() - loaded
         started = time.perf_counter()
         if mode == "project":
             seen = await _read_project(nc, js, agent, events)
+        elif mode == "offline":
+            seen = _fold_offline(records, agent, events)
         else:
             seen = await _read_raw(js, agent, events)
         seconds = time.perf_counter() - started
     return {
         "mode": mode,
+        "load_seconds": round(load_seconds, 4),
         "events": seen,
         "seconds": round(seconds, 4),
         "rate": round(seen / seconds, 1),
@@ -184,6 +222,7 @@ class ReplayFigures:
     seconds: float
     rss_before_mb: float
     rss_peak_mb: float
+    load_seconds: float = 0.0  # offline only: reading the log into memory, not in ``rate``
 
 
 @dataclass(slots=True)
@@ -191,13 +230,23 @@ class ReplayRow:
     events: int
     project: ReplayFigures
     raw: ReplayFigures
+    offline: ReplayFigures
 
     @property
     def ratio(self) -> float:
         return ratio(self.project.rate, self.raw.rate)
 
+    @property
+    def offline_ratio(self) -> float:
+        """Offline fold rate over the JetStream rebuild rate of the same run."""
+        return ratio(self.offline.rate, self.project.rate)
+
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ratio": round(self.ratio, 3)}
+        return {
+            **asdict(self),
+            "ratio": round(self.ratio, 3),
+            "offline_ratio": round(self.offline_ratio, 3),
+        }
 
 
 def _figures(runs: list[dict[str, Any]]) -> ReplayFigures:
@@ -206,11 +255,13 @@ def _figures(runs: list[dict[str, Any]]) -> ReplayFigures:
         seconds=round(statistics.median(run["seconds"] for run in runs), 4),
         rss_before_mb=max(run["rss_before_mb"] for run in runs),
         rss_peak_mb=max(run["rss_peak_mb"] for run in runs),
+        load_seconds=round(statistics.median(run.get("load_seconds", 0.0) for run in runs), 4),
     )
 
 
 def measure_replay(url: str, sizes: list[int], repeats: int) -> list[ReplayRow]:
-    """Write one log per size, then replay each (project and raw, alternating) ``repeats`` times."""
+    """Write one log per size, then replay each (raw, project, offline in turn) ``repeats``
+    times."""
 
     async def write_all() -> None:
         async with connect(url, "o-bus-bench-writer") as (nc, js):
@@ -221,18 +272,22 @@ def measure_replay(url: str, sizes: list[int], repeats: int) -> list[ReplayRow]:
     asyncio.run(write_all())
     rows = []
     for size in sizes:
-        runs: dict[str, list[dict[str, Any]]] = {"project": [], "raw": []}
+        runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in MODES}
         for _ in range(repeats):
-            for mode in ("raw", "project"):
+            for mode in MODES:
                 runs[mode].append(_read_in_process(url, mode, size))
-        rows.append(ReplayRow(size, _figures(runs["project"]), _figures(runs["raw"])))
+        rows.append(
+            ReplayRow(
+                size, _figures(runs["project"]), _figures(runs["raw"]), _figures(runs["offline"])
+            )
+        )
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m o_bus.bench.replay")
     parser.add_argument("--nats", required=True)
-    parser.add_argument("--mode", choices=["project", "raw"], required=True)
+    parser.add_argument("--mode", choices=MODES, required=True)
     parser.add_argument("--events", type=int, required=True)
     args = parser.parse_args(argv)
     install_uvloop()

@@ -9,6 +9,7 @@ from o_bus.bench.replay import ReplayRow
 from o_bus.bench.stats import LevelResult, ratio
 
 __all__ = [
+    "MIN_OFFLINE_RATIO",
     "MIN_REPLAY_RATIO",
     "TARGET_P99_MS",
     "TARGET_RPS",
@@ -20,6 +21,7 @@ __all__ = [
 TARGET_RPS: Final = 5000.0
 TARGET_P99_MS: Final = 50.0
 MIN_REPLAY_RATIO: Final = 0.5
+MIN_OFFLINE_RATIO: Final = 3.0  # replay_history of records in memory vs the JetStream rebuild
 
 
 @dataclass(slots=True)
@@ -102,6 +104,12 @@ class BenchReport:
         largest = max(self.replay, key=lambda row: row.events)
         return largest.ratio >= MIN_REPLAY_RATIO
 
+    def offline_target_met(self) -> bool | None:
+        if not self.replay:
+            return None
+        largest = max(self.replay, key=lambda row: row.events)
+        return largest.offline_ratio >= MIN_OFFLINE_RATIO
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "machine": self.machine,
@@ -110,6 +118,7 @@ class BenchReport:
                 "rps": TARGET_RPS,
                 "p99_ms": TARGET_P99_MS,
                 "replay_ratio": MIN_REPLAY_RATIO,
+                "offline_replay_ratio": MIN_OFFLINE_RATIO,
             },
             "runs": [run.as_dict() for run in self.runs],
             "replay": [row.as_dict() for row in self.replay],

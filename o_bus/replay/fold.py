@@ -63,22 +63,29 @@ class EventFold:
 
     A call returns True when the fold is complete (``at_seq`` reached); an event after
     ``at_time`` is not applied and also ends it. A failing decode, upcast or applier raises
-    ``ReplayError`` naming the event."""
+    ``ReplayError`` naming the event. The position is kept as plain integers and events of
+    the current version are validated straight from their JSON: this loop runs once per
+    event of every rebuild and offline replay."""
 
     __slots__ = (
         "_apply",
+        "_current",
         "_decode",
+        "agent",
         "at_seq",
         "at_time",
-        "position",
         "progress",
         "replayed",
+        "seq",
         "state",
+        "stream_seq",
+        "wal_seq",
     )
 
     def __init__(
         self,
         definition: AgentDefinition[Any],
+        agent: str,
         state: State,
         position: LogPosition,
         *,
@@ -87,32 +94,68 @@ class EventFold:
         progress: Callable[[int], None] | None = None,
     ) -> None:
         self._decode, self._apply = definition.decode_event, definition.apply
+        self._current = {
+            name: (cls.event_version, cls) for name, cls in definition.event_types.items()
+        }
+        self.agent = agent
         self.state = state
-        self.position = position
+        self.seq, self.stream_seq, self.wal_seq = (
+            position.seq,
+            position.stream_seq,
+            position.wal_seq,
+        )
         self.at_seq = at_seq
         self.at_time = at_time
         self.progress = progress
         self.replayed = 0
 
+    @property
+    def position(self) -> LogPosition:
+        return LogPosition(self.seq, self.stream_seq, self.wal_seq)
+
     def __call__(self, event: StoredEvent) -> bool:
-        if self.at_time is not None and event.time > self.at_time:
+        return self.step(
+            event.seq,
+            event.stream_seq,
+            event.type,
+            event.version,
+            event.data,
+            event.wal_seq,
+            event.time,
+        )
+
+    def step(
+        self,
+        seq: int,
+        stream_seq: int,
+        event_type: str,
+        version: int,
+        data: bytes,
+        wal_seq: int,
+        time: str,
+    ) -> bool:
+        """Fold one event given by its fields (what ``__call__`` does with a StoredEvent)."""
+        if self.at_time is not None and time > self.at_time:
             return True
         try:
-            self.state = self._apply(
-                self.state, self._decode(event.type, event.version, event.data)
-            )
+            current = self._current.get(event_type)
+            if current is not None and current[0] == version:
+                event = current[1].model_validate_json(data)
+            else:  # an unknown type (a clear error) or an old version (upcast)
+                event = self._decode(event_type, version, data)
+            self.state = self._apply(self.state, event)
         except Exception as err:
             raise ReplayError(
-                f"cannot apply {event.type!r} v{event.version} at seq {event.seq} of "
-                f"{event.agent!r}: {err}",
-                details={"agent": event.agent, "seq": event.seq, "stream_seq": event.stream_seq},
+                f"cannot apply {event_type!r} v{version} at seq {seq} of {self.agent!r}: {err}",
+                details={"agent": self.agent, "seq": seq, "stream_seq": stream_seq},
             ) from err
-        wal_seq = event.wal_seq if event.wal_seq > self.position.wal_seq else self.position.wal_seq
-        self.position = LogPosition(event.seq, event.stream_seq, wal_seq)
+        self.seq, self.stream_seq = seq, stream_seq
+        if wal_seq > self.wal_seq:
+            self.wal_seq = wal_seq
         self.replayed += 1
         if self.progress is not None and self.replayed % PROGRESS_EVERY == 0:
             self.progress(self.replayed)
-        return self.at_seq is not None and event.seq >= self.at_seq
+        return self.at_seq is not None and seq >= self.at_seq
 
     def done(self, snapshot: Snapshot | None) -> Rebuilt:
         return Rebuilt(self.state, self.position, snapshot, self.replayed)

@@ -18,7 +18,7 @@ from o_bus.errors import SnapshotError
 from o_bus.events.model import State
 from o_bus.replay.fold import EventFold, Rebuilt, snapshot_state
 from o_bus.store import layout
-from o_bus.store.event_records import LogPosition, StoredEvent
+from o_bus.store.event_records import H_SEQ, H_TIME, H_TYPE, H_VERSION, H_WAL, LogPosition
 from o_bus.store.log_record import LogRecord
 from o_bus.store.snapshots import Snapshot
 
@@ -48,20 +48,31 @@ def replay_history(
         position = LogPosition(taken.seq, taken.stream_seq, taken.wal_seq)
     if at_seq is not None and position.seq >= at_seq:
         return Rebuilt(state, position, taken, 0)
-    fold = EventFold(definition, state, position, at_seq=at_seq)
+    fold = EventFold(definition, agent, state, position, at_seq=at_seq)
     after = position.stream_seq
     anchored = taken is None or taken.seq == 0
-    from_headers = StoredEvent.from_msg
+    step = fold.step
     for record in records:
         if record.subject != subject:
             continue
-        if record.seq <= after:
-            if not anchored and record.seq == after:
-                anchored = _anchors(taken, from_headers(agent, record.seq, record.headers, b""))
+        headers = record.headers
+        seq = record.seq
+        if seq <= after:
+            if not anchored and seq == after and taken is not None:
+                anchored = int(headers[H_SEQ]) == taken.seq
             continue
         if not anchored:
             break
-        if fold(from_headers(agent, record.seq, record.headers, record.data)):
+        # The fields StoredEvent.from_msg reads, without building one per event.
+        if step(
+            int(headers[H_SEQ]),
+            seq,
+            headers[H_TYPE],
+            int(headers.get(H_VERSION, "1")),
+            record.data,
+            int(headers.get(H_WAL, "0")),
+            headers.get(H_TIME, ""),
+        ):
             break
     if not anchored:
         assert taken is not None
@@ -70,7 +81,3 @@ def replay_history(
             f"is not in the history of {agent!r}"
         )
     return fold.done(taken)
-
-
-def _anchors(snap: Snapshot | None, event: StoredEvent) -> bool:
-    return snap is not None and event.seq == snap.seq

@@ -75,6 +75,14 @@ async def rebuild(
             position = LogPosition(snapshot.seq, snapshot.stream_seq, snapshot.wal_seq)
     if at_seq is not None and position.seq >= at_seq:
         return Rebuilt(state, position, snapshot, 0)
-    fold = EventFold(definition, state, position, at_seq=at_seq, at_time=at_time, progress=progress)
+    fold = EventFold(
+        definition,
+        eventlog.agent,
+        state,
+        position,
+        at_seq=at_seq,
+        at_time=at_time,
+        progress=progress,
+    )
     await eventlog.replay(fold, after_stream_seq=position.stream_seq)
     return fold.done(snapshot)
