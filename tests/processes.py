@@ -43,7 +43,8 @@ from o_bus.cli.services import SERVICE_STATUS_PREFIX
 from o_bus.errors import AgentUnavailableError
 from o_bus.runtime.heartbeat import Heartbeat
 from o_bus.store import layout
-from o_bus.store.event_log import EventLog, StoredEvent
+from o_bus.store.event_log import StoredEvent
+from o_bus.store.jetstream_event_log import JetStreamEventLog
 
 __all__ = [
     "Beat",
@@ -349,7 +350,7 @@ async def send_until_ok(
 
 async def check_log(nc: Client, js: JetStreamContext, agent: str) -> list[StoredEvent]:
     """The agent's events; fail unless they are contiguous and no request is in twice."""
-    events = await collect_events(EventLog(nc, js, agent))
+    events = await collect_events(JetStreamEventLog(nc, js, agent))
     assert [e.seq for e in events] == list(range(1, len(events) + 1)), [e.seq for e in events]
     twice = sorted(rid for rid, n in Counter(e.request_id for e in events).items() if n > 1)
     assert not twice, f"requests applied twice: {twice}"

@@ -32,6 +32,7 @@ from o_bus.runtime.connect import connect
 from o_bus.runtime.host import AgentHost
 from o_bus.store import layout
 from o_bus.store.event_log import EventLog, StoredEvent
+from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.provision import provision
 from o_bus.store.snapshots import SnapshotStore
 
@@ -83,7 +84,7 @@ class Platform:
         return await send(self.nc, agent, command, data, **kwargs)
 
     def log(self, agent: str) -> EventLog:
-        return EventLog(self.nc, self.js, agent)
+        return JetStreamEventLog(self.nc, self.js, agent)
 
     @property
     def snapshots(self) -> SnapshotStore:

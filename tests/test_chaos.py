@@ -46,7 +46,8 @@ from o_bus.errors import AgentUnavailableError
 from o_bus.replay.rebuild import rebuild
 from o_bus.runtime.heartbeat import Heartbeat
 from o_bus.store import layout
-from o_bus.store.event_log import EventLog, StoredEvent
+from o_bus.store.event_log import StoredEvent
+from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.provision import provision
 from o_bus.store.snapshots import SnapshotStore
 
@@ -278,7 +279,7 @@ async def test_chaos_kill_and_pause_lose_nothing_and_apply_nothing_twice(
     assert sent.keys() == acked.keys() | unanswered.keys()
 
     # Settled: the agent serves again and says it reached the end of the log.
-    eventlog = EventLog(nc, js, AGENT)
+    eventlog = JetStreamEventLog(nc, js, AGENT)
     end = await eventlog.last_position()
 
     async def caught_up() -> bool:

@@ -23,7 +23,8 @@ from o_bus.agent.catalogue import Catalogue
 from o_bus.cli.up import register_definitions
 from o_bus.errors import AgentUnavailableError
 from o_bus.store import layout
-from o_bus.store.event_log import EventLog, StoredEvent
+from o_bus.store.event_log import StoredEvent
+from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.provision import provision
 
 pytestmark = pytest.mark.slow
@@ -132,7 +133,7 @@ async def test_kill_9_during_burst_loses_nothing_and_applies_nothing_twice(
     assert duplicates(replies) > 0, "re-sent requests should get their original reply"
 
     events: list[StoredEvent] = []
-    await EventLog(nc, js, "counter").replay(lambda e: events.append(e) and False)
+    await JetStreamEventLog(nc, js, "counter").replay(lambda e: events.append(e) and False)
     per_request = Counter(e.request_id for e in events)
     assert not [rid for rid, n in per_request.items() if n > 1], "a request was applied twice"
     assert set(per_request) == set(replies), "an acknowledged request is missing from the log"

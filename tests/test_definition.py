@@ -26,7 +26,8 @@ from o_bus.events.model import Command, Event, State, snake_case
 from o_bus.events.upcasting import UpcasterChain
 from o_bus.replay.rebuild import rebuild
 from o_bus.runtime.connect import connect
-from o_bus.store.event_log import EventLog, NewEvent, event_headers, utc_now
+from o_bus.store.event_log import NewEvent, event_headers, utc_now
+from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.provision import provision
 from o_bus.wire.codec import Encoding
 
@@ -446,7 +447,7 @@ async def test_rebuild_upcasts_stored_old_events(nats_url: str) -> None:
     meter = meter_definition()
     async with connect(nats_url, "test-upcast") as (nc, js):
         await provision(js, StorageConfig(storage="memory"))
-        log, now = EventLog(nc, js, "meter-1"), utc_now()
+        log, now = JetStreamEventLog(nc, js, "meter-1"), utc_now()
         stored = [(1, b'{"n": 2}'), (2, b'{"amount": 3}'), (3, b'{"amount": 500, "unit": "g"}')]
         batch = [
             NewEvent(body, event_headers("meter-1", seq, "measured", version, "r", 0, "1", now))

@@ -26,7 +26,7 @@ from o_bus.agents.counter import counter
 from o_bus.cli.up import register_definitions
 from o_bus.errors import AgentUnavailableError
 from o_bus.evolution.candidate.stats import CandidateStats
-from o_bus.store.event_log import EventLog
+from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.provision import provision
 
 pytestmark = pytest.mark.slow
@@ -122,7 +122,7 @@ async def test_operator_deploys_evolves_and_promotes_with_standby(
         assert route["live"] == digest
         assert route["shadows"] == []
         assert route["canary"] is None
-        events = await collect_events(EventLog(nc, js, "counter"))
+        events = await collect_events(JetStreamEventLog(nc, js, "counter"))
         assert [e.seq for e in events] == list(range(1, len(events) + 1))
         assert events[-1].code_version == "1.0.1"
     finally:

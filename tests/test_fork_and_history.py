@@ -22,7 +22,8 @@ from o_bus.errors import ErrorCode, InvalidRequestError, NotFoundError
 from o_bus.replay.fork import fork
 from o_bus.replay.rebuild import rebuild
 from o_bus.store import layout
-from o_bus.store.event_log import EventLog, NewEvent, event_headers, utc_now
+from o_bus.store.event_log import NewEvent, event_headers, utc_now
+from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.registry import AgentRecord, Registry
 
 AMOUNTS = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3]
@@ -115,7 +116,7 @@ async def test_fork_into_an_existing_name_fails(platform: Platform) -> None:
 
 
 async def test_fork_into_a_name_with_events_but_no_record_fails(platform: Platform) -> None:
-    stray = EventLog(platform.nc, platform.js, "stray")
+    stray = JetStreamEventLog(platform.nc, platform.js, "stray")
     headers = event_headers("stray", 1, "incremented", 1, "r", 0, "1", utc_now())
     await stray.append(0, [NewEvent(b'{"by": 1}', headers)])
     with pytest.raises(InvalidRequestError, match="already has events"):
@@ -155,7 +156,7 @@ async def test_fork_at_zero_is_an_empty_agent(platform: Platform) -> None:
 async def test_fork_longer_than_one_atomic_batch(platform: Platform) -> None:
     """More than 1,000 events are copied in several atomic batches, contiguously."""
     total, k = 1_250, 1_100
-    bulk = EventLog(platform.nc, platform.js, "bulk")
+    bulk = JetStreamEventLog(platform.nc, platform.js, "bulk")
     last, now = 0, utc_now()
     for start in range(1, total + 1, 500):
         batch = [

@@ -25,6 +25,7 @@ from o_bus.replay.rebuild import Rebuilt, ReplayError, rebuild
 from o_bus.runtime.connect import connect
 from o_bus.store import layout
 from o_bus.store.event_log import EventLog, NewEvent, StoredEvent, event_headers, utc_now
+from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.provision import provision
 from o_bus.store.snapshots import Snapshot, SnapshotStore
 
@@ -72,7 +73,7 @@ async def write_history(
 ) -> list[StoredEvent]:
     """Append ``ops`` as counter events, in batches of the given sizes (then one at a time)."""
     nc, js = bus
-    log = EventLog(nc, js, agent)
+    log = JetStreamEventLog(nc, js, agent)
     events = as_events(ops)
     sizes = iter(chunks)
     last, seq = 0, 0
@@ -111,7 +112,7 @@ def snapshot_at(agent: str, history: Sequence[StoredEvent], ops: Sequence[Op], k
 
 
 def log_of(bus: Bus, agent: str) -> EventLog:
-    return EventLog(bus[0], bus[1], agent)
+    return JetStreamEventLog(bus[0], bus[1], agent)
 
 
 async def rebuild_reading_snapshots(
@@ -379,7 +380,7 @@ def test_snapshot_encoding_round_trip() -> None:
 
 async def test_event_the_code_does_not_know_fails_the_rebuild(bus: Bus) -> None:
     nc, js = bus
-    log = EventLog(nc, js, f"odd-{next(_names)}")
+    log = JetStreamEventLog(nc, js, f"odd-{next(_names)}")
     headers = event_headers(log.agent, 1, "teleported", 1, "r", 0, "1", utc_now())
     await log.append(0, [NewEvent(b"{}", headers)])
     with pytest.raises(ReplayError, match="teleported"):

@@ -46,7 +46,8 @@ from o_bus.cli.up import register_definitions
 from o_bus.errors import AgentUnavailableError, ConcurrencyError
 from o_bus.handlers.supervisor.service import LEADER_KEY, RESET_SUBJECT
 from o_bus.store import layout
-from o_bus.store.event_log import EventLog, NewEvent, event_headers
+from o_bus.store.event_log import NewEvent, event_headers
+from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.lease import LeaseStore
 from o_bus.store.provision import ensure_agent_stream, provision
 
@@ -265,7 +266,7 @@ async def test_a_writer_behind_a_fence_cannot_append(nc: Client) -> None:
         body = b'{"by":1}'
         return NewEvent(body, event_headers(agent, seq, "incremented", 1, request_id, seq, "1", ""))
 
-    old, new = EventLog(nc, js, agent), EventLog(nc, js, agent)
+    old, new = JetStreamEventLog(nc, js, agent), JetStreamEventLog(nc, js, agent)
     old_position = await old.append(0, [event(1, "r1")])
     end = await new.last_position()
     assert end.guard_seq == old_position

@@ -19,7 +19,7 @@ from o_bus.replay.fork import fork
 from o_bus.runtime.agent_process import EXIT_OK, AgentProcess
 from o_bus.runtime.connect import connect
 from o_bus.runtime.host import AgentHost
-from o_bus.store.event_log import EventLog
+from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.tools import ToolContext, ToolState, tool
 
 
@@ -134,7 +134,7 @@ async def test_a_fork_runs_the_calls_pending_at_its_fork_point(nats_url: str) ->
             host = AgentHost(nc, js, Catalogue([definition]), RuntimeConfig(), only={"forked-copy"})
             await host.start()
             try:
-                copy = EventLog(platform.nc, platform.js, "forked-copy")
+                copy = JetStreamEventLog(platform.nc, platform.js, "forked-copy")
 
                 async def completed() -> bool:
                     events = await collect_events(copy)

@@ -32,6 +32,7 @@ from o_bus.handlers.splitter.service import Splitter
 from o_bus.runtime.connect import connect
 from o_bus.runtime.worker import AgentWorker
 from o_bus.store.event_log import EventLog, StoredEvent
+from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.provision import provision
 from o_bus.tools.executor import ToolExecutor
 from o_bus.tools.runner import ToolRunner, start_tool_runner
@@ -182,7 +183,7 @@ class ToolPlatform:
         return await send(self.nc, self.name, command, data, **kwargs)
 
     def log(self) -> EventLog:
-        return EventLog(self.nc, self.js, self.name)
+        return JetStreamEventLog(self.nc, self.js, self.name)
 
     async def events(self, event_type: str | None = None) -> list[StoredEvent]:
         found = await collect_events(self.log())

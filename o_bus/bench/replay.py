@@ -33,8 +33,9 @@ from o_bus.replay.offline import replay_history
 from o_bus.replay.rebuild import rebuild
 from o_bus.runtime.connect import connect, install_uvloop
 from o_bus.store import layout
-from o_bus.store.event_log import EventLog, event_headers, utc_now
+from o_bus.store.event_log import event_headers, utc_now
 from o_bus.store.event_records import stream_seq_of
+from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.log_record import LogRecord
 from o_bus.store.provision import ensure_agent_stream
 
@@ -99,7 +100,7 @@ async def write_log(nc: Client, agent: str, count: int, timeout: float = 120.0) 
 
 async def _read_project(nc: Client, js: JetStreamContext, agent: str, events: int) -> int:
     definition = Catalogue.discover().get(DEFINITION)
-    rebuilt = await rebuild(definition, EventLog(nc, js, agent), None)
+    rebuilt = await rebuild(definition, JetStreamEventLog(nc, js, agent), None)
     value = getattr(rebuilt.state, "value", None)
     if rebuilt.replayed != events or value != events:
         raise BenchError(f"rebuild saw {rebuilt.replayed} events, value {value}; expected {events}")

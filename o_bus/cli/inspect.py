@@ -20,7 +20,8 @@ from o_bus.replay.rebuild import rebuild
 from o_bus.replay.system_history import read_system_history
 from o_bus.runtime.connect import connect
 from o_bus.store import layout
-from o_bus.store.event_log import EventLog, StoredEvent
+from o_bus.store.event_log import StoredEvent
+from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.registry import Registry
 from o_bus.store.snapshots import SnapshotStore
 from o_bus.wire.codec import Encoding
@@ -78,7 +79,7 @@ async def cmd_state(args: argparse.Namespace) -> int:
         definition = Catalogue.discover(args.agents).get(record.definition)
         rebuilt = await rebuild(
             definition,
-            EventLog(nc, js, args.agent),
+            JetStreamEventLog(nc, js, args.agent),
             SnapshotStore(js),
             at_seq=args.at,
             at_time=at_time,
@@ -133,7 +134,7 @@ async def cmd_history(args: argparse.Namespace) -> int:
         if args.system:
             await read_system_history(js, args.agent, show_system, follow=args.follow)
         else:
-            await EventLog(nc, js, args.agent).replay(show, follow=args.follow)
+            await JetStreamEventLog(nc, js, args.agent).replay(show, follow=args.follow)
     sys.stdout.flush()
     return 0
 

@@ -7,7 +7,8 @@ from nats.js import JetStreamContext
 
 from o_bus.errors import ErrorCode, InvalidRequestError
 from o_bus.store import layout
-from o_bus.store.event_log import EventLog, NewEvent, StoredEvent, event_headers, utc_now
+from o_bus.store.event_log import NewEvent, StoredEvent, event_headers, utc_now
+from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.provision import ensure_agent_stream
 from o_bus.store.registry import AgentRecord, Registry
 
@@ -27,7 +28,7 @@ async def fork(nc: Client, js: JetStreamContext, source: str, at_seq: int, into:
     record = await registry.get(source)
     if into in {r.name for r in await registry.all()}:
         raise InvalidRequestError(ErrorCode.MALFORMED_REQUEST, f"agent {into!r} already exists")
-    src, dst = EventLog(nc, js, source), EventLog(nc, js, into)
+    src, dst = JetStreamEventLog(nc, js, source), JetStreamEventLog(nc, js, into)
     end = await src.last_position()
     if at_seq < 0 or at_seq > end.seq:
         raise InvalidRequestError(

@@ -37,10 +37,12 @@ def reply_encoding_from(headers: dict[str, str]) -> Encoding:
 
 class _Worker(Protocol):
     name: str
-    log: EventLog
     dead_letters: DeadLetters
     processed_wal: int
     committed_seq: int
+
+    @property
+    def log(self) -> EventLog: ...
 
     def pending(self, request_id: str) -> Outcome | None: ...
 

@@ -11,7 +11,8 @@ from nats.js import JetStreamContext
 
 from o_bus.agent.definition import AgentDefinition
 from o_bus.replay.rebuild import Rebuilt, rebuild
-from o_bus.store.event_log import EventLog, LogPosition, StoredEvent
+from o_bus.store.event_log import LogPosition, StoredEvent
+from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.provision import ensure_agent_stream
 from o_bus.store.snapshots import SnapshotStore
 
@@ -26,7 +27,7 @@ class Follower:
     def __init__(
         self, nc: Client, js: JetStreamContext, name: str, definition: AgentDefinition[Any]
     ) -> None:
-        self.log = EventLog(nc, js, name)
+        self.log = JetStreamEventLog(nc, js, name)
         self.snapshots = SnapshotStore(js)
         self.definition = definition
         self.current: Rebuilt | None = None

@@ -39,13 +39,13 @@ from o_bus.runtime.snapshotter import Snapshotter
 from o_bus.store import layout
 from o_bus.store.dead_letter import DeadLetters
 from o_bus.store.event_log import (
-    EventLog,
     NewEvent,
     delivery_of,
     event_headers,
     outcome_headers,
     utc_now,
 )
+from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.provision import ensure_agent_stream
 from o_bus.store.snapshots import SnapshotStore
 from o_bus.wire.cloudevents import ROUTE_HEADER
@@ -71,7 +71,7 @@ class AgentWorker:
     ) -> None:
         self.nc, self.js, self.name, self.definition = nc, js, name, definition
         self.config = config or RuntimeConfig()
-        self.log = EventLog(nc, js, name)
+        self.log = JetStreamEventLog(nc, js, name)
         self.snapshots = SnapshotStore(js)
         self.snapshotter = Snapshotter(self.snapshots, name)
         self.dead_letters = DeadLetters(js)

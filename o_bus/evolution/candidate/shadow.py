@@ -35,8 +35,8 @@ from o_bus.evolution.records import DiffRecord
 from o_bus.replay.carry_over import carried_state
 from o_bus.replay.rebuild import rebuild
 from o_bus.store import layout
-from o_bus.store.event_log import EventLog
 from o_bus.store.event_records import H_REQUEST, H_WAL, delivery_of
+from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.snapshots import SnapshotStore
 
 from .budget import CpuBudget
@@ -110,7 +110,7 @@ class ShadowRunner:
 
     async def fork(self) -> None:
         """Start from live's current state, folded by each code version."""
-        eventlog = EventLog(self.nc, self.js, self.agent)
+        eventlog = JetStreamEventLog(self.nc, self.js, self.agent)
         snapshots = SnapshotStore(self.js)
         end = await eventlog.last_position()
         live = await rebuild(self.live, eventlog, snapshots, at_seq=end.seq)
