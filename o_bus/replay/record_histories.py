@@ -44,6 +44,7 @@ from o_bus.store.event_records import H_SEQ, H_WAL, utc_now
 from o_bus.store.log_record import LogRecord
 from o_bus.store.provision import ensure_agent_stream, provision
 from o_bus.store.registry import AgentRecord, Registry
+from o_bus.store.snapshots import Snapshot
 
 __all__ = ["DEFAULT_OUTDIR", "main", "record_histories"]
 
@@ -97,10 +98,10 @@ async def _history(
     snap_subject = f"$KV.{layout.SNAPSHOTS_BUCKET}.{agent}"
     snap_stream = f"KV_{layout.SNAPSHOTS_BUCKET}"
 
-    async def snapshots_settled() -> bool:
+    async def snapshots_settled() -> bool:  # the snapshot being taken, if any, is stored
         stored = await _read_all(js, snap_stream, snap_subject)
-        newest = stored[-1].data if stored else b""
-        return worker.snapshotter.seq == 0 or f'"seq":{worker.snapshotter.seq},'.encode() in newest
+        newest = Snapshot.decode(stored[-1].data).seq if stored else 0
+        return newest == worker.snapshotter.seq
 
     await _until(snapshots_settled, f"the snapshots of {agent!r}")
     events = await _read_all(js, layout.events_stream(agent), ">")
@@ -170,7 +171,9 @@ async def record_histories(url: str, agents: Recorded, outdir: Path) -> list[Pat
 
 def _agents(specs: list[str]) -> Recorded:
     found = Catalogue.discover()
-    agents: Recorded = {name: (found.get(name), REFERENCE_TRAFFIC[name]) for name in found.names()}
+    agents: Recorded = {
+        name: (found.get(name), REFERENCE_TRAFFIC[name]) for name in REFERENCE_TRAFFIC
+    }
     for spec in specs:
         target, _, attr = spec.partition(":")
         path = Path(target).resolve()
@@ -197,8 +200,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         agents = _agents(args.agent)
         with tempfile.TemporaryDirectory() as tmp, EmbeddedServer(Path(tmp)) as server:
+            before = os.environ.get(DATA_DIR_ENV)
             os.environ[DATA_DIR_ENV] = tmp  # projections' files are a by-product: not kept
-            written = asyncio.run(record_histories(server.url, agents, args.outdir / args.release))
+            try:
+                written = asyncio.run(
+                    record_histories(server.url, agents, args.outdir / args.release)
+                )
+            finally:
+                if before is None:
+                    os.environ.pop(DATA_DIR_ENV, None)
+                else:
+                    os.environ[DATA_DIR_ENV] = before
     except OBusError as err:
         sys.stderr.write(f"error: {err.message}\n")
         return 1
