@@ -34,7 +34,6 @@ from o_bus.replay.rebuild import rebuild
 from o_bus.runtime.connect import connect, install_uvloop
 from o_bus.store import layout
 from o_bus.store.event_log import event_headers, utc_now
-from o_bus.store.event_records import stream_seq_of
 from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.log_record import LogRecord
 from o_bus.store.provision import ensure_agent_stream
@@ -111,10 +110,7 @@ async def _load_records(js: JetStreamContext, agent: str, events: int) -> list[L
     """The agent's event records, read once with an ordered consumer into memory."""
     records: list[LogRecord] = []
 
-    def keep(msg: Msg) -> None:
-        records.append(LogRecord(stream_seq_of(msg), msg.subject, msg.headers or {}, msg.data))
-
-    await _read_raw(js, agent, events, keep)
+    await _read_raw(js, agent, events, lambda msg: records.append(LogRecord.from_delivery(msg)))
     return records
 
 

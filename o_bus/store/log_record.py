@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
+from nats.aio.msg import Msg
 from nats.js.api import RawStreamMsg
+
+from o_bus.store.event_records import stream_seq_of
 
 __all__ = ["LogRecord"]
 
@@ -35,6 +38,12 @@ class LogRecord:
     headers: dict[str, str] = field(default_factory=dict)
     data: bytes = b""
     time: str = ""
+
+    @classmethod
+    def from_delivery(cls, msg: Msg) -> LogRecord:
+        """The record of a message delivered by a JetStream consumer (its stream sequence is
+        read from the delivery subject; the stored time is not needed and left empty)."""
+        return cls(stream_seq_of(msg), msg.subject, msg.headers or {}, msg.data)
 
     @classmethod
     def from_raw(cls, msg: RawStreamMsg) -> LogRecord:
