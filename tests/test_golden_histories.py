@@ -15,7 +15,7 @@ import pytest
 
 from o_bus.agent.catalogue import Catalogue, find_definition, import_file
 from o_bus.agent.definition import AgentDefinition
-from o_bus.replay import replay_history
+from o_bus.replay import LogRecord, replay_history
 from o_bus.replay.golden import HistoryMismatch, check_history
 from o_bus.replay.history_file import RecordedHistory
 from o_bus.replay.record_histories import main as record_main
@@ -111,6 +111,21 @@ def test_recorded_state_that_today_folds_differently_fails() -> None:
     )
     with pytest.raises(HistoryMismatch, match=r"ends at seq \d+ .* 'total': got \d+, recorded -1"):
         check_history(TODAY.get("tally"), altered)
+
+
+def test_a_history_whose_events_do_not_match_its_wal_fails() -> None:
+    history = _tally_history()
+    shifted = [
+        LogRecord(r.seq, r.subject, {**r.headers, "ce-id": "someone-else"}, r.data, r.time)
+        if n == 2
+        else r
+        for n, r in enumerate(history.wal)
+    ]
+    broken = RecordedHistory(
+        history.path, history.agent, history.events, history.snapshots, shifted, history.expected
+    )
+    with pytest.raises(HistoryMismatch, match=r"record at stream seq 3 names WAL record \d+"):
+        check_history(TODAY.get("tally"), broken)
 
 
 def test_the_recorder_writes_histories_that_fold(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """Check a recorded (golden) history against today's code.
 
-Today's definition must fold the recorded events to the state the live agent recorded, reach
+The recording must hang together (each event and outcome names its request's WAL record), and
+today's definition must fold the recorded events to the state the live agent recorded, reach
 each recorded snapshot's state at that snapshot's sequence, and fold every snapshot plus the
 tail after it to the same final state. Anything else is a :class:`HistoryMismatch` that names
 the history and the sequence where code and history part.
@@ -16,6 +17,7 @@ from o_bus.events.model import State
 from o_bus.replay.fold import ReplayError
 from o_bus.replay.history_file import RecordedHistory
 from o_bus.replay.offline import replay_history
+from o_bus.store.event_records import H_REQUEST, H_WAL
 from o_bus.store.snapshots import Snapshot
 
 __all__ = ["HistoryMismatch", "check_history"]
@@ -36,10 +38,25 @@ def _dump(state: State) -> dict[str, Any]:
     return state.model_dump(mode="json")
 
 
+def _check_requests(history: RecordedHistory, where: str) -> None:
+    """Every event and outcome names the WAL record of the request it answers."""
+    requests = {record.seq: record.headers.get("ce-id") for record in history.wal}
+    for record in history.events:
+        request = record.headers.get(H_REQUEST)  # fences answer no request
+        wal_seq = int(record.headers.get(H_WAL, "0"))
+        if request is not None and requests.get(wal_seq) != request:
+            raise HistoryMismatch(
+                f"{where}: record at stream seq {record.seq} names WAL record {wal_seq}, "
+                "which is not its request in the recorded WAL",
+                details={"history": str(history.path), "stream_seq": record.seq},
+            )
+
+
 def check_history(definition: AgentDefinition[Any], history: RecordedHistory) -> int:
     """Raise ``HistoryMismatch`` unless ``definition`` folds ``history`` as recorded.
     Returns the number of events folded from the start."""
     where = f"history {history.path}"
+    _check_requests(history, where)
     expected = history.expected
     try:
         recorded = _dump(definition.state_from(expected["state"], expected["state_schema_version"]))
