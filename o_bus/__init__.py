@@ -2,17 +2,30 @@
 
 The public API for agent authors::
 
-    from o_bus import AgentDefinition, Command, Event, State, CommandRejected
+    from o_bus import AgentDefinition, Command, Event, State, CommandRejected, Query, QueryContext
+
+and for programs that talk to agents (over a connection from ``nats.connect``)::
+
+    from o_bus import send, query
+
+    reply = await send(nc, "counter", "increment", {"by": 2})
 """
+
+from typing import TYPE_CHECKING, Any
 
 from o_bus.agent.definition import AgentDefinition
 from o_bus.agent.lifecycle import LifecycleState
+from o_bus.agent.queries import Query, QueryContext
 from o_bus.errors import (
+    AgentCodeError,
+    AgentNotFoundError,
     AgentUnavailableError,
+    CodeVersionNotFoundError,
     CommandRejected,
     ConcurrencyError,
     ConfigurationError,
     ErrorCode,
+    EvolutionNotFoundError,
     InvalidRequestError,
     NotFoundError,
     OBusError,
@@ -21,21 +34,44 @@ from o_bus.errors import (
 )
 from o_bus.events.model import Command, Event, State
 
+if TYPE_CHECKING:
+    from o_bus.client import query, send
+
 __all__ = [
+    "AgentCodeError",
     "AgentDefinition",
+    "AgentNotFoundError",
     "AgentUnavailableError",
+    "CodeVersionNotFoundError",
     "Command",
     "CommandRejected",
     "ConcurrencyError",
     "ConfigurationError",
     "ErrorCode",
     "Event",
+    "EvolutionNotFoundError",
     "InvalidRequestError",
     "LifecycleState",
     "NotFoundError",
     "OBusError",
+    "Query",
+    "QueryContext",
     "SnapshotError",
     "State",
     "StorageError",
+    "query",
+    "send",
 ]
 __version__ = "0.1.0"
+
+_CLIENT = frozenset({"query", "send"})
+
+
+def __getattr__(name: str) -> Any:
+    # The client imports nats-py; agent code (and the sandbox that validates it) imports
+    # o_bus for the authoring API only, so the client loads on first use.
+    if name in _CLIENT:
+        from o_bus import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'o_bus' has no attribute {name!r}")

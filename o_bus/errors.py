@@ -10,11 +10,15 @@ from enum import StrEnum
 from typing import Any
 
 __all__ = [
+    "AgentCodeError",
+    "AgentNotFoundError",
     "AgentUnavailableError",
+    "CodeVersionNotFoundError",
     "CommandRejected",
     "ConcurrencyError",
     "ConfigurationError",
     "ErrorCode",
+    "EvolutionNotFoundError",
     "InvalidRequestError",
     "NotFoundError",
     "OBusError",
@@ -37,6 +41,8 @@ class ErrorCode(StrEnum):
     CONCURRENCY_CONFLICT = "concurrency_conflict"
     UNAVAILABLE = "unavailable"
     INTERNAL = "internal_error"
+    UNKNOWN_CODE_VERSION = "unknown_code_version"
+    UNKNOWN_EVOLUTION = "unknown_evolution"
 
 
 class OBusError(Exception):
@@ -80,10 +86,31 @@ class ConcurrencyError(OBusError):
         self.expected_last = expected_last
 
 
+class AgentCodeError(OBusError):
+    """Agent code broke its definition's contract (a handler returned an event that has no
+    applier): a bug to fix, not a refusal, so its code is ``internal_error``."""
+
+
 class NotFoundError(OBusError):
-    """An agent, event or snapshot that was asked for does not exist."""
+    """Something that was asked for does not exist; each subclass names what, with its code."""
+
+
+class AgentNotFoundError(NotFoundError):
+    """No agent of that name is registered."""
 
     code = ErrorCode.UNKNOWN_AGENT
+
+
+class CodeVersionNotFoundError(NotFoundError):
+    """The agent has no stored code version of that digest (or digest prefix)."""
+
+    code = ErrorCode.UNKNOWN_CODE_VERSION
+
+
+class EvolutionNotFoundError(NotFoundError):
+    """The agent has no evolution record (none was ever started)."""
+
+    code = ErrorCode.UNKNOWN_EVOLUTION
 
 
 class AgentUnavailableError(OBusError):

@@ -15,7 +15,12 @@ from support import run_cli
 
 from o_bus.agent.definition import AgentDefinition
 from o_bus.config import StorageConfig
-from o_bus.errors import InvalidRequestError, NotFoundError, StorageError
+from o_bus.errors import (
+    AgentNotFoundError,
+    CodeVersionNotFoundError,
+    InvalidRequestError,
+    StorageError,
+)
 from o_bus.events.model import Command
 from o_bus.evolution.code_store import CodeStore, digest_of
 from o_bus.evolution.deploy import deploy
@@ -155,7 +160,7 @@ async def test_files_that_are_not_python_or_too_big_are_rejected(
         await deploy(js, "counter", big, by="t")
     with pytest.raises(InvalidCodeError, match="no such file"):
         await deploy(js, "counter", tmp_path / "missing.py", by="t")
-    with pytest.raises(NotFoundError, match="no agent named 'ghost'"):
+    with pytest.raises(AgentNotFoundError, match="no agent named 'ghost'"):
         await deploy(js, "ghost", write(tmp_path, "g.py", counter_source()), by="t")
     assert await stored_objects(js) == 0
 
@@ -227,9 +232,9 @@ async def test_version_references(js: JetStreamContext, tmp_path: Path) -> None:
         await store.get("counter", prefix[:3])
     with pytest.raises(InvalidRequestError, match="not a code version"):
         await store.get("counter", "not-hex!")
-    with pytest.raises(NotFoundError, match="o-bus versions counter"):
+    with pytest.raises(CodeVersionNotFoundError, match="o-bus versions counter"):
         await store.get("counter", "0" * 64 if not a.hex.startswith("0" * 8) else "f" * 64)
-    with pytest.raises(NotFoundError):
+    with pytest.raises(CodeVersionNotFoundError):
         await store.get("other-counter", a.hex[:12])  # a version of another agent
 
 

@@ -21,7 +21,13 @@ from o_bus.agents.counter import (
 )
 from o_bus.agents.echo import echo
 from o_bus.config import StorageConfig
-from o_bus.errors import CommandRejected, ConfigurationError, ErrorCode, InvalidRequestError
+from o_bus.errors import (
+    AgentCodeError,
+    CommandRejected,
+    ConfigurationError,
+    ErrorCode,
+    InvalidRequestError,
+)
 from o_bus.events.model import Command, Event, State, snake_case
 from o_bus.events.upcasting import UpcasterChain
 from o_bus.replay.rebuild import rebuild
@@ -313,15 +319,16 @@ def test_decide_rejection_changes_nothing() -> None:
         cart.decide(closed, AddItem(sku="x"))
 
 
-def test_event_without_applier_is_rejected() -> None:
+def test_event_without_applier_is_a_bug_not_a_refusal() -> None:
     orphan: AgentDefinition[CartState] = AgentDefinition("o", state=CartState, version="0")
 
     @orphan.command
     def add(state: CartState, cmd: AddItem) -> ItemAdded:
         return ItemAdded(sku=cmd.sku)
 
-    with pytest.raises(CommandRejected, match="no applier"):
+    with pytest.raises(AgentCodeError, match="no applier") as raised:
         orphan.decide(orphan.initial_state(), AddItem(sku="x"))
+    assert raised.value.code is ErrorCode.INTERNAL
 
 
 def test_counter_decisions() -> None:

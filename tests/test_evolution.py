@@ -125,14 +125,18 @@ async def test_a_better_candidate_is_promoted_and_a_worse_one_rolled_back(
 async def test_bad_route_and_evolve_commands_get_clear_errors(nats_url: str) -> None:
     async with running_platform(nats_url) as platform:
         cases = [
-            (("route", "nosuch"), "no agent named 'nosuch'"),
+            (("route", "nosuch"), "no agent named 'nosuch' [unknown_agent]"),
             (("route", "counter", "--live", "12"), "at least 4 hex digits"),
-            (("route", "counter", "--live", "abcdef"), "has no code version 'abcdef'"),
+            (
+                ("route", "counter", "--live", "abcdef"),
+                "has no code version 'abcdef' (`o-bus versions counter` lists them) "
+                "[unknown_code_version]",
+            ),
             (("route", "counter", "--canary", "registered"), "takes a deployed code version"),
             (("evolve", "start", "counter", "deadbeef"), "has no code version 'deadbeef'"),
             (("evolve", "start", "counter"), "needs VERSION"),
-            (("evolve", "status", "counter"), "has no evolution"),
-            (("evolve", "abort", "counter"), "has no evolution"),
+            (("evolve", "status", "counter"), "has no evolution [unknown_evolution]"),
+            (("evolve", "abort", "counter"), "has no evolution [unknown_evolution]"),
         ]
         for args, message in cases:
             code, out, err = await run_cli(*args, "--nats", nats_url)

@@ -18,7 +18,7 @@ from support import (
 )
 
 from o_bus.agents.counter import CounterState, counter
-from o_bus.errors import ErrorCode, InvalidRequestError, NotFoundError
+from o_bus.errors import AgentNotFoundError, ErrorCode, InvalidRequestError
 from o_bus.replay.fork import fork
 from o_bus.replay.rebuild import rebuild
 from o_bus.store import layout
@@ -128,7 +128,7 @@ async def test_fork_into_a_name_with_events_but_no_record_fails(platform: Platfo
 async def test_fork_outside_the_log_fails(platform: Platform, at: int) -> None:
     with pytest.raises(InvalidRequestError, match="outside"):
         await fork(platform.nc, platform.js, "counter", at, f"out{at + 1}")
-    with pytest.raises(NotFoundError):
+    with pytest.raises(AgentNotFoundError):
         await Registry(platform.js).get(f"out{at + 1}")
 
 
@@ -137,7 +137,7 @@ async def test_fork_bad_names(platform: Platform) -> None:
         await fork(platform.nc, platform.js, "counter", 1, "has.dots")
     with pytest.raises(InvalidRequestError):
         await fork(platform.nc, platform.js, "counter", 1, "-leading-dash")
-    with pytest.raises(NotFoundError):
+    with pytest.raises(AgentNotFoundError):
         await fork(platform.nc, platform.js, "no-such-agent", 1, "copy")
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from o_bus.agent.supervision import AgentSupervision, SupervisionPolicy
+from o_bus.errors import ErrorCode, OBusError
 from o_bus.runtime.heartbeat import Heartbeat
 from o_bus.runtime.metrics import LATENCY_BUCKETS_MS
 from o_bus.store import layout
@@ -40,8 +41,10 @@ DEFAULT_FORGET_AFTER = 30.0  # seconds of silence after which a process leaves t
 MAX_PROCESSES_PER_AGENT = 64  # processes remembered per agent (their counter baselines)
 
 
-class MalformedHeartbeat(ValueError):
+class MalformedHeartbeat(OBusError):
     """A message on a heartbeat subject that is not a usable heartbeat."""
+
+    code = ErrorCode.MALFORMED_REQUEST
 
 
 def parse_heartbeat(subject: str, data: bytes) -> Heartbeat:

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 
+from o_bus.errors import ErrorCode, OBusError
+
 __all__ = ["HttpServer", "Response"]
 
 log = logging.getLogger(__name__)
@@ -29,8 +31,10 @@ class Response:
     content_type: str = "text/plain; charset=utf-8"
 
 
-class BadRequest(Exception):
-    pass
+class BadRequest(OBusError):
+    """An HTTP request that cannot be read (bad request line, too many headers)."""
+
+    code = ErrorCode.MALFORMED_REQUEST
 
 
 class HttpServer:

@@ -28,7 +28,12 @@ from pydantic_core import from_json
 
 from o_bus.agent.queries import ProjectionSpec, Query, QueryContext, QueryTable
 from o_bus.agent.state_migration import StateMigrations, StateStep
-from o_bus.errors import CommandRejected, ConfigurationError, ErrorCode, InvalidRequestError
+from o_bus.errors import (
+    AgentCodeError,
+    ConfigurationError,
+    ErrorCode,
+    InvalidRequestError,
+)
 from o_bus.events.model import Command, Event, State
 from o_bus.events.upcasting import UpcasterChain
 from o_bus.wire.codec import Encoding, decode
@@ -244,7 +249,7 @@ class AgentDefinition(Generic[S]):
         try:
             applier = self._appliers[type(event)]
         except KeyError:
-            raise CommandRejected(
+            raise AgentCodeError(
                 f"agent {self.name!r} has no applier for event {event.event_type!r}"
             ) from None
         return applier(state, event)

@@ -30,10 +30,10 @@ from pydantic import BaseModel, ConfigDict
 from o_bus.agent.catalogue import find_definition, import_file
 from o_bus.agent.definition import AgentDefinition
 from o_bus.errors import (
+    CodeVersionNotFoundError,
     ConfigurationError,
     ErrorCode,
     InvalidRequestError,
-    NotFoundError,
     StorageError,
 )
 from o_bus.evolution.validate import ValidatedCode
@@ -200,7 +200,7 @@ class CodeStore:
 
     async def get(self, agent: str, ref: str) -> CodeVersion:
         """The version of ``agent`` whose digest is ``ref`` or starts with it (at least 4 hex
-        digits). Raises NotFoundError, or InvalidRequestError for an ambiguous prefix."""
+        digits). Raises CodeVersionNotFoundError, or InvalidRequestError for an ambiguous prefix."""
         layout.validate_agent_name(agent)
         hex_ref = parse_digest(ref)
         if len(hex_ref) == 64:
@@ -229,8 +229,8 @@ class CodeStore:
         return matches[0]
 
     @staticmethod
-    def _missing(agent: str, ref: str) -> NotFoundError:
-        return NotFoundError(
+    def _missing(agent: str, ref: str) -> CodeVersionNotFoundError:
+        return CodeVersionNotFoundError(
             f"agent {agent!r} has no code version {ref!r} (`o-bus versions {agent}` lists them)"
         )
 
@@ -258,7 +258,8 @@ class CodeStore:
         try:
             result = await objects.get(hex_digest)
         except ObjectNotFoundError:
-            raise NotFoundError(f"code version sha256:{hex_digest} is not stored") from None
+            missing = f"code version sha256:{hex_digest} is not stored"
+            raise CodeVersionNotFoundError(missing) from None
         except nats.errors.Error as err:
             raise StorageError(f"cannot fetch code version sha256:{hex_digest}") from err
         source = result.data or b""

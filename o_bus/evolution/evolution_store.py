@@ -12,8 +12,8 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from o_bus.errors import (
     ConcurrencyError,
     ErrorCode,
+    EvolutionNotFoundError,
     InvalidRequestError,
-    NotFoundError,
     StorageError,
 )
 from o_bus.evolution.plan import Evolution, EvolutionDecision
@@ -39,7 +39,7 @@ class EvolutionStore:
         try:
             entry = await kv.get(agent)
         except KeyNotFoundError:
-            raise NotFoundError(f"agent {agent!r} has no evolution") from None
+            raise EvolutionNotFoundError(f"agent {agent!r} has no evolution") from None
         except nats.errors.Error as err:
             raise StorageError(f"cannot read the evolution of {agent!r}") from err
         return Evolution.model_validate_json(entry.value), entry.revision
@@ -50,7 +50,7 @@ class EvolutionStore:
         value = evolution.model_dump_json().encode()
         try:
             current, revision = await self.get(evolution.agent)
-        except NotFoundError:
+        except EvolutionNotFoundError:
             current, revision = None, 0
         if current is not None and current.active:
             raise InvalidRequestError(

@@ -16,6 +16,8 @@ import errno
 import os
 from pathlib import Path
 
+from o_bus.errors import ConfigurationError
+
 __all__ = [
     "BLOCKED_SYSCALLS",
     "SIGNAL_SYSCALLS",
@@ -54,7 +56,7 @@ BLOCKED_SYSCALLS = (
 SIGNAL_SYSCALLS = ("kill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo")
 
 
-class SeccompUnavailable(Exception):
+class SeccompUnavailable(ConfigurationError):
     """libseccomp is missing or the kernel refused the filter; the message says which."""
 
 

@@ -39,7 +39,15 @@ ERROR_MEANINGS: Final[Mapping[ErrorCode, str]] = {
         "The agent or the storage cannot serve now (suspended, recovering, JetStream trouble); "
         "re-send later with the same ce-id."
     ),
-    ErrorCode.INTERNAL: "A bug in agent or bus code. Report it with the request id.",
+    ErrorCode.INTERNAL: (
+        "A bug in agent or bus code (for example, a handler returned an event that has no "
+        "applier). Report it with the request id."
+    ),
+    ErrorCode.UNKNOWN_CODE_VERSION: (
+        "The agent has no stored code version of that digest or prefix (`o-bus versions` "
+        "lists them)."
+    ),
+    ErrorCode.UNKNOWN_EVOLUTION: "The agent has no evolution: none was ever started.",
 }
 
 

@@ -11,7 +11,7 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysEr
 from pydantic import BaseModel, ConfigDict
 
 from o_bus.agent.supervision import SupervisionPolicy
-from o_bus.errors import ErrorCode, InvalidRequestError, NotFoundError, StorageError
+from o_bus.errors import AgentNotFoundError, ErrorCode, InvalidRequestError, StorageError
 from o_bus.store import layout
 from o_bus.store.watch import watch_bucket
 
@@ -62,7 +62,7 @@ class Registry:
         try:
             entry = await kv.get(name)
         except KeyNotFoundError:
-            raise NotFoundError(f"no agent named {name!r}") from None
+            raise AgentNotFoundError(f"no agent named {name!r}") from None
         return AgentRecord.model_validate_json(entry.value)
 
     async def all(self) -> list[AgentRecord]:
