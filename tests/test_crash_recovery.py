@@ -7,16 +7,13 @@ The splitter and the agent host run as real child processes (`o-bus run ...`), a
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 from collections import Counter
-from collections.abc import Iterator
 
 import nats
 import pytest
 from nats.aio.client import Client
+from processes import ProcessGroup, wait_for_service
+from support import eventually, run_cli
 
 from o_bus import client
 from o_bus.agent.catalogue import Catalogue
@@ -31,81 +28,56 @@ pytestmark = pytest.mark.slow
 
 REQUESTS = 1500
 IN_FLIGHT = 48
-RETRIES: Counter[str] = Counter()
-
-
-def _spawn(service: str, url: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "o_bus.cli.main",
-            "run",
-            service,
-            "--nats",
-            url,
-            "--snapshot-every",
-            "200",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-async def _wait_for(nc: Client, subject: str) -> None:
-    for _ in range(300):
-        try:
-            await nc.request(subject, b"", timeout=0.2)
-            return
-        except nats.errors.Error:
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"nothing answered on {subject}")
+SERVICE_OPTIONS = ("--snapshot-every", "200")
 
 
 def duplicates(replies: dict[str, dict[str, object]]) -> int:
     return sum(1 for reply in replies.values() if reply.get("duplicate"))
 
 
-async def _send_until_ok(nc: Client, request_id: str, by: int) -> dict[str, object]:
+async def _send_until_ok(
+    nc: Client, request_id: str, by: int, timeouts: Counter[str]
+) -> dict[str, object]:
+    """Send until a successful reply, re-sending with the same id; ``timeouts`` counts the
+    attempts that got no reply (the test's own count)."""
     for _ in range(100):
         try:
             reply = await client.send(
                 nc, "counter", "increment", {"by": by}, request_id=request_id, timeout=1.5
             )
         except AgentUnavailableError:
-            RETRIES["timeouts"] += 1
+            timeouts[request_id] += 1
             continue
         if reply["ok"]:
             return reply
         error = reply["error"]
         assert isinstance(error, dict)
         assert error["code"] == "unavailable", reply
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # a client's pause before re-sending after `unavailable`
     raise AssertionError(f"request {request_id} never succeeded")
 
 
+async def _answers(nc: Client, subject: str) -> bool:
+    try:
+        await nc.request(subject, b"", timeout=0.5)
+    except nats.errors.Error:
+        return False
+    return True
+
+
 async def test_kill_9_during_burst_loses_nothing_and_applies_nothing_twice(
-    nats_url: str, nc: Client, processes: list[subprocess.Popen[bytes]]
+    nats_url: str, nc: Client, group: ProcessGroup
 ) -> None:
     js = nc.jetstream()
     await provision(js)
     await register_definitions(js, Catalogue.discover())
-    processes.append(_spawn("splitter", nats_url))
-    processes.append(_spawn("agents", nats_url))
-    await _wait_for(nc, "o.svc.splitter.status")
-    await _wait_for(nc, layout.control_subject("counter", "status"))
+    group.spawn("splitter", *SERVICE_OPTIONS)
+    agents = group.spawn("agents", *SERVICE_OPTIONS)
+    await wait_for_service(nc, "splitter")
+    status = layout.control_subject("counter", "status")
+    await eventually(lambda: _answers(nc, status), what="the counter agent to answer")
 
+    timeouts: Counter[str] = Counter()
     replies: dict[str, dict[str, object]] = {}
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in range(REQUESTS):
@@ -114,22 +86,25 @@ async def test_kill_9_during_burst_loses_nothing_and_applies_nothing_twice(
     async def sender() -> None:
         while not queue.empty():
             i = queue.get_nowait()
-            replies[f"r{i}"] = await _send_until_ok(nc, f"r{i}", 1 + i % 7)
+            replies[f"r{i}"] = await _send_until_ok(nc, f"r{i}", 1 + i % 7, timeouts)
 
     async def killer() -> None:
+        nonlocal agents
         # A short outage (in-flight requests are answered after recovery, from the WAL) and
         # one longer than the client timeout (clients re-send with the same id).
         for crash, downtime in enumerate((0.2, 2.0), 1):
-            while len(replies) < REQUESTS // 3 * crash:
-                await asyncio.sleep(0.01)
-            victim = processes[1]
-            os.kill(victim.pid, signal.SIGKILL)
-            victim.wait()
-            await asyncio.sleep(downtime)
-            processes[1] = _spawn("agents", nats_url)
+            wanted = REQUESTS // 3 * crash
+
+            async def enough_replies(wanted: int = wanted) -> bool:
+                return len(replies) >= wanted
+
+            await eventually(enough_replies, what=f"{wanted} replies before crash {crash}")
+            group.kill(agents)
+            await asyncio.sleep(downtime)  # the outage itself: what the test is about
+            agents = group.spawn("agents", *SERVICE_OPTIONS)
 
     await asyncio.gather(killer(), *(sender() for _ in range(IN_FLIGHT)))
-    assert RETRIES["timeouts"] > 0, "the long outage should have made clients re-send"
+    assert timeouts.total() > 0, "the long outage should have made clients re-send"
     assert duplicates(replies) > 0, "re-sent requests should get their original reply"
 
     events: list[StoredEvent] = []
@@ -157,12 +132,8 @@ async def test_kill_9_during_burst_loses_nothing_and_applies_nothing_twice(
     status = await nc.request(layout.control_subject("counter", "status"), b"", timeout=5)
     assert b'"seq":%d' % len(events) in status.data
     expected_total = sum(1 + i % 7 for i in range(REQUESTS))
-    final = await _send_until_ok(nc, "final", 0)
+    final = await _send_until_ok(nc, "final", 0, timeouts)
     assert final["seq"] == REQUESTS + 1
-    state = subprocess.run(
-        [sys.executable, "-m", "o_bus.cli.main", "state", "counter", "--json", "--nats", nats_url],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert f'"value":{expected_total}' in state.stdout
+    code, out, err = await run_cli("state", "counter", "--json", "--nats", nats_url)
+    assert code == 0, err
+    assert f'"value":{expected_total}' in out
