@@ -18,7 +18,7 @@ from typing import Any
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from support import Platform, running_platform
+from support import Platform, eventually, running_platform
 
 from o_bus.errors import OBusError
 from o_bus.evolution.code_store import CodeVersion
@@ -195,14 +195,20 @@ class ArbiterRun:
 
     async def finished(self, timeout: float = 60.0) -> Evolution:
         """The evolution once it is no longer active (a hang guard, not a timing check)."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
+
+        async def ended() -> Evolution | None:
             evolution = await self.evolution()
-            if not evolution.active:
-                return evolution
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"evolution still {evolution.stage}: {evolution.decisions}")
-            await asyncio.sleep(0.1)
+            return None if evolution.active else evolution
+
+        async def describe() -> str:
+            evolution = await self.evolution()
+            return f"the evolution to end (still {evolution.stage}: {evolution.decisions})"
+
+        try:
+            finished: Evolution = await eventually(ended, what="the evolution", timeout=timeout)
+        except AssertionError as err:
+            raise AssertionError(await describe()) from err
+        return finished
 
 
 @contextlib.asynccontextmanager

@@ -71,6 +71,7 @@ class ProcessGroup:
         self.marker = uuid.uuid4().hex
         self.services: list[subprocess.Popen[bytes]] = []
         self._logs: list[IO[bytes]] = []
+        self._log_paths: dict[int, Path] = {}
         self._subreaper = False
 
     def adopt_orphans(self) -> None:
@@ -90,7 +91,8 @@ class ProcessGroup:
         environment = {k: v for k, v in os.environ.items() if k != "O_BUS_NATS_URL"}
         environment.update(env or {})
         environment[MARKER_ENV] = self.marker
-        log = (self.log_dir / f"{service}-{len(self.services)}.log").open("wb")
+        path = self.log_dir / f"{service}-{len(self.services)}.log"
+        log = path.open("wb")
         self._logs.append(log)
         command = [sys.executable, "-m", "o_bus.cli.main", "run", service, "--nats", self.url]
         proc = subprocess.Popen(
@@ -101,7 +103,12 @@ class ProcessGroup:
             start_new_session=True,
         )
         self.services.append(proc)
+        self._log_paths[proc.pid] = path
         return proc
+
+    def output(self, proc: subprocess.Popen[bytes]) -> str:
+        """What a service started here has written so far (stdout and stderr)."""
+        return self._log_paths[proc.pid].read_text(errors="replace")
 
     def kill(self, proc: subprocess.Popen[bytes]) -> int:
         """SIGKILL one service started here; return its exit status."""

@@ -3,7 +3,6 @@ back. Real nats-server, real sandboxed candidate processes, the arbiter in this 
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from evolution_support import (
     start_evolution,
     steady_traffic,
 )
-from support import collect_events, run_cli, running_platform
+from support import collect_events, eventually, run_cli, running_platform
 
 from o_bus.evolution.routes import RouteStore
 from o_bus.replay.system_history import read_system_history
@@ -107,7 +106,12 @@ async def test_a_better_candidate_is_promoted_and_a_worse_one_rolled_back(
             rolled_back = await arbiter.finished()
             await start_evolution(platform.js, better, bake_seconds=0.5, **FAST)
             promoted = await arbiter.finished()
-            await asyncio.sleep(0.2)
+            answered = seen.answered
+
+            async def traffic_after_promotion() -> bool:
+                return seen.answered >= answered + 5
+
+            await eventually(traffic_after_promotion, what="answers after the promotion")
         assert rolled_back.status == "rolled_back"
         assert "worse than live" in rolled_back.decisions[-1].reason
         assert promoted.status == "promoted", promoted.decisions

@@ -10,7 +10,6 @@ Real nats-server, real sandboxed candidate processes, the arbiter in this proces
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,7 +26,7 @@ from evolution_support import (
     steady_traffic,
 )
 from nats.aio.msg import Msg
-from support import Platform, collect_events
+from support import Platform, collect_events, eventually
 
 from o_bus.evolution.candidate.stats import CandidateStats
 from o_bus.evolution.code_store import CodeStore, default_cache_dir
@@ -151,7 +150,12 @@ async def test_code_that_crashes_or_starts_processes_on_import_is_rejected(
                     await deploy_source(platform.js, tmp_path, name, source)
                 assert expected in refused.value.message, (name, refused.value.message)
                 assert f"{name}.py" in refused.value.message
-            await asyncio.sleep(0.1)  # let traffic reach live after the last refusal
+            answered = seen.answered
+
+            async def traffic_after_refusals() -> bool:
+                return seen.answered > answered
+
+            await eventually(traffic_after_refusals, what="live to answer after the refusals")
         assert not seen.failed, seen.failed
         assert not seen.not_live, seen.not_live
         assert seen.answered > 0

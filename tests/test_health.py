@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.js.api import KeyValueConfig
 from support import eventually
 
@@ -420,7 +421,23 @@ async def test_supervisor_bucket_and_registry_appearing_later(
 ) -> None:
     """Neither bucket exists when the monitor starts; both are picked up once created."""
     js = nc.jetstream()
-    await asyncio.sleep(0.2)  # the monitor has tried and found nothing
+    # The monitor has looked both buckets up and found nothing: its JetStream API lookups are
+    # on the bus (it retries them every watch_retry, so a first one missed here comes again).
+    looked_up: set[str] = set()
+
+    async def lookup(msg: Msg) -> None:
+        looked_up.add(msg.subject.rsplit(".", 1)[-1])
+
+    buckets = {f"KV_{layout.SUPERVISOR_BUCKET}", f"KV_{layout.AGENTS_BUCKET}"}
+    sub = await nc.subscribe("$JS.API.STREAM.INFO.*", cb=lookup)
+    try:
+
+        async def tried_both() -> bool:
+            return buckets <= looked_up
+
+        await eventually(tried_both, what=f"the monitor to look up {sorted(buckets)}")
+    finally:
+        await sub.unsubscribe()
     kv = await js.create_key_value(KeyValueConfig(bucket=layout.SUPERVISOR_BUCKET))
     await js.create_key_value(KeyValueConfig(bucket=layout.AGENTS_BUCKET))
     record = AgentSupervision(
@@ -482,7 +499,7 @@ async def test_malformed_heartbeats_are_ignored_with_a_warning(
     warnings = [r for r in caplog.records if "malformed heartbeat" in r.getMessage()]
     assert {r.levelno for r in warnings} == {logging.WARNING}
     assert len(warnings) == 4, [r.getMessage() for r in warnings]
-    assert all(not task.done() for task in monitor._tasks)
+    assert monitor.running, "a malformed heartbeat ended one of the monitor's tasks"
     parsed = parse_exposition(monitor.metrics_text())
     assert sample(parsed, "o_bus_health_malformed_heartbeats_total") == 54
 

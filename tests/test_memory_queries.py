@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from nats.aio.client import Client
+from support import eventually
 
 from o_bus.agent.definition import AgentDefinition
 from o_bus.agent.queries import Query, QueryContext
@@ -98,7 +99,8 @@ async def test_queries_answer_fail_cleanly_and_wait_for_min_seq(nc: Client) -> N
         assert "not JSON" in not_json["error"]["message"]
 
         waiting = asyncio.create_task(query(nc, "tally", "total", min_seq=4, timeout=10))
-        await asyncio.sleep(0.1)
+        # A query sent after it is answered, so the server has it, and it still waits.
+        assert (await query(nc, "tally", "total"))["seq"] == 3
         assert not waiting.done()
         view["state"], view["seq"] = Tally(total=7), 4
         assert (await waiting)["result"] == {"total": 7, "seq": 4}
@@ -127,9 +129,11 @@ async def test_two_serving_processes_never_both_answer(nc: Client, nats_url: str
         for _ in range(20):
             await nc.publish("o.qry.tally", b'{"query": "total"}', reply=inbox)
         await nc.flush()
-        deadline = asyncio.get_running_loop().time() + 10
-        while len(replies) < 20 and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.02)
+
+        async def all_answered() -> bool:
+            return len(replies) >= 20
+
+        await eventually(all_answered, what="an answer to each of the 20 queries")
         await asyncio.sleep(0.2)  # a second answer to any of them would arrive by now
         assert len(replies) == 20
     finally:

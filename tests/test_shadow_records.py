@@ -38,22 +38,22 @@ def shadow() -> ShadowRunner:
 
 async def test_records_read_in_order_and_redeliveries_are_ignored() -> None:
     runner = shadow()
-    await runner._on_record(delivery(1))  # type: ignore[arg-type]
-    await runner._on_record(delivery(1))  # type: ignore[arg-type]
-    await runner._on_record(delivery(2, "fence"))  # type: ignore[arg-type]
+    await runner.on_record(delivery(1))  # type: ignore[arg-type]
+    await runner.on_record(delivery(1))  # type: ignore[arg-type]
+    await runner.on_record(delivery(2, "fence"))  # type: ignore[arg-type]
     assert not runner.failed.done()
-    assert [record.headers[H_WAL] for record in runner._group] == ["1"]
+    assert [record.headers[H_WAL] for record in runner.pending] == ["1"]
 
 
 async def test_a_gap_in_the_log_fails_the_shadow_with_the_missing_records() -> None:
     runner = shadow()
-    await runner._on_record(delivery(1))  # type: ignore[arg-type]
-    await runner._on_record(delivery(5))  # type: ignore[arg-type]
+    await runner.on_record(delivery(1))  # type: ignore[arg-type]
+    await runner.on_record(delivery(5))  # type: ignore[arg-type]
     assert runner.failed.done()
     reason = runner.failed.result()
     assert "fell too far behind live" in reason
     assert "records 2..4" in reason
-    assert [record.headers[H_WAL] for record in runner._group] == ["1"]
+    assert [record.headers[H_WAL] for record in runner.pending] == ["1"]
 
 
 async def test_a_sample_compares_the_same_request_ids_every_time() -> None:
@@ -67,18 +67,18 @@ async def test_a_sample_compares_the_same_request_ids_every_time() -> None:
         sample=0.25,
     )
     ids = [f"request-{n}" for n in range(4000)]
-    kept = [i for i in ids if not sampled._shed(i, 0)]
+    kept = [i for i in ids if not sampled.sheds(i, 0)]
     assert 800 < len(kept) < 1200  # about a quarter
-    assert kept == [i for i in ids if not sampled._shed(i, 0)]  # deterministic by id
-    assert not any(shadow()._shed(i, 0) for i in ids)  # no sample: every request
+    assert kept == [i for i in ids if not sampled.sheds(i, 0)]  # deterministic by id
+    assert not any(shadow().sheds(i, 0) for i in ids)  # no sample: every request
 
 
 async def test_a_shadow_far_behind_live_follows_state_without_comparing() -> None:
     runner = shadow()
     runner.counters.lag = runner.shed_lag + 1
-    assert runner._shed("any", 1)
+    assert runner.sheds("any", 1)
     runner.counters.lag = 0
-    assert not runner._shed("any", 1)
+    assert not runner.sheds("any", 1)
 
 
 def test_a_cpu_budget_asks_for_the_rest_that_brings_use_down_to_its_share() -> None:

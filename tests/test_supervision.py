@@ -244,7 +244,11 @@ async def test_a_hung_active_is_replaced_and_steps_down_when_it_wakes(
     events = await check_log(nc, js, "counter")
     assert sorted(e.request_id or "" for e in events) == sorted(rid for rid, _ in sent)
     assert await counter_value(nc, "read-value") == sum(by for _, by in sent)
-    await asyncio.sleep(0.5)  # a few heartbeats
+
+    async def beats_since_exit() -> bool:  # a few heartbeats, each from an active process
+        return len([b for b in watch.since("counter", after_exit) if b.role == "active"]) >= 5
+
+    await eventually(beats_since_exit, what="heartbeats of the active after the old one left")
     assert watch.pids_since("counter", after_exit, role="active") == {standby}
 
     # The takeover is marked in the log by the new active's fence.
@@ -561,7 +565,11 @@ async def test_a_supervisor_that_lost_its_leadership_can_lead_again(
         await wait_for_system_event(js, "counter", "adopt", pid=roles["active"][0])
     finally:
         os.kill(first.pid, signal.SIGCONT)
-    await asyncio.sleep(1.0)  # the first one wakes up and stands down
+
+    async def stood_down() -> bool:
+        return "lost its leadership; standing down" in group.output(first)
+
+    await eventually(stood_down, what=f"supervisor {first.pid} to wake up and stand down")
 
     mark = await system_mark(js)
     assert group.kill(second) == -signal.SIGKILL

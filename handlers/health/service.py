@@ -130,6 +130,11 @@ class HealthMonitor:
                 await sub.unsubscribe()
         await self.http.stop()
 
+    @property
+    def running(self) -> bool:
+        """Whether the monitor is started and none of its watches and publishers has ended."""
+        return bool(self._tasks) and not any(task.done() for task in self._tasks)
+
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))
 

@@ -157,7 +157,7 @@ class ShadowRunner:
         self._sub = await self.js.subscribe(
             f"o.*.{self.agent}",
             stream=layout.events_stream(self.agent),
-            cb=self._on_record,
+            cb=self.on_record,
             ordered_consumer=True,
             config=ConsumerConfig(
                 deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=self._after + 1
@@ -174,7 +174,13 @@ class ShadowRunner:
 
     # -- following live ----------------------------------------------------------------------
 
-    async def _on_record(self, msg: Msg) -> None:
+    @property
+    def pending(self) -> list[LiveRecord]:
+        """The records read of the request in progress (it completes when the next begins)."""
+        return list(self._group)
+
+    async def on_record(self, msg: Msg) -> None:
+        """Take the next record of live's log (the subscription's callback)."""
         stream_seq, _, in_stream = delivery_of(msg)
         # Behind by: what the server has not sent yet, plus what waits in our own queue.
         queued = self._sub.pending_msgs if self._sub is not None else 0
@@ -232,7 +238,7 @@ class ShadowRunner:
         live_events = [r for r in records if r.kind == "evt"]
         if "duplicate" in outcomes or wal_seq == 0:
             return  # answered from the reply cache: nothing was decided
-        if self._shed(records[0].headers.get(H_REQUEST, ""), wal_seq):
+        if self.sheds(records[0].headers.get(H_REQUEST, ""), wal_seq):
             self.counters.shed += 1
             self._advance(live_events)
             return
@@ -261,7 +267,7 @@ class ShadowRunner:
         self._judge(secondary, cand, live_events)
         self._advance(live_events)
 
-    def _shed(self, request_id: str, wal_seq: int) -> bool:
+    def sheds(self, request_id: str, wal_seq: int) -> bool:
         """Leave this request uncompared? When the shadow is more than ``shed_lag`` records
         behind live (it then only follows live's state, which is cheap, so it stays current
         and takes little CPU from live), or when the request falls outside the sample (the
