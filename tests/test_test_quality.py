@@ -38,21 +38,21 @@ def _test_files() -> Iterator[Path]:
             yield path
 
 
-def _walk_with_function(
-    node: ast.AST, function: str = "<module>"
-) -> Iterator[tuple[ast.AST, str]]:
+def _walk_with_function(node: ast.AST, function: str = "<module>") -> Iterator[tuple[ast.AST, str]]:
     for child in ast.iter_child_nodes(node):
-        name = (
-            child.name if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) else function
-        )
+        name = child.name if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef) else function
         yield child, name
         yield from _walk_with_function(child, name)
 
 
 def _is_sleep(call: ast.Call) -> bool:
     func = call.func
-    return isinstance(func, ast.Attribute) and func.attr == "sleep" and (
-        isinstance(func.value, ast.Name) and func.value.id in ("asyncio", "time")
+    return (
+        isinstance(func, ast.Attribute)
+        and func.attr == "sleep"
+        and isinstance(func.value, ast.Name)
+        and func.value.id in ("asyncio", "time")
+        and bool(call.args)
     )
 
 
@@ -66,9 +66,8 @@ def fixed_pauses(source: str, filename: str) -> list[tuple[str, int]]:
     """(function, line) of each ``asyncio.sleep``/``time.sleep`` of a literal length."""
     found = []
     for node, function in _walk_with_function(ast.parse(source, filename)):
-        if isinstance(node, ast.Call) and _is_sleep(node) and node.args:
-            if _is_number(node.args[0]):
-                found.append((function, node.lineno))
+        if isinstance(node, ast.Call) and _is_sleep(node) and _is_number(node.args[0]):
+            found.append((function, node.lineno))
     return found
 
 
