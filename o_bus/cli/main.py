@@ -182,9 +182,9 @@ def _async_command(name: str) -> Callable[[argparse.Namespace], Coroutine[Any, A
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bench"]:  # the benchmark parses its own options
-        from o_bus.bench.main import main as bench_main
+        from o_bus.cli.bench import run_bench
 
-        return bench_main(argv[1:])
+        return run_bench(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

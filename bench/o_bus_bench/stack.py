@@ -1,0 +1,175 @@
+"""One benchmark server run: an embedded nats-server, the project's services, the raw services.
+
+Everything listens on 127.0.0.1 on a free port, keeps its data in a private directory, and is
+stopped by PID when the run ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Final, Self
+
+import nats.errors
+from nats.aio.client import Client
+
+from o_bus.agent.catalogue import Catalogue
+from o_bus.cli.services import SERVICE_STATUS_PREFIX
+from o_bus.cli.up import register_definitions
+from o_bus.client import request_headers
+from o_bus.runtime.connect import connect
+from o_bus.server.embedded import EmbeddedServer
+from o_bus.store import layout
+from o_bus.store.provision import provision
+from o_bus.wire.codec import Encoding
+from o_bus_bench.errors import BenchError
+from o_bus_bench.raw import RAW_REQUEST_PREFIX, provision_raw, status_subject
+
+__all__ = ["AGENT", "PROJECT_SUBJECT", "RAW_SUBJECT", "Stack"]
+
+AGENT: Final = "counter"
+PROJECT_SUBJECT: Final = layout.request_subject(AGENT)
+RAW_SUBJECT: Final = RAW_REQUEST_PREFIX + AGENT
+READY_TIMEOUT: Final = 30.0
+
+
+class ServiceProcess:
+    """A service process with its output in a log file."""
+
+    def __init__(self, name: str, cmd: list[str], log_path: Path) -> None:
+        self.name = name
+        self.log_path = log_path
+        self._log: IO[bytes] = log_path.open("ab")
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            tail = self.log_path.read_text(errors="replace").strip().splitlines()[-15:]
+            raise BenchError(
+                f"{self.name} exited with code {self.proc.returncode}:\n" + "\n".join(tail)
+            )
+
+    def terminate(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float) -> None:
+        try:
+            self.proc.wait(max(0.1, timeout))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+class Stack:
+    """Server + splitter + agent host + raw splitter + raw agent, for one server setting."""
+
+    def __init__(self, work_dir: Path, sync_interval: str | None) -> None:
+        self.work_dir = work_dir
+        self.sync_interval = sync_interval
+        self.server = EmbeddedServer(work_dir / "nats", port=0, sync_interval=sync_interval)
+        self.children: list[ServiceProcess] = []
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def pids(self) -> dict[str, int]:
+        """PIDs of the measured processes, by role."""
+        found = {"server": self.server.pid or 0}
+        found.update({child.name: child.proc.pid for child in self.children})
+        return {name: pid for name, pid in found.items() if pid}
+
+    def start(self) -> None:
+        self.server.start()
+        asyncio.run(self._prepare())
+        python = sys.executable
+        for name, cmd in (
+            ("splitter", [python, "-m", "o_bus.cli.main", "run", "splitter", "--nats", self.url]),
+            # The agent process exactly as the supervisor runs it under `o-bus up`.
+            ("agent", [python, "-m", "o_bus.cli.main", "run", "agent", AGENT, "--nats", self.url]),
+            ("raw-splitter", [python, "-m", "o_bus_bench.raw", "splitter", "--nats", self.url]),
+            ("raw-agent", [python, "-m", "o_bus_bench.raw", "agent", "--nats", self.url]),
+        ):
+            self.children.append(ServiceProcess(name, cmd, self.work_dir / f"{name}.log"))
+        asyncio.run(self._wait_ready())
+
+    async def _prepare(self) -> None:
+        async with connect(self.url, "o-bus-bench") as (_, js):
+            await provision(js)
+            await register_definitions(js, Catalogue.discover())
+            await provision_raw(js)
+
+    async def _wait_ready(self) -> None:
+        async with connect(self.url, "o-bus-bench") as (nc, _):
+            deadline = time.monotonic() + READY_TIMEOUT
+            for subject in (
+                f"{SERVICE_STATUS_PREFIX}splitter.status",
+                layout.control_subject(AGENT, "status"),
+                status_subject("splitter"),
+                status_subject("agent"),
+            ):
+                await self._until_answered(nc, subject, deadline)
+            for subject in (PROJECT_SUBJECT, RAW_SUBJECT):
+                await self._check_path(nc, subject)
+
+    async def _until_answered(self, nc: Client, subject: str, deadline: float) -> None:
+        while True:
+            for child in self.children:
+                child.check_alive()
+            try:
+                await nc.request(subject, b"", timeout=0.5)
+                return
+            except nats.errors.Error:
+                if time.monotonic() > deadline:
+                    raise BenchError(f"no answer on {subject} within {READY_TIMEOUT}s") from None
+                await asyncio.sleep(0.1)
+
+    @staticmethod
+    async def _check_path(nc: Client, subject: str) -> None:
+        """One request through the path: it must succeed before it is measured."""
+        headers = request_headers("increment", uuid.uuid4().hex, Encoding.JSON, "o-bus/bench")
+        try:
+            reply = await nc.request(subject, b'{"by": 1}', timeout=10.0, headers=headers)
+        except nats.errors.Error as err:
+            raise BenchError(f"a first request on {subject} got no reply: {err!r}") from err
+        if b'"ok":true' not in reply.data.replace(b" ", b""):
+            raise BenchError(f"a first request on {subject} failed: {reply.data!r}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        for child in self.children:
+            child.terminate()
+        deadline = time.monotonic() + timeout
+        for child in self.children:
+            child.wait(deadline - time.monotonic())
+        self.children.clear()
+        self.server.stop()
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
