@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -391,3 +392,20 @@ async def test_restart_does_not_dead_letter_a_request_twice(platform: Platform) 
         platform.js, layout.DLQ_STREAM, layout.dlq_subject("counter", "rejected")
     )
     assert len(letters) == 1
+
+
+async def test_an_event_with_no_applier_is_an_internal_error_and_stores_nothing(
+    nats_url: str,
+) -> None:
+    spec = str(Path(__file__).parent / "agents_for_tests" / "unapplied.py") + ":unapplied"
+    async with running_platform(
+        nats_url, agents=("unapplied",), extra_definitions=[spec]
+    ) as platform:
+        reply = await platform.send("unapplied", "note", {"text": "x"})
+        assert reply["ok"] is False
+        assert reply["error"]["code"] == ErrorCode.INTERNAL.value
+        assert "no applier for event 'noted'" in reply["error"]["message"]
+        after = await platform.send("unapplied", "ping")
+        assert after["ok"] is True
+        assert after["seq"] == 1
+        assert [e.type for e in await collect_events(platform.log("unapplied"))] == ["pinged"]
