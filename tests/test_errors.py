@@ -85,3 +85,14 @@ def test_the_client_and_queries_are_public() -> None:
     assert (Query, QueryContext) == (queries.Query, queries.QueryContext)
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         _ = o_bus.nothing  # type: ignore[attr-defined]
+
+
+def test_nothing_raises_the_bare_not_found_error() -> None:
+    """NotFoundError has no code of its own: each raise names the kind of missing thing."""
+    bare = []
+    for folder in ("o_bus", "handlers", "agents"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Call) and ast.unparse(node.func) == "NotFoundError":
+                    bare.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not bare, f"raise a NotFoundError subclass instead: {bare}"
