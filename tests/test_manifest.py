@@ -169,3 +169,11 @@ def test_bench_is_found_through_its_entry_point() -> None:
     assert entry.dist is not None
     assert entry.dist.name == "o-bus-bench"
     assert entry.value == "o_bus_bench.main:main"
+
+
+def test_ci_installs_what_the_readme_test_command_installs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    found = re.search(r"\.venv/bin/pip install (-e '\.\[test\]'[^&\n]*?) && ", readme)
+    assert found, "the README's test command is not where this test looks"
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert f"pip install --quiet {found.group(1)} " in ci, (found.group(1), ci)
