@@ -20,13 +20,13 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from support import Platform, eventually, running_platform
 
+from o_bus.common.connect import connect
 from o_bus.errors import OBusError
 from o_bus.evolution.code_store import CodeVersion
 from o_bus.evolution.deploy import deploy
 from o_bus.evolution.evolution_store import EvolutionStore
 from o_bus.evolution.plan import Evolution, EvolutionPlan
 from o_bus.handlers.arbiter.service import Arbiter
-from o_bus.runtime.connect import connect
 
 __all__ = [
     "FAST",

@@ -38,13 +38,12 @@ from pydantic import ValidationError
 from support import WAIT_SECONDS, collect_events, eventually
 
 from o_bus import client
-from o_bus.agent.supervision import AgentSupervision, SystemEvent
-from o_bus.cli.services import SERVICE_STATUS_PREFIX
 from o_bus.errors import AgentUnavailableError
 from o_bus.runtime.heartbeat import Heartbeat
 from o_bus.store import layout
 from o_bus.store.event_log import StoredEvent
 from o_bus.store.jetstream_event_log import JetStreamEventLog
+from o_bus.supervision.records import AgentSupervision, SystemEvent
 
 __all__ = [
     "Beat",
@@ -369,7 +368,7 @@ async def wait_for_service(nc: Client, service: str) -> None:
 
     async def answers() -> bool:
         try:
-            await nc.request(f"{SERVICE_STATUS_PREFIX}{service}.status", b"", timeout=0.5)
+            await nc.request(layout.service_status_subject(service), b"", timeout=0.5)
         except nats.errors.Error:
             return False
         return True

@@ -24,12 +24,12 @@ from nats.js.errors import NotFoundError as JsNotFoundError
 
 from o_bus.agent.catalogue import Catalogue
 from o_bus.agent.lifecycle import LifecycleState
-from o_bus.cli.up import register_definitions
 from o_bus.client import send
+from o_bus.common.connect import connect
 from o_bus.config import RuntimeConfig, StorageConfig
 from o_bus.handlers.splitter.service import Splitter
-from o_bus.runtime.connect import connect
 from o_bus.runtime.host import AgentHost
+from o_bus.runtime.registration import register_definitions
 from o_bus.store import layout
 from o_bus.store.event_log import EventLog, StoredEvent
 from o_bus.store.jetstream_event_log import JetStreamEventLog

@@ -40,16 +40,16 @@ from support import eventually
 
 from o_bus import client
 from o_bus.agent.catalogue import Catalogue
-from o_bus.agent.supervision import SupervisionPolicy
-from o_bus.cli.up import register_definitions
 from o_bus.errors import AgentUnavailableError
 from o_bus.replay.rebuild import rebuild
 from o_bus.runtime.heartbeat import Heartbeat
+from o_bus.runtime.registration import register_definitions
 from o_bus.store import layout
 from o_bus.store.event_log import StoredEvent
 from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.provision import provision
 from o_bus.store.snapshots import SnapshotStore
+from o_bus.supervision.records import SupervisionPolicy
 
 pytestmark = pytest.mark.slow
 

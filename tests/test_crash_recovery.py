@@ -17,8 +17,8 @@ from support import eventually, run_cli
 
 from o_bus import client
 from o_bus.agent.catalogue import Catalogue
-from o_bus.cli.up import register_definitions
 from o_bus.errors import AgentUnavailableError
+from o_bus.runtime.registration import register_definitions
 from o_bus.store import layout
 from o_bus.store.event_log import StoredEvent
 from o_bus.store.jetstream_event_log import JetStreamEventLog

@@ -20,6 +20,7 @@ from o_bus.agents.counter import (
     counter,
 )
 from o_bus.agents.echo import echo
+from o_bus.common.connect import connect
 from o_bus.config import StorageConfig
 from o_bus.errors import (
     AgentCodeError,
@@ -31,7 +32,6 @@ from o_bus.errors import (
 from o_bus.events.model import Command, Event, State, snake_case
 from o_bus.events.upcasting import UpcasterChain
 from o_bus.replay.rebuild import rebuild
-from o_bus.runtime.connect import connect
 from o_bus.store.event_log import NewEvent, event_headers, utc_now
 from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.provision import provision

@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from support import collect_events
 
+from o_bus.common.connect import connect
 from o_bus.config import StorageConfig
 from o_bus.errors import ConcurrencyError, ErrorCode
-from o_bus.runtime.connect import connect
 from o_bus.store import layout
 from o_bus.store.event_log import (
     EventLog,

@@ -21,13 +21,13 @@ from support import cli_json_lines, collect_events, eventually, run_cli
 
 from o_bus import client
 from o_bus.agent.catalogue import Catalogue
-from o_bus.agent.supervision import SupervisionPolicy
 from o_bus.agents.counter import counter
-from o_bus.cli.up import register_definitions
 from o_bus.errors import AgentUnavailableError
 from o_bus.evolution.candidate.stats import CandidateStats
+from o_bus.runtime.registration import register_definitions
 from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.provision import provision
+from o_bus.supervision.records import SupervisionPolicy
 
 pytestmark = pytest.mark.slow
 

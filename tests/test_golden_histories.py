@@ -1,7 +1,7 @@
 """Golden histories: what earlier releases recorded must fold with today's code, to the same state.
 
 Histories live in tests/data/histories/<release>/<agent>/ (see o_bus.replay.history_file) and are
-written by ``python -m o_bus.replay.record_histories``. Each one is folded offline from the start
+written by ``python -m o_bus.cli.record_histories``. Each one is folded offline from the start
 and from each of its snapshots; the ``tally`` history was written by version-1 code and is read
 by today's version-2 code through its upcaster.
 """
@@ -15,10 +15,10 @@ import pytest
 
 from o_bus.agent.catalogue import Catalogue, find_definition, import_file
 from o_bus.agent.definition import AgentDefinition
+from o_bus.cli.record_histories import main as record_main
 from o_bus.replay import LogRecord, replay_history
 from o_bus.replay.golden import HistoryMismatch, check_history
 from o_bus.replay.history_file import RecordedHistory
-from o_bus.replay.record_histories import main as record_main
 from o_bus.store.event_records import H_VERSION
 
 HERE = Path(__file__).parent

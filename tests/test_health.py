@@ -19,7 +19,6 @@ from nats.aio.msg import Msg
 from nats.js.api import KeyValueConfig
 from support import eventually
 
-from o_bus.agent.supervision import AgentSupervision, ProcessInfo
 from o_bus.evolution.candidate.stats import CandidateStats
 from o_bus.handlers.health.aggregate import (
     BUCKET_COUNT,
@@ -35,6 +34,7 @@ from o_bus.runtime.heartbeat import Heartbeat
 from o_bus.runtime.metrics import LATENCY_BUCKETS_MS
 from o_bus.store import layout
 from o_bus.store.registry import AgentRecord, Registry
+from o_bus.supervision.records import AgentSupervision, ProcessInfo
 
 
 def beat(

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from o_bus.agent.catalogue import Catalogue
+from o_bus.common.connect import connect
 from o_bus.config import StorageConfig
 from o_bus.errors import ConfigurationError, SnapshotError
 from o_bus.replay import LogRecord, ReplayError, replay_history
 from o_bus.replay.history_file import RecordedHistory, read_lines, write_lines
 from o_bus.replay.rebuild import rebuild
-from o_bus.runtime.connect import connect
 from o_bus.store.event_log import NewEvent, event_headers, utc_now
 from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.memory_event_log import InMemoryEventLog

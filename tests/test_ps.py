@@ -15,12 +15,12 @@ import pytest
 from nats.aio.client import Client
 from nats.js.api import KeyValueConfig
 
-from o_bus.agent.supervision import AgentSupervision, ProcessInfo
 from o_bus.cli.ps import build, cmd_ps, format_table
 from o_bus.runtime.heartbeat import Heartbeat
 from o_bus.runtime.metrics import LATENCY_BUCKETS_MS
 from o_bus.store import layout
 from o_bus.store.registry import AgentRecord, Registry
+from o_bus.supervision.records import AgentSupervision, ProcessInfo
 
 UPTIME = 3725.0  # a bit over an hour
 

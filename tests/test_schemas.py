@@ -24,12 +24,6 @@ from o_bus import schemas
 from o_bus.agent.catalogue import Catalogue
 from o_bus.agent.definition import AgentDefinition
 from o_bus.agent.lifecycle import LifecycleChanged, LifecycleState
-from o_bus.agent.supervision import (
-    AgentSupervision,
-    ProcessInfo,
-    SupervisionPolicy,
-    SystemEvent,
-)
 from o_bus.client import request_headers
 from o_bus.errors import ErrorCode, InvalidRequestError
 from o_bus.handlers.health.aggregate import parse_heartbeat
@@ -41,6 +35,7 @@ from o_bus.schemas.tools import TOOLS_FILES
 from o_bus.store import layout
 from o_bus.store.dead_letter import DeadLetters
 from o_bus.store.event_log import event_headers
+from o_bus.supervision.records import AgentSupervision, ProcessInfo, SupervisionPolicy, SystemEvent
 from o_bus.wire.cloudevents import parse_request
 from o_bus.wire.codec import CLOUDEVENTS_JSON, Encoding
 from o_bus.wire.reply import Reply, encode_reply, error_reply, error_reply_from, ok_reply

@@ -19,10 +19,10 @@ from support import collect_events
 
 from o_bus.agents.counter import CounterState, Incremented, ResetDone, counter
 from o_bus.agents.echo import echo
+from o_bus.common.connect import connect
 from o_bus.config import StorageConfig
 from o_bus.events.model import Event
 from o_bus.replay.rebuild import Rebuilt, ReplayError, rebuild
-from o_bus.runtime.connect import connect
 from o_bus.store import layout
 from o_bus.store.event_log import EventLog, NewEvent, StoredEvent, event_headers, utc_now
 from o_bus.store.jetstream_event_log import JetStreamEventLog

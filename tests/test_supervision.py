@@ -39,17 +39,17 @@ from support import collect_events, eventually, read_subject
 from o_bus import client
 from o_bus.agent.catalogue import Catalogue, load_definition
 from o_bus.agent.definition import AgentDefinition
-from o_bus.agent.supervision import SupervisionPolicy
 from o_bus.agents.counter import counter
 from o_bus.agents.echo import echo
-from o_bus.cli.up import register_definitions
 from o_bus.errors import AgentUnavailableError, ConcurrencyError
 from o_bus.handlers.supervisor.service import LEADER_KEY, RESET_SUBJECT
+from o_bus.runtime.registration import register_definitions
 from o_bus.store import layout
 from o_bus.store.event_log import NewEvent, event_headers
 from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.lease import LeaseStore
 from o_bus.store.provision import ensure_agent_stream, provision
+from o_bus.supervision.records import SupervisionPolicy
 
 CRASHY_FILE = Path(__file__).parent / "agents_for_tests" / "crashy.py"
 CRASHY_SPEC = f"{CRASHY_FILE.resolve()}:crashy"

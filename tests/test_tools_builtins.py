@@ -15,12 +15,12 @@ from o_bus import AgentDefinition, Command, Event
 from o_bus.client import query
 from o_bus.config import StorageConfig
 from o_bus.errors import InvalidRequestError
+from o_bus.memory.search_tool import memory_search_tool
 from o_bus.store.provision import provision
 from o_bus.tools import ToolContext, ToolResult, ToolState
 from o_bus.tools.executor import Execution, ToolExecutor
 from o_bus.tools.kv_tool import kv_tool
 from o_bus.tools.llm_tool import BASE_URL_ENV, KEY_ENV, MODEL_ENV, OpenAICompatibleChat, llm_tool
-from o_bus.tools.memory_tool import memory_search_tool
 
 
 def _ok(result: Execution) -> dict[str, Any]:

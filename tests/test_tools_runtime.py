@@ -13,11 +13,11 @@ from tools_fakes import http_fake, tool_platform
 
 from o_bus import AgentDefinition, Command
 from o_bus.agent.catalogue import Catalogue
+from o_bus.common.connect import connect
 from o_bus.config import RuntimeConfig
 from o_bus.evolution.candidate.shadow import ShadowRunner
 from o_bus.replay.fork import fork
 from o_bus.runtime.agent_process import EXIT_OK, AgentProcess
-from o_bus.runtime.connect import connect
 from o_bus.runtime.host import AgentHost
 from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.tools import ToolContext, ToolState, tool

@@ -25,17 +25,17 @@ from support import collect_events, eventually
 
 from o_bus.agent.catalogue import Catalogue
 from o_bus.agent.definition import AgentDefinition
-from o_bus.cli.up import register_definitions
 from o_bus.client import send
+from o_bus.common.connect import connect
 from o_bus.config import RuntimeConfig, StorageConfig
 from o_bus.handlers.splitter.service import Splitter
-from o_bus.runtime.connect import connect
+from o_bus.runtime.registration import register_definitions
+from o_bus.runtime.tool_runner import ToolRunner, start_tool_runner
 from o_bus.runtime.worker import AgentWorker
 from o_bus.store.event_log import EventLog, StoredEvent
 from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.provision import provision
 from o_bus.tools.executor import ToolExecutor
-from o_bus.tools.runner import ToolRunner, start_tool_runner
 from o_bus.tools.spec import ToolContext
 
 __all__ = ["FakeClock", "HttpFake", "ToolPlatform", "http_fake", "tool_platform"]

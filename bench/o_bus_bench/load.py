@@ -24,7 +24,7 @@ import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from o_bus.runtime.connect import install_uvloop
+from o_bus.common.event_loop import install_uvloop
 from o_bus_bench.errors import BenchError
 from o_bus_bench.stats import CpuSampler, LevelResult, percentile
 

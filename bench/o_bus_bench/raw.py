@@ -27,8 +27,9 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
-from o_bus.cli.common import run
-from o_bus.runtime.connect import connect, run_until_signalled
+from o_bus.common.connect import connect
+from o_bus.common.event_loop import run
+from o_bus.common.signals import run_until_signalled
 
 __all__ = [
     "RAW_EVENTS_STREAM",

@@ -27,9 +27,10 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from o_bus.agent.catalogue import Catalogue
+from o_bus.common.connect import connect
+from o_bus.common.event_loop import install_uvloop
 from o_bus.replay.offline import replay_history
 from o_bus.replay.rebuild import rebuild
-from o_bus.runtime.connect import connect, install_uvloop
 from o_bus.store import layout
 from o_bus.store.event_log import event_headers, utc_now
 from o_bus.store.jetstream_event_log import JetStreamEventLog

@@ -20,10 +20,9 @@ import nats.errors
 from nats.aio.client import Client
 
 from o_bus.agent.catalogue import Catalogue
-from o_bus.cli.services import SERVICE_STATUS_PREFIX
-from o_bus.cli.up import register_definitions
 from o_bus.client import request_headers
-from o_bus.runtime.connect import connect
+from o_bus.common.connect import connect
+from o_bus.runtime.registration import register_definitions
 from o_bus.server.embedded import EmbeddedServer
 from o_bus.store import layout
 from o_bus.store.provision import provision
@@ -117,7 +116,7 @@ class Stack:
         async with connect(self.url, "o-bus-bench") as (nc, _):
             deadline = time.monotonic() + READY_TIMEOUT
             for subject in (
-                f"{SERVICE_STATUS_PREFIX}splitter.status",
+                layout.service_status_subject("splitter"),
                 layout.control_subject(AGENT, "status"),
                 status_subject("splitter"),
                 status_subject("agent"),

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from o_bus.common.tasks import cancel_and_wait
 from o_bus.errors import StorageError
 from o_bus.evolution.evolution_store import EvolutionStore
 from o_bus.evolution.plan import Evolution
-from o_bus.runtime.tasks import cancel_and_wait
 from o_bus.store.event_records import utc_now
 from o_bus.store.lease import Lease, LeaseHolder, LeaseStore
 

@@ -18,12 +18,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from o_bus.agent.supervision import AgentSupervision, SupervisionPolicy
 from o_bus.errors import ErrorCode, OBusError
 from o_bus.runtime.heartbeat import Heartbeat
 from o_bus.runtime.metrics import LATENCY_BUCKETS_MS
 from o_bus.store import layout
 from o_bus.store.registry import AgentRecord
+from o_bus.supervision.records import AgentSupervision, SupervisionPolicy
 
 __all__ = [
     "BUCKET_COUNT",

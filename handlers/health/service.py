@@ -26,11 +26,11 @@ from nats.js import JetStreamContext
 from pydantic import ValidationError
 from pydantic_core import to_json
 
-from o_bus.agent.supervision import AgentSupervision
+from o_bus.common.tasks import cancel_and_wait
 from o_bus.errors import OBusError
-from o_bus.runtime.tasks import cancel_and_wait
 from o_bus.store import layout
 from o_bus.store.registry import Registry
+from o_bus.supervision.records import AgentSupervision
 
 from . import exposition, prometheus
 from .aggregate import DEFAULT_FORGET_AFTER, HealthState, MalformedHeartbeat, parse_heartbeat

@@ -7,12 +7,12 @@ import logging
 
 from nats.js import JetStreamContext
 
-from o_bus.agent.supervision import AgentSupervision
+from o_bus.common.tasks import cancel_and_wait
 from o_bus.evolution.routes import CanaryRoute, RouteStore
-from o_bus.runtime.tasks import cancel_and_wait
 from o_bus.store import layout
 from o_bus.store.registry import AgentRecord, Registry
 from o_bus.store.watch import watch_bucket
+from o_bus.supervision.records import AgentSupervision
 
 __all__ = ["RouteTable"]
 

@@ -11,7 +11,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from o_bus.agent.supervision import ProcessInfo
+from o_bus.supervision.records import ProcessInfo
 
 __all__ = ["AgentChild", "pid_alive", "spawn_agent"]
 

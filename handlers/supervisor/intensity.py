@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections import deque
 
-from o_bus.agent.supervision import SupervisionPolicy
+from o_bus.supervision.records import SupervisionPolicy
 
 __all__ = ["RestartBudget"]
 

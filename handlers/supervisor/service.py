@@ -27,16 +27,16 @@ from nats.js.kv import KeyValue
 from pydantic import ValidationError
 from pydantic_core import to_json
 
-from o_bus.agent.supervision import AgentSupervision, SupervisionPolicy, SystemEvent
+from o_bus.common.tasks import cancel_and_wait
 from o_bus.errors import StorageError
 from o_bus.runtime.agent_process import EXIT_FENCED
 from o_bus.runtime.heartbeat import Heartbeat
-from o_bus.runtime.tasks import cancel_and_wait
 from o_bus.store import layout
 from o_bus.store.event_records import utc_now
 from o_bus.store.lease import Lease, LeaseHolder, LeaseStore
 from o_bus.store.provision import ensure_bucket
 from o_bus.store.registry import AgentRecord, Registry
+from o_bus.supervision.records import AgentSupervision, SupervisionPolicy, SystemEvent
 
 from .children import AgentChild, pid_alive, spawn_agent
 from .intensity import RestartBudget
@@ -45,7 +45,7 @@ __all__ = ["LEADER_KEY", "RESET_SUBJECT", "Supervisor"]
 
 log = logging.getLogger(__name__)
 LEADER_KEY: Final = "_supervisor"
-RESET_SUBJECT: Final = "o.svc.supervisor.reset"
+RESET_SUBJECT: Final = layout.SUPERVISOR_RESET_SUBJECT
 HUNG_KILL_GRACE: Final = 10.0  # seconds a hung, replaced active may still wake up and step down
 
 

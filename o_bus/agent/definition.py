@@ -39,7 +39,7 @@ from o_bus.events.upcasting import UpcasterChain
 from o_bus.wire.codec import Encoding, decode
 
 if TYPE_CHECKING:
-    from o_bus.tools.binding import AgentTools, Continuation
+    from o_bus.agent.tool_binding import AgentTools, Continuation
     from o_bus.tools.spec import Tool
 
 __all__ = ["AgentDefinition", "Decision"]
@@ -277,7 +277,7 @@ class AgentDefinition(Generic[S]):
     def use_tools(self, *tools: Tool) -> AgentTools:
         """Declare the tools this agent's handlers may ask for; the state must subclass
         ``o_bus.tools.ToolState``. Handlers ask with ``tools.call(state, name, input)``."""
-        from o_bus.tools.binding import AgentTools
+        from o_bus.agent.tool_binding import AgentTools
 
         if self.tools is not None:
             raise ConfigurationError(f"agent {self.name!r} declared its tools twice")

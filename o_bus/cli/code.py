@@ -6,10 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from o_bus.cli.common import emit, resolve_url
+from o_bus.cli.common import emit
+from o_bus.common.connect import connect
+from o_bus.common.urls import resolve_url
 from o_bus.evolution.code_store import CodeStore, default_cache_dir
 from o_bus.evolution.deploy import default_deployer, deploy
-from o_bus.runtime.connect import connect
 
 __all__ = ["cmd_deploy", "cmd_versions"]
 

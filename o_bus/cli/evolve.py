@@ -12,14 +12,15 @@ from typing import Any
 import nats.errors
 from pydantic_core import from_json
 
-from o_bus.cli.common import emit, resolve_url
+from o_bus.cli.common import emit
+from o_bus.common.connect import connect
+from o_bus.common.urls import resolve_url
 from o_bus.errors import ErrorCode, InvalidRequestError, NotFoundError
 from o_bus.evolution.code_store import CodeStore, default_cache_dir
 from o_bus.evolution.evolution_store import EvolutionStore
 from o_bus.evolution.plan import Evolution, EvolutionPlan
 from o_bus.evolution.routes import CanaryRoute, Route, RouteStore, ShadowRoute
 from o_bus.evolution.sandbox import MiB, SandboxLimits
-from o_bus.runtime.connect import connect
 from o_bus.store import layout
 from o_bus.store.event_records import utc_now
 from o_bus.store.registry import Registry

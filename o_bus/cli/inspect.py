@@ -12,13 +12,14 @@ from pydantic_core import from_json, to_json
 
 from o_bus import client
 from o_bus.agent.catalogue import Catalogue
-from o_bus.cli.common import emit, resolve_url
+from o_bus.cli.common import emit
+from o_bus.common.connect import connect
+from o_bus.common.urls import resolve_url
 from o_bus.errors import AgentUnavailableError, ErrorCode, InvalidRequestError
 from o_bus.handlers.supervisor.service import RESET_SUBJECT
 from o_bus.replay.fork import fork
 from o_bus.replay.rebuild import rebuild
 from o_bus.replay.system_history import read_system_history
-from o_bus.runtime.connect import connect
 from o_bus.store import layout
 from o_bus.store.event_log import StoredEvent
 from o_bus.store.jetstream_event_log import JetStreamEventLog

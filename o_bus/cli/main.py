@@ -9,7 +9,8 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from o_bus.cli.common import DEFAULT_DATA_DIR, run
+from o_bus.common.event_loop import run
+from o_bus.common.urls import DEFAULT_DATA_DIR
 from o_bus.errors import OBusError
 
 __all__ = ["build_parser", "main"]

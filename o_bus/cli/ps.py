@@ -23,13 +23,14 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, NoKeysError
 from pydantic import ValidationError
 
-from o_bus.agent.supervision import AgentSupervision
-from o_bus.cli.common import emit, resolve_url
+from o_bus.cli.common import emit
+from o_bus.common.connect import connect
+from o_bus.common.urls import resolve_url
 from o_bus.errors import OBusError
-from o_bus.runtime.connect import connect
 from o_bus.runtime.heartbeat import Heartbeat
 from o_bus.store import layout
 from o_bus.store.registry import AgentRecord, Registry
+from o_bus.supervision.records import AgentSupervision
 
 __all__ = ["DEFAULT_SAMPLE_SECONDS", "build", "cmd_ps", "collect", "format_table"]
 

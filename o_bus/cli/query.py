@@ -8,9 +8,10 @@ from typing import Any
 from pydantic_core import from_json
 
 from o_bus import client
-from o_bus.cli.common import emit, resolve_url
+from o_bus.cli.common import emit
+from o_bus.common.connect import connect
+from o_bus.common.urls import resolve_url
 from o_bus.errors import ErrorCode, InvalidRequestError
-from o_bus.runtime.connect import connect
 
 __all__ = ["cmd_query"]
 

@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING
 from pydantic_core import to_json
 
 from o_bus.agent.catalogue import Catalogue
-from o_bus.cli.common import resolve_url
+from o_bus.common.connect import connect
+from o_bus.common.signals import run_until_signalled
+from o_bus.common.urls import resolve_url
 from o_bus.config import RuntimeConfig
 from o_bus.errors import ConfigurationError
 from o_bus.evolution.live_code import CodeResolver, RouteFollower
 from o_bus.runtime.agent_process import AgentProcess
-from o_bus.runtime.connect import connect, run_until_signalled
+from o_bus.store import layout
 from o_bus.store.registry import Registry
 
 if TYPE_CHECKING:
@@ -26,10 +28,9 @@ if TYPE_CHECKING:
     from o_bus.handlers.supervisor.service import Supervisor
     from o_bus.runtime.host import AgentHost
 
-__all__ = ["SERVICE_STATUS_PREFIX", "cmd_run"]
+__all__ = ["cmd_run"]
 
 log = logging.getLogger(__name__)
-SERVICE_STATUS_PREFIX = "o.svc."
 
 
 def _agent_specs(args: argparse.Namespace) -> list[str]:
@@ -105,7 +106,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
                 await service.start()
             except OSError as err:  # the health monitor's HTTP port
                 raise ConfigurationError(f"{args.service} cannot listen: {err}") from err
-            await nc.subscribe(f"{SERVICE_STATUS_PREFIX}{args.service}.status", cb=answer)
+            await nc.subscribe(layout.service_status_subject(args.service), cb=answer)
             log.info("%s ready on %s", args.service, url)
 
         await run_until_signalled(start, service.stop)

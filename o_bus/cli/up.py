@@ -19,54 +19,24 @@ from pathlib import Path
 
 import nats.errors
 from nats.aio.msg import Msg
-from nats.js import JetStreamContext
 
 from o_bus.agent.catalogue import Catalogue
-from o_bus.agent.supervision import SupervisionPolicy
-from o_bus.cli.common import URL_FILE, resolve_url
-from o_bus.cli.services import SERVICE_STATUS_PREFIX
+from o_bus.common.connect import connect
+from o_bus.common.urls import URL_FILE, resolve_url
 from o_bus.config import StorageConfig, nats_url_from_env
 from o_bus.errors import ConfigurationError, OBusError
-from o_bus.runtime.connect import connect
+from o_bus.runtime.registration import register_definitions
 from o_bus.server.embedded import EmbeddedServer
 from o_bus.store import layout
-from o_bus.store.event_records import utc_now
-from o_bus.store.provision import ensure_agent_stream, provision
-from o_bus.store.registry import AgentRecord, Registry
+from o_bus.store.provision import provision
+from o_bus.store.registry import Registry
+from o_bus.supervision.records import SupervisionPolicy
 
 __all__ = ["SERVICES", "cmd_up", "register_definitions"]
 
 log = logging.getLogger(__name__)
 # The bus services `o-bus up` runs, each in its own process. The supervisor runs the agents.
 SERVICES = ("splitter", "supervisor", "health", "arbiter")
-
-
-async def register_definitions(
-    js: JetStreamContext, catalogue: Catalogue, policy: SupervisionPolicy | None = None
-) -> list[str]:
-    """Register one agent per installed definition (same name), keeping existing ones.
-
-    ``policy`` (when given) replaces the supervision policy of these agents."""
-    registry = Registry(js)
-    existing = {record.name: record for record in await registry.all()}
-    for name in catalogue.names():
-        definition = catalogue.get(name)
-        commands = sorted(definition.command_types)
-        current = existing.get(name)
-        wanted = policy or (current.supervision if current else SupervisionPolicy())
-        await ensure_agent_stream(js, name)
-        if current is None or current.commands != commands or current.supervision != wanted:
-            await registry.register(
-                AgentRecord(
-                    name=name,
-                    definition=name,
-                    commands=commands,
-                    created_at=current.created_at if current else utc_now(),
-                    forked_from=current.forked_from if current else None,
-                    supervision=wanted,
-                )
-            )
-    return catalogue.names()
 
 
 def _spawn(service: str, url: str, args: argparse.Namespace) -> subprocess.Popen[bytes]:
@@ -117,7 +87,7 @@ async def _wait_ready(
         for service in services:
             while True:
                 try:
-                    await nc.request(f"{SERVICE_STATUS_PREFIX}{service}.status", b"", timeout=0.5)
+                    await nc.request(layout.service_status_subject(service), b"", timeout=0.5)
                     break
                 except nats.errors.Error:
                     if time.monotonic() > deadline:
@@ -144,7 +114,7 @@ async def _prepare(url: str, args: argparse.Namespace) -> list[str]:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from o_bus.runtime.connect import install_uvloop
+    from o_bus.common.event_loop import install_uvloop
 
     install_uvloop()
     data_dir: Path = args.data_dir

@@ -16,10 +16,10 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from o_bus.agent.definition import AgentDefinition
+from o_bus.common.tasks import cancel_and_wait
 from o_bus.errors import OBusError
 from o_bus.evolution.canary_client import CanaryClient
 from o_bus.evolution.routes import Route, RouteStore
-from o_bus.runtime.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from o_bus.evolution.code_store import CodeStore

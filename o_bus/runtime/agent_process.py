@@ -228,7 +228,7 @@ class AgentProcess:
         await self.heartbeats.beat()
         tools = None
         if self.definition.tools is not None and self.config.run_tools:
-            from o_bus.tools.runner import start_tool_runner
+            from o_bus.runtime.tool_runner import start_tool_runner
 
             tools = await start_tool_runner(worker, self.config)
         log.info("agent %s: active (%s)", self.name, self.holder.holder)

@@ -13,10 +13,10 @@ from nats.js import JetStreamContext
 
 from o_bus.agent.catalogue import Catalogue
 from o_bus.agent.definition import AgentDefinition
+from o_bus.common.tasks import cancel_and_wait
 from o_bus.config import RuntimeConfig
 from o_bus.errors import OBusError
 from o_bus.evolution.live_code import CodeResolver, RouteFollower
-from o_bus.runtime.tasks import cancel_and_wait
 from o_bus.runtime.worker import AgentWorker
 from o_bus.store.registry import AgentRecord, Registry
 
@@ -106,7 +106,7 @@ class AgentHost:
         ``config.run_tools`` is off."""
         if worker.definition.tools is None or not self.config.run_tools:
             return None
-        from o_bus.tools.runner import start_tool_runner
+        from o_bus.runtime.tool_runner import start_tool_runner
 
         return await start_tool_runner(worker, self.config)
 

@@ -8,9 +8,9 @@ from pydantic import BaseModel, TypeAdapter
 
 from o_bus.agent.definition import AgentDefinition
 from o_bus.agent.lifecycle import LifecycleChanged
-from o_bus.agent.supervision import AgentSupervision, SystemEvent
 from o_bus.runtime.heartbeat import Heartbeat
 from o_bus.store import layout
+from o_bus.supervision.records import AgentSupervision, SystemEvent
 from o_bus.wire.reply import Reply
 
 from .build import document, require_all, serialized

@@ -6,11 +6,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any, get_args
 
 from o_bus.agent.definition import AgentDefinition
-from o_bus.agent.supervision import SystemEvent
 from o_bus.config import StorageConfig
 from o_bus.errors import ErrorCode
 from o_bus.store import layout
 from o_bus.store.dead_letter import KEEP_BYTES
+from o_bus.supervision.records import SystemEvent
 from o_bus.wire.codec import CLOUDEVENTS_JSON
 
 from .error_codes import ERROR_MEANINGS

@@ -79,6 +79,8 @@ EVOLUTION_EVENT_PREFIX: Final = "o.sys.evolution."
 ROUTES_BUCKET: Final = "o_routes"
 EVOLUTION_BUCKET: Final = "o_evolution"
 DIFF_STREAM: Final = "O_DIFF"
+SERVICE_PREFIX: Final = "o.svc."  # core-NATS requests to the bus services themselves
+SUPERVISOR_RESET_SUBJECT: Final = "o.svc.supervisor.reset"
 DIFF_PREFIX: Final = "o.diff."
 CANDIDATE_PREFIX: Final = "o.cand."
 
@@ -123,6 +125,11 @@ def events_stream(agent: str) -> str:
 def heartbeat_subject(agent: str) -> str:
     """Core-NATS subject of an agent process's heartbeats (not persisted)."""
     return HEARTBEAT_PREFIX + agent
+
+
+def service_status_subject(service: str) -> str:
+    """Core-NATS subject a running bus service (splitter, supervisor...) answers when ready."""
+    return f"{SERVICE_PREFIX}{service}.status"
 
 
 def system_event_subject(agent: str) -> str:

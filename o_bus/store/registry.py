@@ -10,10 +10,10 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
 from pydantic import BaseModel, ConfigDict
 
-from o_bus.agent.supervision import SupervisionPolicy
 from o_bus.errors import AgentNotFoundError, ErrorCode, InvalidRequestError, StorageError
 from o_bus.store import layout
 from o_bus.store.watch import watch_bucket
+from o_bus.supervision.records import SupervisionPolicy
 
 __all__ = ["AgentRecord", "Registry"]
 

@@ -6,10 +6,9 @@ request path, where it is recorded as :class:`ToolCallCompleted` and handed to t
 ``@agent.on_tool_result(name)`` handler. Replay and shadows reuse recorded results.
 
 Built-in tools: :func:`http_tool`, :func:`kv_tool`, :func:`llm_tool` (off until configured) and
-``o_bus.tools.memory_tool.memory_search_tool``.
+``o_bus.memory.search_tool.memory_search_tool``.
 """
 
-from o_bus.tools.binding import AgentTools
 from o_bus.tools.http_tool import HttpRequest, HttpResult, http_tool
 from o_bus.tools.kv_tool import KvRequest, KvResult, kv_tool
 from o_bus.tools.llm_tool import ChatModel, ChatReply, ChatRequest, OpenAICompatibleChat, llm_tool
@@ -24,7 +23,6 @@ from o_bus.tools.records import (
 from o_bus.tools.spec import RateLimit, Tool, ToolContext, ToolFailure, tool
 
 __all__ = [
-    "AgentTools",
     "ChatModel",
     "ChatReply",
     "ChatRequest",

@@ -15,10 +15,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
-from o_bus.tools.binding import validation_summary
 from o_bus.tools.policy import Clock, ResultCache, Sleep, TokenBucket
 from o_bus.tools.records import MAX_ERROR_MESSAGE, ToolError
 from o_bus.tools.spec import Tool, ToolContext, ToolFailure
+from o_bus.tools.validation import validation_summary
 
 __all__ = ["Execution", "ToolExecutor"]
 

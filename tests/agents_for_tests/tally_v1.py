@@ -2,7 +2,7 @@
 data is ``{"amount": n}``. Its golden history (tests/data/histories/*/tally) is recorded with
 this code; today's code (``tally.py`` beside it) reads those events through an upcaster.
 
-Recorded with ``python -m o_bus.replay.record_histories --agent
+Recorded with ``python -m o_bus.cli.record_histories --agent
 tests/agents_for_tests/tally_v1.py``.
 """
 

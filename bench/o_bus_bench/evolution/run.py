@@ -21,8 +21,8 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from pydantic_core import from_json
 
+from o_bus.common.connect import connect
 from o_bus.evolution.routes import RouteStore
-from o_bus.runtime.connect import connect
 from o_bus.store import layout
 from o_bus_bench.errors import BenchError
 from o_bus_bench.load import run_level

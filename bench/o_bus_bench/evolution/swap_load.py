@@ -29,8 +29,9 @@ from nats.aio.msg import Msg
 from pydantic import ValidationError
 
 from o_bus.agent.lifecycle import LifecycleChanged
+from o_bus.common.connect import connect
+from o_bus.common.event_loop import install_uvloop
 from o_bus.evolution.routes import Route, RouteStore
-from o_bus.runtime.connect import connect, install_uvloop
 from o_bus.store import layout
 from o_bus_bench.load import NATS_STATUS_HEADER, STATUS_HEADER, ClosedLoop
 from o_bus_bench.stats import CpuSampler, percentile

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from o_bus.common.connect import connect
 from o_bus.memory.embedder import HashingEmbedder
-from o_bus.runtime.connect import connect
 from o_bus_bench.memory.corpus import items, queries
 from o_bus_bench.memory.floor import Floor, measure_floor
 from o_bus_bench.memory.load import Rate, recall_load, remember_load

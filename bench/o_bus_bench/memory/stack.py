@@ -16,12 +16,11 @@ import nats.errors
 from nats.aio.client import Client
 
 from o_bus.agent.catalogue import Catalogue
-from o_bus.cli.services import SERVICE_STATUS_PREFIX
-from o_bus.cli.up import register_definitions
 from o_bus.client import query
+from o_bus.common.connect import connect
 from o_bus.errors import OBusError
 from o_bus.memory.projection import MEMORY_DIR_ENV
-from o_bus.runtime.connect import connect
+from o_bus.runtime.registration import register_definitions
 from o_bus.server.embedded import EmbeddedServer
 from o_bus.store import layout
 from o_bus.store.provision import provision
@@ -96,7 +95,7 @@ class MemoryStack:
         """Until the splitter routes and the agent answers queries."""
         deadline = time.monotonic() + READY_TIMEOUT
         for subject in (
-            f"{SERVICE_STATUS_PREFIX}splitter.status",
+            layout.service_status_subject("splitter"),
             layout.control_subject(AGENT, "status"),
         ):
             while True:

@@ -12,8 +12,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from o_bus.common.event_loop import install_uvloop
 from o_bus.errors import OBusError
-from o_bus.runtime.connect import install_uvloop
 from o_bus_bench.arguments import at_least_one, positive
 
 from .options import CONFIGS, Options

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from o_bus.agent.supervision import SupervisionPolicy
+from o_bus.supervision.records import SupervisionPolicy
 
 __all__ = ["CONFIGS", "Options", "policy"]
 

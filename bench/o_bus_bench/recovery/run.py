@@ -22,8 +22,8 @@ from typing import Final
 import nats
 from nats.aio.client import Client
 
-from o_bus.cli.services import SERVICE_STATUS_PREFIX
 from o_bus.server.embedded import EmbeddedServer
+from o_bus.store import layout
 from o_bus_bench.errors import BenchError
 from o_bus_bench.stats import CpuSampler
 
@@ -156,7 +156,7 @@ async def _measure(
 
         await _until(lambda: watch.ready(standby), "the agent processes", READY_TIMEOUT, check)
         for service in services:  # the splitter answers its status subject once it routes
-            await until_answered(nc, f"{SERVICE_STATUS_PREFIX}{service.name}.status")
+            await until_answered(nc, layout.service_status_subject(service.name))
         load = SteadyLoad(nc, options.rate, options.timeout, options.give_up, options.max_in_flight)
         pids = {service.name: service.proc.pid for service in services}
         sampler = CpuSampler({**pids, "server": server_pid, "bench": os.getpid()})

@@ -15,10 +15,10 @@ import nats.errors
 from nats.aio.client import Client
 
 from o_bus.agent.catalogue import Catalogue
-from o_bus.agent.supervision import SupervisionPolicy
-from o_bus.cli.up import register_definitions
-from o_bus.runtime.connect import connect
+from o_bus.common.connect import connect
+from o_bus.runtime.registration import register_definitions
 from o_bus.store.provision import provision
+from o_bus.supervision.records import SupervisionPolicy
 from o_bus_bench.errors import BenchError
 from o_bus_bench.stack import AGENT
 from o_bus_bench.stack import ServiceProcess as Service

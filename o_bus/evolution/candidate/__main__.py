@@ -9,8 +9,8 @@ import signal
 import sys
 
 from o_bus.agent.catalogue import Catalogue
-from o_bus.cli.common import resolve_url
-from o_bus.runtime.connect import connect
+from o_bus.common.connect import connect
+from o_bus.common.urls import resolve_url
 from o_bus.store.registry import Registry
 
 from .process import CandidateProcess

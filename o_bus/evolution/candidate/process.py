@@ -17,10 +17,10 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from o_bus.agent.definition import AgentDefinition
+from o_bus.common.periodic import PeriodicPublisher
 from o_bus.evolution.live_code import CodeResolver
 from o_bus.evolution.routes import RouteStore
 from o_bus.evolution.sandbox import current_report
-from o_bus.runtime.heartbeat import PeriodicPublisher
 from o_bus.store import layout
 
 from .decider import CanaryDecider

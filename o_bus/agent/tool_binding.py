@@ -24,24 +24,15 @@ from o_bus.tools.records import (
     ToolState,
 )
 from o_bus.tools.spec import Tool
+from o_bus.tools.validation import validation_summary
 
 if TYPE_CHECKING:
     from o_bus.agent.definition import AgentDefinition
 
-__all__ = ["AgentTools", "Continuation", "validation_summary"]
+__all__ = ["AgentTools", "Continuation"]
 
 TS = TypeVar("TS", bound=ToolState)
 Continuation = Callable[[Any, ToolResult], Event | Sequence[Event] | None]
-
-
-def validation_summary(err: ValidationError) -> tuple[str, list[dict[str, Any]]]:
-    """A short message and the details of a validation error, without the input values."""
-    errors = err.errors(include_url=False, include_context=False, include_input=False)
-    details = [
-        {"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]} for e in errors[:20]
-    ]
-    summary = "; ".join(f"{'.'.join(d['loc']) or '(input)'}: {d['msg']}" for d in details[:5])
-    return summary, details
 
 
 class AgentTools:

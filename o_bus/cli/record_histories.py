@@ -1,6 +1,6 @@
 """Record golden histories: real requests through a real platform on a private nats-server.
 
-    python -m o_bus.replay.record_histories [OUTDIR] [--agent path/to/agent.py:attr ...]
+    python -m o_bus.cli.record_histories [OUTDIR] [--agent path/to/agent.py:attr ...]
 
 writes ``OUTDIR/<o_bus version>/<agent>/`` (default ``tests/data/histories``) for the reference
 agents (counter, echo, memory) and any ``--agent`` module that defines ``golden_traffic``: the
@@ -31,12 +31,12 @@ from o_bus.agent.catalogue import Catalogue, find_definition, import_file
 from o_bus.agent.definition import AgentDefinition
 from o_bus.agent.lifecycle import LifecycleState
 from o_bus.client import send
+from o_bus.common.connect import connect
 from o_bus.config import RuntimeConfig, StorageConfig
 from o_bus.errors import ConfigurationError, OBusError
 from o_bus.memory.projection import DATA_DIR_ENV
 from o_bus.replay.golden_traffic import REFERENCE_TRAFFIC, Traffic
 from o_bus.replay.history_file import RecordedHistory
-from o_bus.runtime.connect import connect
 from o_bus.runtime.host import AgentHost
 from o_bus.server.embedded import EmbeddedServer
 from o_bus.store import layout
@@ -189,7 +189,7 @@ def _agents(specs: list[str]) -> Recorded:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m o_bus.replay.record_histories")
+    parser = argparse.ArgumentParser(prog="python -m o_bus.cli.record_histories")
     parser.add_argument("outdir", nargs="?", type=Path, default=DEFAULT_OUTDIR)
     parser.add_argument("--release", default=o_bus.__version__, help="subdirectory name")
     parser.add_argument(
