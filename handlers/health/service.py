@@ -48,15 +48,14 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 9464
-HEALTH_SUBJECT = "o.health"  # request/reply: every agent's summary
-HEALTH_PREFIX = "o.health."  # published: one agent's summary
+HEALTH_SUBJECT = layout.HEALTH_SUBJECT
+HEALTH_PREFIX = layout.HEALTH_PREFIX
 QUEUE_GROUP = "o-health"
 WARN_EVERY = 10.0  # seconds between two warnings about the same subject or key
 _MAX_WARNED = 1024
 
 
-def health_subject(agent: str) -> str:
-    return HEALTH_PREFIX + agent
+health_subject = layout.health_subject
 
 
 class HealthMonitor:

@@ -93,7 +93,7 @@ class StreamTail:
     async def run(self, after_stream_seq: int) -> None:
         try:
             sub = await self.js.subscribe(
-                f"o.*.{self.agent}",
+                layout.agent_log_wildcard(self.agent),
                 stream=layout.events_stream(self.agent),
                 cb=self._on_msg,
                 ordered_consumer=True,

@@ -49,7 +49,7 @@ async def read_system_history(
             done.set_result(None)
 
     sub = await js.subscribe(
-        f"o.sys.*.{agent}",
+        layout.system_records_wildcard(agent),
         stream=layout.SYSTEM_STREAM,
         cb=handle,
         ordered_consumer=True,

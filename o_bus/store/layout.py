@@ -79,6 +79,9 @@ EVOLUTION_EVENT_PREFIX: Final = "o.sys.evolution."
 ROUTES_BUCKET: Final = "o_routes"
 EVOLUTION_BUCKET: Final = "o_evolution"
 DIFF_STREAM: Final = "O_DIFF"
+HEALTH_SUBJECT: Final = "o.health"  # request/reply: every agent's health summary
+HEALTH_PREFIX: Final = "o.health."  # published: one agent's health summary
+SYSTEM_WILDCARD: Final = "o.sys.>"  # every subject of the system stream
 SERVICE_PREFIX: Final = "o.svc."  # core-NATS requests to the bus services themselves
 SUPERVISOR_RESET_SUBJECT: Final = "o.svc.supervisor.reset"
 DIFF_PREFIX: Final = "o.diff."
@@ -125,6 +128,21 @@ def events_stream(agent: str) -> str:
 def heartbeat_subject(agent: str) -> str:
     """Core-NATS subject of an agent process's heartbeats (not persisted)."""
     return HEARTBEAT_PREFIX + agent
+
+
+def agent_log_wildcard(agent: str) -> str:
+    """Every subject of an agent's event stream: events, outcomes and fences."""
+    return f"o.*.{agent}"
+
+
+def system_records_wildcard(agent: str) -> str:
+    """Every system record (lifecycle, supervision) about one agent."""
+    return f"o.sys.*.{agent}"
+
+
+def health_subject(agent: str) -> str:
+    """Core-NATS subject of one agent's health summary, published by the health monitor."""
+    return HEALTH_PREFIX + agent
 
 
 def service_status_subject(service: str) -> str:

@@ -66,7 +66,7 @@ def stream_configs(cfg: StorageConfig) -> list[StreamConfig]:
             base,
             name=layout.SYSTEM_STREAM,
             description="O system events: lifecycle transitions, starts, crashes",
-            subjects=["o.sys.>"],
+            subjects=[layout.SYSTEM_WILDCARD],
             max_age=cfg.system_max_age,
         ),
         replace(

@@ -64,7 +64,7 @@ async def scan_log(nc: Client, agent: str = AGENT) -> LogScan:
             done.set_result(None)
 
     sub = await js.subscribe(
-        f"o.*.{agent}",  # events, outcomes and fences: every subject of the stream
+        layout.agent_log_wildcard(agent),
         stream=stream,
         cb=on_msg,
         ordered_consumer=True,

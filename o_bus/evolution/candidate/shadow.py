@@ -155,7 +155,7 @@ class ShadowRunner:
 
     async def _subscribe(self) -> None:
         self._sub = await self.js.subscribe(
-            f"o.*.{self.agent}",
+            layout.agent_log_wildcard(self.agent),
             stream=layout.events_stream(self.agent),
             cb=self.on_record,
             ordered_consumer=True,
