@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +22,9 @@ BIN = Path(sys.executable).parent
             [str(BIN / "ruff"), "format", "--check", "--exclude", ".venv*", "."], id="ruff-format"
         ),
         pytest.param([sys.executable, "-m", "mypy"], id="mypy"),
+        pytest.param(
+            [str(BIN / "lint-imports"), "--no-cache", "--contract", "layers"], id="layers"
+        ),
     ],
 )
 def test_tool_passes(command: list[str]) -> None:
@@ -69,3 +74,62 @@ def test_the_runtime_wheel_carries_no_benchmark() -> None:
     runtime = _listed_packages(ROOT / "pyproject.toml")
     assert not [name for name in runtime if "bench" in name.split(".")], runtime
     assert not list((ROOT / "o_bus").glob("**/bench*/__init__.py"))
+
+
+def _lint_imports(root: Path, *contracts: str) -> subprocess.CompletedProcess[str]:
+    """Run the import contracts of ``root``'s pyproject against the o_bus package in ``root``."""
+    selected = [arg for contract in contracts for arg in ("--contract", contract)]
+    return subprocess.run(
+        [str(BIN / "lint-imports"), "--no-cache", "--no-logo", *selected],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_no_package_level_import_cycle() -> None:
+    """No two packages of o_bus import each other, directly or through others."""
+    result = _lint_imports(ROOT, "acyclic")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture
+def source_copy(tmp_path: Path) -> Path:
+    """A copy of the package as installed (agents and handlers inside o_bus) and its config."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "o_bus", tmp_path / "o_bus", symlinks=False, ignore=ignore)
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    return tmp_path
+
+
+def test_the_copy_keeps_the_contracts(source_copy: Path) -> None:
+    """The copy alone passes, so the failures below come from the injected import only."""
+    result = _lint_imports(source_copy, "layers", "acyclic")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_layer_rules_fail_on_an_import_from_a_higher_layer(source_copy: Path) -> None:
+    (source_copy / "o_bus" / "store" / "forbidden.py").write_text(
+        "from o_bus.runtime import host\n"
+    )
+    result = _lint_imports(source_copy, "layers")
+    assert result.returncode != 0
+    assert "o_bus.store.forbidden -> o_bus.runtime.host" in result.stdout
+
+
+def test_layer_rules_fail_on_an_import_between_independent_packages(source_copy: Path) -> None:
+    (source_copy / "o_bus" / "wire" / "forbidden.py").write_text("from o_bus.events import model\n")
+    result = _lint_imports(source_copy, "layers")
+    assert result.returncode != 0
+    assert "o_bus.wire.forbidden -> o_bus.events.model" in result.stdout
+
+
+def test_cycle_rule_fails_on_a_package_level_cycle(source_copy: Path) -> None:
+    # store <- client already; client <- store closes the cycle
+    (source_copy / "o_bus" / "store" / "forbidden.py").write_text("from o_bus import client\n")
+    result = _lint_imports(source_copy, "acyclic")
+    assert result.returncode != 0
+    assert "No cycles are allowed in o_bus." in result.stdout
+    assert ".store -> .client" in result.stdout
