@@ -358,7 +358,7 @@ async def check_log(nc: Client, js: JetStreamContext, agent: str) -> list[Stored
     """The agent's events; fail unless they are contiguous and no request is in twice."""
     events = await collect_events(JetStreamEventLog(nc, js, agent))
     assert [e.seq for e in events] == list(range(1, len(events) + 1)), [e.seq for e in events]
-    twice = sorted(rid for rid, n in Counter(e.request_id for e in events).items() if n > 1)
+    twice = sorted(str(rid) for rid, n in Counter(e.request_id for e in events).items() if n > 1)
     assert not twice, f"requests applied twice: {twice}"
     return events
 

@@ -314,8 +314,8 @@ async def raw_nats_request(url: str, subject: str, header_block: bytes, body: by
         headers = b"NATS/1.0\r\n" + header_block + b"\r\n"
         writer.write(b"CONNECT " + json.dumps(connect).encode() + b"\r\n")
         writer.write(b"SUB _INBOX.raw.reply 1\r\n")
-        sizes = f"{len(headers)} {len(headers) + len(body)}"
-        writer.write(f"HPUB {subject} _INBOX.raw.reply {sizes}\r\n".encode() + headers + body)
+        lengths = f"{len(headers)} {len(headers) + len(body)}"
+        writer.write(f"HPUB {subject} _INBOX.raw.reply {lengths}\r\n".encode() + headers + body)
         writer.write(b"\r\n")
         await writer.drain()
         while True:

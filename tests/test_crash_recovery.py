@@ -108,7 +108,11 @@ async def test_kill_9_during_burst_loses_nothing_and_applies_nothing_twice(
     assert duplicates(replies) > 0, "re-sent requests should get their original reply"
 
     events: list[StoredEvent] = []
-    await JetStreamEventLog(nc, js, "counter").replay(lambda e: events.append(e) and False)
+
+    def keep(event: StoredEvent) -> None:
+        events.append(event)
+
+    await JetStreamEventLog(nc, js, "counter").replay(keep)
     per_request = Counter(e.request_id for e in events)
     assert not [rid for rid, n in per_request.items() if n > 1], "a request was applied twice"
     assert set(per_request) == set(replies), "an acknowledged request is missing from the log"
@@ -129,8 +133,8 @@ async def test_kill_9_during_burst_loses_nothing_and_applies_nothing_twice(
     await sub.unsubscribe()
     assert set(wal_ids) == set(per_request)
 
-    status = await nc.request(layout.control_subject("counter", "status"), b"", timeout=5)
-    assert b'"seq":%d' % len(events) in status.data
+    status_reply = await nc.request(layout.control_subject("counter", "status"), b"", timeout=5)
+    assert b'"seq":%d' % len(events) in status_reply.data
     expected_total = sum(1 + i % 7 for i in range(REQUESTS))
     final = await _send_until_ok(nc, "final", 0, timeouts)
     assert final["seq"] == REQUESTS + 1

@@ -107,7 +107,8 @@ def test_decorators_infer_command_and_event_types() -> None:
     assert cart.command_types == {"add_item": AddItem, "pay-now": Checkout}
     assert cart.event_types == {"item_added": ItemAdded, "cart.checked_out": CheckedOut}
     assert counter.command_types == {"increment": Increment, "reset": Reset}
-    assert counter.event_types == {"incremented": Incremented, "reset": ResetDone}
+    counter_events: dict[str, type[Event]] = {"incremented": Incremented, "reset": ResetDone}
+    assert counter.event_types == counter_events
     assert sorted(echo.command_types) == ["say"]
     assert cart.initial_state() == CartState()
 
@@ -127,16 +128,16 @@ def _fresh() -> AgentDefinition[CartState]:
 def test_handler_with_one_parameter_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="exactly"):
 
-        @_fresh().command
-        def one(state: CartState) -> None:  # type: ignore[misc]
+        @_fresh().command  # type: ignore[arg-type]
+        def one(state: CartState) -> None:
             return None
 
 
 def test_handler_with_three_parameters_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="exactly"):
 
-        @_fresh().command
-        def three(state: CartState, cmd: AddItem, extra: int) -> None:  # type: ignore[misc]
+        @_fresh().command  # type: ignore[arg-type]
+        def three(state: CartState, cmd: AddItem, extra: int) -> None:
             return None
 
 

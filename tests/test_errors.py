@@ -84,7 +84,7 @@ def test_the_client_and_queries_are_public() -> None:
     assert (send, query) == (client_send, client_query)
     assert (Query, QueryContext) == (queries.Query, queries.QueryContext)
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
-        _ = o_bus.nothing  # type: ignore[attr-defined]
+        _ = o_bus.nothing
 
 
 def test_nothing_raises_the_bare_not_found_error() -> None:

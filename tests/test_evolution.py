@@ -79,6 +79,7 @@ async def test_a_behaviour_change_is_caught_by_the_diff_and_rolled_back(
         assert route.canary is None
         # The candidate's outputs are in the comparison stream, with live's, field by field.
         diff = await platform.js.get_msg("O_DIFF", subject="o.diff.scorer", direct=True)
+        assert diff.data is not None
         assert b'"events.0.data.answer"' in diff.data
         assert b'"traffic":"shadow"' in diff.data
         # What an operator sees: the stage, the reasons, and the diff that decided it.

@@ -112,7 +112,7 @@ async def test_operator_deploys_evolves_and_promotes_with_standby(
 
             await eventually(both_on_new_code, what="active and standby on 1.0.1")
         assert done["status"] == "promoted", done["decisions"]
-        actions = [d["action"] for d in done["decisions"]]  # type: ignore[attr-defined]
+        actions = [d["action"] for d in done["decisions"]]
         assert actions[0] == "start"
         assert actions[-1] == "done"
         assert actions.count("advance") == 3  # shadow, canary 10 %, canary 50 %

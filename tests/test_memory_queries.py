@@ -66,13 +66,13 @@ def test_a_query_needs_a_query_model() -> None:
     def bad(ctx: QueryContext[Tally], q: int) -> None: ...
 
     with pytest.raises(ConfigurationError, match="Query subclass"):
-        tally.query(bad)  # type: ignore[arg-type]
+        tally.query(bad)  # type: ignore[type-var]
     with pytest.raises(ConfigurationError, match="registered twice"):
         tally.query(total)
 
 
 async def test_queries_answer_fail_cleanly_and_wait_for_min_seq(nc: Client) -> None:
-    view = {"state": Tally(total=5), "seq": 3}
+    view: dict[str, Any] = {"state": Tally(total=5), "seq": 3}
     server = QueryServer(nc, nc.jetstream(), "tally", tally, lambda: (view["state"], view["seq"]))
     await server.start()
     try:

@@ -133,7 +133,8 @@ def test_binary_mode_missing_attribute(name: str) -> None:
 
 
 def test_no_headers_at_all() -> None:
-    for headers in (None, {}):
+    no_headers: tuple[dict[str, str] | None, ...] = (None, {})
+    for headers in no_headers:
         err = rejected(headers, b'{"by": 1}')
         assert err.code is ErrorCode.MISSING_ATTRIBUTE
         assert err.details["missing"] == ["ce-id", "ce-type", "ce-source", "ce-specversion"]
