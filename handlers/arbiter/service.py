@@ -16,11 +16,10 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from o_bus.common.tasks import cancel_and_wait
-from o_bus.errors import StorageError
 from o_bus.evolution.evolution_store import EvolutionStore
 from o_bus.evolution.plan import Evolution
 from o_bus.store.event_records import utc_now
-from o_bus.store.lease import Lease, LeaseHolder, LeaseStore
+from o_bus.store.lease import HeldLease, LeaseHolder, LeaseStore
 
 from .run import EvolutionRun
 
@@ -44,11 +43,12 @@ class Arbiter:
         self.nc, self.js, self.url = nc, js, url
         self.agent_args, self.lease_ttl, self.tick = list(agent_args), lease_ttl, tick
         self.store = EvolutionStore(js)
-        self.leases = LeaseStore(js)
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
+        self.leadership = HeldLease(
+            LeaseStore(js), LEADER_KEY, lease_ttl, f"arbiter {self.identity}"
+        )
         self.runs: dict[str, asyncio.Task[None]] = {}
         self._aborts: dict[str, str] = {}  # operators' abort requests, seen by the watch
-        self._lease: Lease | None = None
         self._main: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -59,39 +59,20 @@ class Arbiter:
             await cancel_and_wait([self._main])
         await cancel_and_wait(list(self.runs.values()), timeout=15.0)
         self.runs.clear()
-        if self._lease is not None:
-            lease, self._lease = self._lease, None
-            try:
-                await self.leases.revoke(lease)
-            except StorageError as err:  # it expires by itself; a successor waits for its TTL
-                log.warning("arbiter %s: could not release its lease: %s", self.identity, err)
+        await self.leadership.release()
 
     async def _lead(self) -> None:
         while True:
-            await self._acquire()
+            holder = LeaseHolder(holder=self.identity, pid=os.getpid(), acquired_at=utc_now())
+            await self.leadership.acquire(holder)
+            log.info("arbiter %s is the leader", self.identity)
             watcher = asyncio.create_task(self._watch(), name="arbiter-watch")
             try:
-                await self._keep()
+                await self.leadership.keep()
             finally:
                 await cancel_and_wait([watcher, *self.runs.values()], timeout=15.0)
                 self.runs.clear()
             log.error("arbiter %s lost its leadership; standing down", self.identity)
-            self._lease = None
-
-    async def _acquire(self) -> None:
-        holder = LeaseHolder(holder=self.identity, pid=os.getpid(), acquired_at=utc_now())
-        while self._lease is None:
-            self._lease = await self.leases.acquire(LEADER_KEY, holder)
-            if self._lease is None:
-                await asyncio.sleep(self.lease_ttl / 4)
-        log.info("arbiter %s is the leader", self.identity)
-
-    async def _keep(self) -> None:
-        assert self._lease is not None
-        while True:
-            await asyncio.sleep(self.lease_ttl / 4)
-            if not await self.leases.renew(self._lease):
-                return
 
     async def _watch(self) -> None:
         async for agent, evolution in self.store.watch():

@@ -33,7 +33,7 @@ from o_bus.runtime.agent_process import EXIT_FENCED
 from o_bus.runtime.heartbeat import Heartbeat
 from o_bus.store import layout
 from o_bus.store.event_records import utc_now
-from o_bus.store.lease import Lease, LeaseHolder, LeaseStore
+from o_bus.store.lease import HeldLease, LeaseHolder, LeaseStore
 from o_bus.store.provision import ensure_bucket
 from o_bus.store.registry import AgentRecord, Registry
 from o_bus.supervision.records import AgentSupervision, SupervisionPolicy, SystemEvent
@@ -65,6 +65,9 @@ class Supervisor:
         self.leases = LeaseStore(js)
         self.lease_ttl, self.tick = lease_ttl, tick
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
+        self.leadership = HeldLease(
+            self.leases, LEADER_KEY, lease_ttl, f"supervisor {self.identity}"
+        )
         self.records: dict[str, AgentRecord] = {}
         self.children: dict[str, list[AgentChild]] = {}
         self.budgets: dict[str, RestartBudget] = {}
@@ -114,10 +117,7 @@ class Supervisor:
         for sub in self._subs:
             with contextlib.suppress(nats.errors.Error):
                 await sub.unsubscribe()
-        if self._lease is not None:
-            await self.leases.revoke(self._lease)
-
-    _lease: Lease | None = None
+        await self.leadership.release()
 
     async def _bucket(self) -> KeyValue:
         return await ensure_bucket(self.js, layout.SUPERVISOR_BUCKET)
@@ -136,15 +136,8 @@ class Supervisor:
         holder = LeaseHolder(
             holder=self.identity, pid=os.getpid(), role="supervisor", acquired_at=utc_now()
         )
-        while self._lease is None:
-            try:
-                self._lease = await self.leases.acquire(LEADER_KEY, holder)
-            except StorageError as err:
-                log.warning("supervisor %s: %s", self.identity, err.message)
-            if self._lease is None:
-                await asyncio.sleep(self.lease_ttl / 4)
+        await self.leadership.acquire(holder)
         log.info("supervisor %s is the leader", self.identity)
-        self._renewed = time.monotonic()
         await self._adopt()
         self.leader.set()
         self._registry_task = asyncio.create_task(
@@ -153,19 +146,15 @@ class Supervisor:
 
     async def _supervise(self) -> None:
         """Watch the agents; return when the leadership is lost."""
-        assert self._lease is not None
         while True:
             await asyncio.sleep(self.tick)
-            if time.monotonic() - self._renewed > self.lease_ttl / 4:
-                if not await self.leases.renew(self._lease):
-                    log.error("supervisor %s lost its leadership; standing down", self.identity)
-                    return
-                self._renewed = time.monotonic()
+            if self.leadership.renewal_due() and not await self.leadership.renew():
+                log.error("supervisor %s lost its leadership; standing down", self.identity)
+                return
             self._check_children()
 
     def _stand_down(self) -> None:
         """Forget what this supervisor managed (the new leader adopts it); keep the agents."""
-        self._lease = None
         self.leader.clear()
         if self._registry_task is not None:
             self._registry_task.cancel()
@@ -183,8 +172,6 @@ class Supervisor:
         self.budgets.clear()
         self.failed.clear()
         self.pending_restart.clear()
-
-    _renewed: float = 0.0
 
     # -- what exists -------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from pydantic_core import from_json
 
 from o_bus.agent.definition import AgentDefinition
 from o_bus.config import RuntimeConfig
-from o_bus.errors import ConcurrencyError, StorageError
+from o_bus.errors import ConcurrencyError
 from o_bus.evolution.canary_client import CanaryClient
 from o_bus.evolution.live_code import RouteFollower
 from o_bus.runtime.follower import Follower
@@ -34,7 +34,7 @@ from o_bus.runtime.metrics import RequestMetrics
 from o_bus.runtime.worker import AgentWorker
 from o_bus.store import layout
 from o_bus.store.event_records import utc_now
-from o_bus.store.lease import Lease, LeaseHolder, LeaseStore
+from o_bus.store.lease import HeldLease, Lease, LeaseHolder, LeaseStore
 
 __all__ = ["EXIT_FAILED", "EXIT_FENCED", "EXIT_OK", "AgentProcess"]
 
@@ -63,6 +63,7 @@ class AgentProcess:
         self.standby = standby
         self.leases = LeaseStore(js)
         self.lease_ttl = lease_ttl
+        self.lease = HeldLease(self.leases, name, lease_ttl, f"agent {name}")
         self.holder = LeaseHolder(
             holder=f"{socket.gethostname()}:{os.getpid()}:{NUID().next().decode()[-8:]}",
             pid=os.getpid(),
@@ -73,7 +74,6 @@ class AgentProcess:
         self.worker: AgentWorker | None = None
         self.follower: Follower | None = None
         self.started_at = time.time()
-        self._renewed_at = time.monotonic()  # last time the lease was known to be ours
         self._takeover = asyncio.Event()
         self._takeover_from: str | None = None
         self.heartbeats = HeartbeatPublisher(nc, name, self.heartbeat, heartbeat_interval)
@@ -142,7 +142,7 @@ class AgentProcess:
     def _reported_role(self) -> Literal["active", "standby", "starting"]:
         # An active that has not renewed its lease for a while (it was paused, say) may have
         # been replaced: it does not claim to be active until it knows it still is.
-        if self.role == "active" and time.monotonic() - self._renewed_at > self.lease_ttl / 2:
+        if self.role == "active" and time.monotonic() - self.lease.renewed_at > self.lease_ttl / 2:
             return "starting"
         return self.role
 
@@ -180,7 +180,7 @@ class AgentProcess:
                 self.follower = None
                 if lease is None:
                     return EXIT_OK
-            return await self._serve(lease, resume, stop)
+            return await self._serve(resume, stop)
         finally:
             with contextlib.suppress(nats.errors.Error):
                 await takeover_sub.unsubscribe()
@@ -190,7 +190,7 @@ class AgentProcess:
 
     async def _acquire(self) -> Lease | None:
         holder = self.holder.model_copy(update={"acquired_at": utc_now(), "role": "active"})
-        lease = await self.leases.acquire(self.name, holder)
+        lease = await self.lease.try_acquire(holder)
         if lease is not None:
             self.holder = holder
         return lease
@@ -212,19 +212,19 @@ class AgentProcess:
                 await asyncio.wait_for(self._takeover.wait(), self.lease_ttl / 4)
         return None
 
-    async def _serve(self, lease: Lease, resume: Any, stop: asyncio.Event) -> int:
+    async def _serve(self, resume: Any, stop: asyncio.Event) -> int:
         worker = AgentWorker(self.nc, self.js, self.name, self.definition, self.config)
         self.worker = worker
         try:
             await worker.start(resume=resume, fence_as=self.holder.holder)
         except ConcurrencyError:
             log.warning("agent %s: the log moved while taking over; exiting to retry", self.name)
-            await self._release(lease)
+            await self.lease.release()
             return EXIT_FENCED
         worker.set_canary(self.canary)
         await worker.set_evolving(*self.evolving)
         self.role = "active"
-        self._renewed_at = time.monotonic()
+        self.lease.renewed_at = time.monotonic()  # the worker's start may have taken a while
         await self.heartbeats.beat()
         tools = None
         if self.definition.tools is not None and self.config.run_tools:
@@ -232,7 +232,7 @@ class AgentProcess:
 
             tools = await start_tool_runner(worker, self.config)
         log.info("agent %s: active (%s)", self.name, self.holder.holder)
-        keeper = asyncio.create_task(self._keep(lease))
+        keeper = asyncio.create_task(self.lease.keep())
         stopping = asyncio.create_task(stop.wait())
         waiters: list[asyncio.Future[Any]] = [keeper, stopping, worker.failed]
         done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
@@ -246,32 +246,12 @@ class AgentProcess:
             if isinstance(reason, ConcurrencyError):
                 log.warning("agent %s: fenced by a newer writer; stepping down", self.name)
                 return EXIT_FENCED
-            await self._release(lease)
+            await self.lease.release()
             return EXIT_FAILED
         if keeper in done:
             log.warning("agent %s: lease lost; stepping down", self.name)
             await worker.stop("lease lost")
             return EXIT_FENCED
         await worker.stop("shutdown")
-        await self._release(lease)
+        await self.lease.release()
         return EXIT_OK
-
-    async def _release(self, lease: Lease) -> None:
-        """Give the lease back so a successor need not wait for its TTL (best effort)."""
-        try:
-            await self.leases.revoke(lease)
-        except StorageError as err:
-            log.warning(
-                "agent %s: could not release its lease: %s (%r)",
-                self.name,
-                err.message,
-                err.__cause__,
-            )
-
-    async def _keep(self, lease: Lease) -> None:
-        """Renew the lease; return when it is lost."""
-        while True:
-            await asyncio.sleep(self.lease_ttl / 4)
-            if not await self.leases.renew(lease):
-                return
-            self._renewed_at = time.monotonic()

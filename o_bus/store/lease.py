@@ -7,7 +7,9 @@ who *should* act; the fence on the event log is what stops a holder that lost it
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass
 
 import nats.errors
@@ -23,7 +25,7 @@ from o_bus.errors import StorageError
 from o_bus.store import layout
 from o_bus.store.provision import ensure_bucket
 
-__all__ = ["Lease", "LeaseHolder", "LeaseStore"]
+__all__ = ["HeldLease", "Lease", "LeaseHolder", "LeaseStore"]
 
 log = logging.getLogger(__name__)
 
@@ -105,3 +107,83 @@ class LeaseStore:
         except nats.errors.Error as err:
             raise StorageError(f"cannot revoke lease {lease.key!r}") from err
         return True
+
+
+class HeldLease:
+    """One key's lease as its holder sees it: acquire it (waiting while another holds it), keep it
+    renewed every quarter of its TTL, release it. The supervisor and the arbiter lead with one;
+    every agent process holds its agent's lease with one.
+
+    A store that cannot be reached counts as a lost renewal (the lease would expire anyway) and as
+    a failed attempt to acquire (the caller tries again); both are logged with ``who``.
+    """
+
+    def __init__(self, leases: LeaseStore, key: str, ttl: float, who: str) -> None:
+        self.leases, self.key, self.ttl, self.who = leases, key, ttl, who
+        self.lease: Lease | None = None
+        self.renewed_at = time.monotonic()  # last time the lease was known to be ours
+
+    @property
+    def interval(self) -> float:
+        """How often the lease is renewed, and how often a waiting holder tries again."""
+        return self.ttl / 4
+
+    def renewal_due(self) -> bool:
+        return time.monotonic() - self.renewed_at > self.interval
+
+    async def try_acquire(self, holder: LeaseHolder) -> Lease | None:
+        """Take the lease if nobody holds it; ``None`` if someone does or the store failed."""
+        try:
+            lease = await self.leases.acquire(self.key, holder)
+        except StorageError as err:
+            log.warning("%s: cannot acquire lease %r: %s", self.who, self.key, err.message)
+            return None
+        if lease is not None:
+            self.lease, self.renewed_at = lease, time.monotonic()
+        return lease
+
+    async def acquire(self, holder: LeaseHolder) -> Lease:
+        """Wait until the lease is ours."""
+        while True:
+            lease = await self.try_acquire(holder)
+            if lease is not None:
+                return lease
+            await asyncio.sleep(self.interval)
+
+    async def renew(self) -> bool:
+        """Extend the lease; False (and no longer held) when it was lost."""
+        if self.lease is None:
+            return False
+        try:
+            renewed = await self.leases.renew(self.lease)
+        except StorageError as err:
+            log.warning("%s: cannot renew lease %r: %s", self.who, self.key, err.message)
+            renewed = False
+        if renewed:
+            self.renewed_at = time.monotonic()
+        else:
+            self.lease = None
+        return renewed
+
+    async def keep(self) -> None:
+        """Renew the lease every ``interval``; return when it is lost."""
+        while True:
+            await asyncio.sleep(self.interval)
+            if not await self.renew():
+                return
+
+    async def release(self) -> None:
+        """Give the lease back so a successor need not wait for its TTL (best effort)."""
+        lease, self.lease = self.lease, None
+        if lease is None:
+            return
+        try:
+            await self.leases.revoke(lease)
+        except StorageError as err:  # it expires by itself; a successor waits for its TTL
+            log.warning(
+                "%s: could not release lease %r: %s (%r)",
+                self.who,
+                self.key,
+                err.message,
+                err.__cause__,
+            )
