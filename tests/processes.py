@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -38,6 +37,7 @@ from pydantic import ValidationError
 from support import WAIT_SECONDS, collect_events, eventually
 
 from o_bus import client
+from o_bus.common.answers import until_answered
 from o_bus.errors import AgentUnavailableError
 from o_bus.runtime.heartbeat import Heartbeat
 from o_bus.store import layout
@@ -365,12 +365,4 @@ async def check_log(nc: Client, js: JetStreamContext, agent: str) -> list[Stored
 
 async def wait_for_service(nc: Client, service: str) -> None:
     """Until the bus service ``service`` (splitter, supervisor, arbiter...) answers."""
-
-    async def answers() -> bool:
-        try:
-            await nc.request(layout.service_status_subject(service), b"", timeout=0.5)
-        except nats.errors.Error:
-            return False
-        return True
-
-    await eventually(answers, what=f"the {service} to answer")
+    await until_answered(nc, layout.service_status_subject(service), timeout=WAIT_SECONDS)

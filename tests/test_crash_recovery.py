@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-import nats
 import pytest
 from nats.aio.client import Client
 from processes import ProcessGroup, wait_for_service
-from support import eventually, run_cli
+from support import WAIT_SECONDS, eventually, run_cli
 
 from o_bus import client
 from o_bus.agent.catalogue import Catalogue
+from o_bus.common.answers import until_answered
 from o_bus.errors import AgentUnavailableError
 from o_bus.runtime.registration import register_definitions
 from o_bus.store import layout
@@ -57,14 +57,6 @@ async def _send_until_ok(
     raise AssertionError(f"request {request_id} never succeeded")
 
 
-async def _answers(nc: Client, subject: str) -> bool:
-    try:
-        await nc.request(subject, b"", timeout=0.5)
-    except nats.errors.Error:
-        return False
-    return True
-
-
 async def test_kill_9_during_burst_loses_nothing_and_applies_nothing_twice(
     nats_url: str, nc: Client, group: ProcessGroup
 ) -> None:
@@ -75,7 +67,7 @@ async def test_kill_9_during_burst_loses_nothing_and_applies_nothing_twice(
     agents = group.spawn("agents", *SERVICE_OPTIONS)
     await wait_for_service(nc, "splitter")
     status = layout.control_subject("counter", "status")
-    await eventually(lambda: _answers(nc, status), what="the counter agent to answer")
+    await until_answered(nc, status, timeout=WAIT_SECONDS)
 
     timeouts: Counter[str] = Counter()
     replies: dict[str, dict[str, object]] = {}

@@ -21,6 +21,7 @@ from nats.aio.client import Client
 
 from o_bus.agent.catalogue import Catalogue
 from o_bus.client import request_headers
+from o_bus.common.answers import until_answered
 from o_bus.common.connect import connect
 from o_bus.runtime.registration import register_definitions
 from o_bus.server.embedded import EmbeddedServer
@@ -126,16 +127,16 @@ class Stack:
                 await self._check_path(nc, subject)
 
     async def _until_answered(self, nc: Client, subject: str, deadline: float) -> None:
-        while True:
+        def check_alive() -> None:
             for child in self.children:
                 child.check_alive()
-            try:
-                await nc.request(subject, b"", timeout=0.5)
-                return
-            except nats.errors.Error:
-                if time.monotonic() > deadline:
-                    raise BenchError(f"no answer on {subject} within {READY_TIMEOUT}s") from None
-                await asyncio.sleep(0.1)
+
+        try:
+            await until_answered(
+                nc, subject, timeout=deadline - time.monotonic(), check=check_alive
+            )
+        except TimeoutError:
+            raise BenchError(f"no answer on {subject} within {READY_TIMEOUT}s") from None
 
     @staticmethod
     async def _check_path(nc: Client, subject: str) -> None:

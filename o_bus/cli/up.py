@@ -17,10 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-import nats.errors
 from nats.aio.msg import Msg
 
 from o_bus.agent.catalogue import Catalogue
+from o_bus.common.answers import until_answered
 from o_bus.common.connect import connect
 from o_bus.common.urls import URL_FILE, resolve_url
 from o_bus.config import StorageConfig, nats_url_from_env
@@ -85,16 +85,11 @@ async def _wait_ready(
         beats = await nc.subscribe(layout.HEARTBEAT_PREFIX + "*", cb=on_beat)
         deadline = time.monotonic() + timeout
         for service in services:
-            while True:
-                try:
-                    await nc.request(layout.service_status_subject(service), b"", timeout=0.5)
-                    break
-                except nats.errors.Error:
-                    if time.monotonic() > deadline:
-                        raise ConfigurationError(
-                            f"{service} did not become ready in {timeout}s"
-                        ) from None
-                    await asyncio.sleep(0.1)
+            subject = layout.service_status_subject(service)
+            try:
+                await until_answered(nc, subject, timeout=deadline - time.monotonic())
+            except TimeoutError:
+                raise ConfigurationError(f"{service} did not become ready in {timeout}s") from None
         while not set(agents) <= active:
             if time.monotonic() > deadline:
                 missing = ", ".join(sorted(set(agents) - active))

@@ -12,11 +12,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self
 
-import nats.errors
 from nats.aio.client import Client
 
 from o_bus.agent.catalogue import Catalogue
 from o_bus.client import query
+from o_bus.common.answers import until_answered
 from o_bus.common.connect import connect
 from o_bus.errors import OBusError
 from o_bus.memory.projection import MEMORY_DIR_ENV
@@ -98,15 +98,16 @@ class MemoryStack:
             layout.service_status_subject("splitter"),
             layout.control_subject(AGENT, "status"),
         ):
-            while True:
-                self._check_alive()
-                try:
-                    await nc.request(subject, b"", timeout=0.5)
-                    break
-                except nats.errors.Error:
-                    if time.monotonic() > deadline:
-                        raise BenchError(f"no answer on {subject}") from None
-                    await asyncio.sleep(0.05)
+            try:
+                await until_answered(
+                    nc,
+                    subject,
+                    timeout=deadline - time.monotonic(),
+                    pause=0.05,
+                    check=self._check_alive,
+                )
+            except TimeoutError:
+                raise BenchError(f"no answer on {subject}") from None
 
     def _check_alive(self) -> None:
         for child in (self.splitter, self.agent):

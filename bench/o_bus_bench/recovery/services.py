@@ -4,17 +4,15 @@ definition with its supervision policy, and the splitter and the supervisor as c
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sys
-import time
 from pathlib import Path
 from typing import Final
 
-import nats.errors
 from nats.aio.client import Client
 
 from o_bus.agent.catalogue import Catalogue
+from o_bus.common.answers import until_answered as answered
 from o_bus.common.connect import connect
 from o_bus.runtime.registration import register_definitions
 from o_bus.store.provision import provision
@@ -69,15 +67,10 @@ def stop_services(services: list[Service]) -> None:
 
 async def until_answered(nc: Client, subject: str) -> None:
     """Wait until something answers a request on ``subject``."""
-    deadline = time.monotonic() + READY_TIMEOUT
-    while True:
-        try:
-            await nc.request(subject, b"", timeout=0.5)
-            return
-        except nats.errors.Error:
-            if time.monotonic() > deadline:
-                raise BenchError(f"no answer on {subject} within {READY_TIMEOUT}s") from None
-            await asyncio.sleep(0.1)
+    try:
+        await answered(nc, subject, timeout=READY_TIMEOUT)
+    except TimeoutError:
+        raise BenchError(f"no answer on {subject} within {READY_TIMEOUT}s") from None
 
 
 _RECOVERED = re.compile(rb"recovered at seq \d+ \(snapshot at \d+, (\d+) events replayed\)")
