@@ -17,7 +17,6 @@ import contextlib
 import ctypes
 import os
 import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -25,7 +24,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
@@ -38,6 +37,7 @@ from support import WAIT_SECONDS, collect_events, eventually
 
 from o_bus import client
 from o_bus.common.answers import until_answered
+from o_bus.common.children import ChildProcess
 from o_bus.errors import AgentUnavailableError
 from o_bus.runtime.heartbeat import Heartbeat
 from o_bus.store import layout
@@ -68,9 +68,7 @@ class ProcessGroup:
         self.url = url
         self.log_dir = log_dir
         self.marker = uuid.uuid4().hex
-        self.services: list[subprocess.Popen[bytes]] = []
-        self._logs: list[IO[bytes]] = []
-        self._log_paths: dict[int, Path] = {}
+        self.services: list[ChildProcess] = []
         self._subreaper = False
 
     def adopt_orphans(self) -> None:
@@ -83,38 +81,25 @@ class ProcessGroup:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
         self._subreaper = True
 
-    def spawn(
-        self, service: str, *args: str, env: dict[str, str] | None = None
-    ) -> subprocess.Popen[bytes]:
+    def spawn(self, service: str, *args: str, env: dict[str, str] | None = None) -> ChildProcess:
         """Start ``o-bus run SERVICE --nats URL ARGS``; its output goes to a log file."""
         environment = {k: v for k, v in os.environ.items() if k != "O_BUS_NATS_URL"}
         environment.update(env or {})
         environment[MARKER_ENV] = self.marker
-        path = self.log_dir / f"{service}-{len(self.services)}.log"
-        log = path.open("wb")
-        self._logs.append(log)
+        log = self.log_dir / f"{service}-{len(self.services)}.log"
         command = [sys.executable, "-m", "o_bus.cli.main", "run", service, "--nats", self.url]
-        proc = subprocess.Popen(
-            [*command, *args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=environment,
-            start_new_session=True,
-        )
-        self.services.append(proc)
-        self._log_paths[proc.pid] = path
-        return proc
+        child = ChildProcess(service, [*command, *args], log, env=environment)
+        self.services.append(child)
+        return child
 
-    def output(self, proc: subprocess.Popen[bytes]) -> str:
+    def output(self, child: ChildProcess) -> str:
         """What a service started here has written so far (stdout and stderr)."""
-        return self._log_paths[proc.pid].read_text(errors="replace")
+        assert child.log_path is not None
+        return child.log_path.read_text(errors="replace")
 
-    def kill(self, proc: subprocess.Popen[bytes]) -> int:
+    def kill(self, child: ChildProcess) -> int:
         """SIGKILL one service started here; return its exit status."""
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGKILL)
-        return proc.wait()
+        return child.kill()
 
     def pids(self) -> set[int]:
         """Live processes of this group that are not services started here (the agents)."""
@@ -137,8 +122,6 @@ class ProcessGroup:
             time.sleep(0.05)
         if self._subreaper:
             self._reap_orphans()
-        for log in self._logs:
-            log.close()
         assert not left, f"agent processes {sorted(left)} survived the teardown"
 
     def _reap_orphans(self) -> None:

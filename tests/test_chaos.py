@@ -21,14 +21,13 @@ import contextlib
 import os
 import random
 import signal
-import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import nats.errors
 import pytest
@@ -40,6 +39,7 @@ from support import eventually
 
 from o_bus import client
 from o_bus.agent.catalogue import Catalogue
+from o_bus.common.children import ChildProcess
 from o_bus.errors import AgentUnavailableError
 from o_bus.replay.rebuild import rebuild
 from o_bus.runtime.heartbeat import Heartbeat
@@ -99,32 +99,27 @@ class Chaos:
 
     url: str
     log_dir: Path
-    services: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    services: dict[str, ChildProcess] = field(default_factory=dict)
     agent_pids: set[int] = field(default_factory=set)
     stopped: set[int] = field(default_factory=set)
-    _logs: list[IO[bytes]] = field(default_factory=list)
 
     def start(self, service: str) -> None:
-        log = (self.log_dir / f"{service}.log").open("ab")
-        self._logs.append(log)
-        self.services[service] = subprocess.Popen(
+        self.services[service] = ChildProcess(
+            service,
             [sys.executable, "-m", "o_bus.cli.main", "run", service, "--nats", self.url],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            self.log_dir / f"{service}.log",
         )
 
     def check_services(self) -> None:
-        for name, proc in self.services.items():
-            assert proc.poll() is None, f"{name} exited ({proc.returncode}); see {self.log_dir}"
+        for child in self.services.values():
+            assert child.running(), child.exited()
 
     def teardown(self) -> None:
         for pid in self.stopped:
             if _is_ours(pid, self.url):
                 _signal(pid, signal.SIGCONT)
         supervisor = self.services.get("supervisor")
-        if supervisor is not None and supervisor.poll() is None:
+        if supervisor is not None and supervisor.running():
             # Freeze it so it starts nothing more, then take its children with it.
             _signal(supervisor.pid, signal.SIGSTOP)
             self.agent_pids |= _children(supervisor.pid)
@@ -132,12 +127,8 @@ class Chaos:
         for pid in self.agent_pids:
             if _is_ours(pid, self.url):
                 _signal(pid, signal.SIGKILL)
-        for proc in self.services.values():
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
-        for log in self._logs:
-            log.close()
+        for child in self.services.values():
+            child.kill()
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -41,6 +40,7 @@ from o_bus.agent.catalogue import Catalogue, load_definition
 from o_bus.agent.definition import AgentDefinition
 from o_bus.agents.counter import counter
 from o_bus.agents.echo import echo
+from o_bus.common.children import ChildProcess
 from o_bus.errors import AgentUnavailableError, ConcurrencyError
 from o_bus.handlers.supervisor.service import LEADER_KEY, RESET_SUBJECT
 from o_bus.runtime.registration import register_definitions
@@ -59,7 +59,7 @@ FIX_FILE_ENV = "CRASHY_FIX_FILE"  # crashy rejects `crash` once this file exists
 # Generous heartbeat timeouts: a busy test machine must not make a healthy process look hung.
 # Only the hang test uses a shorter one.
 WITH_STANDBY = SupervisionPolicy(standby=True, max_restarts=10, heartbeat_timeout=3.0)
-Supervisor = subprocess.Popen[bytes]
+Supervisor = ChildProcess
 
 
 # -- fixtures and helpers ------------------------------------------------------------------------
@@ -545,7 +545,7 @@ async def test_a_paused_leader_is_replaced_and_stands_down_when_it_wakes(
     assert pids == agents
     assert active == set(roles["active"])
     assert [e.type for e in await system_events(js, "counter", after=mark)] == ["adopt", "adopt"]
-    assert leader.poll() is None, "the old leader keeps running, as a follower"
+    assert leader.running(), "the old leader keeps running, as a follower"
     await wait_for_leader(js, follower.pid)
 
 

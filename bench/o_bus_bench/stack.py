@@ -7,14 +7,12 @@ stopped by PID when the run ends.
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Final, Self
+from typing import Final, Self
 
 import nats.errors
 from nats.aio.client import Client
@@ -22,6 +20,7 @@ from nats.aio.client import Client
 from o_bus.agent.catalogue import Catalogue
 from o_bus.client import request_headers
 from o_bus.common.answers import until_answered
+from o_bus.common.children import ChildProcess
 from o_bus.common.connect import connect
 from o_bus.runtime.registration import register_definitions
 from o_bus.server.embedded import EmbeddedServer
@@ -39,39 +38,12 @@ RAW_SUBJECT: Final = RAW_REQUEST_PREFIX + AGENT
 READY_TIMEOUT: Final = 30.0
 
 
-class ServiceProcess:
+class ServiceProcess(ChildProcess):
     """A service process with its output in a log file."""
 
-    def __init__(self, name: str, cmd: list[str], log_path: Path) -> None:
-        self.name = name
-        self.log_path = log_path
-        self._log: IO[bytes] = log_path.open("ab")
-        self.proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
     def check_alive(self) -> None:
-        if self.proc.poll() is not None:
-            tail = self.log_path.read_text(errors="replace").strip().splitlines()[-15:]
-            raise BenchError(
-                f"{self.name} exited with code {self.proc.returncode}:\n" + "\n".join(tail)
-            )
-
-    def terminate(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-
-    def wait(self, timeout: float) -> None:
-        try:
-            self.proc.wait(max(0.1, timeout))
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._log.close()
+        if (ended := self.exited()) is not None:
+            raise BenchError(ended)
 
 
 class Stack:

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from nats.aio.msg import Msg
 
 from o_bus.agent.catalogue import Catalogue
 from o_bus.common.answers import until_answered
+from o_bus.common.children import ChildProcess, stop_all
 from o_bus.common.connect import connect
 from o_bus.common.urls import URL_FILE, resolve_url
 from o_bus.config import StorageConfig, nats_url_from_env
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 SERVICES = ("splitter", "supervisor", "health", "arbiter")
 
 
-def _spawn(service: str, url: str, args: argparse.Namespace) -> subprocess.Popen[bytes]:
+def _spawn(service: str, url: str, args: argparse.Namespace) -> ChildProcess:
     cmd = [
         sys.executable,
         "-m",
@@ -55,20 +55,7 @@ def _spawn(service: str, url: str, args: argparse.Namespace) -> subprocess.Popen
         cmd += ["--agent", spec]
     if service == "health":
         cmd += ["--port", str(args.metrics_port)]
-    return subprocess.Popen(cmd, start_new_session=True)
-
-
-def _stop_children(children: list[subprocess.Popen[bytes]], timeout: float = 10.0) -> None:
-    for child in children:
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    for child in children:
-        try:
-            child.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
+    return ChildProcess(service, cmd)
 
 
 async def _wait_ready(
@@ -118,7 +105,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     os.environ["O_BUS_DATA_DIR"] = str(data_dir.resolve())
     server: EmbeddedServer | None = None
     external = args.nats or nats_url_from_env()
-    children: list[subprocess.Popen[bytes]] = []
+    children: list[ChildProcess] = []
     stop = {"signal": 0}
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -143,15 +130,15 @@ def cmd_up(args: argparse.Namespace) -> int:
         print("Try:  o-bus send counter increment '{\"by\": 2}'   (Ctrl-C stops)", flush=True)
         while not stop["signal"]:
             for child in children:
-                if child.poll() is not None:
-                    raise ConfigurationError(f"a service exited with code {child.returncode}")
+                if (ended := child.exited()) is not None:
+                    raise ConfigurationError(ended)
             time.sleep(0.2)
         return 0
     except OBusError as err:
         print(f"o-bus up: {err.message}", file=sys.stderr)
         return 1
     finally:
-        _stop_children(children)
+        stop_all(children, timeout=10.0)
         if server is not None:
             server.stop()
             (data_dir / URL_FILE).unlink(missing_ok=True)
