@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import signal
 import sys
-import time
 from pathlib import Path
+
+from support import eventually
 
 from o_bus.common.children import ChildProcess, stop_all
 
@@ -24,16 +25,20 @@ def _start(tmp_path: Path, name: str, mode: str = "polite") -> ChildProcess:
     return ChildProcess(name, [sys.executable, "-c", CHILD, mode], tmp_path / f"{name}.log")
 
 
-def _wait_ready(child: ChildProcess) -> None:
-    assert child.log_path is not None
-    while "ready" not in child.log_path.read_text():
+async def _wait_ready(child: ChildProcess) -> None:
+    log_path = child.log_path
+    assert log_path is not None
+
+    async def ready() -> bool:
         assert child.running(), child.exited()
-        time.sleep(0.01)  # poll, not a wait for something to happen in a given time
+        return "ready" in log_path.read_text()
+
+    await eventually(ready, what=f"{child.name} to start")
 
 
-def test_stop_terminates_and_keeps_the_output(tmp_path: Path) -> None:
+async def test_stop_terminates_and_keeps_the_output(tmp_path: Path) -> None:
     child = _start(tmp_path, "polite")
-    _wait_ready(child)
+    await _wait_ready(child)
     assert child.exited() is None
     assert child.stop(timeout=30) == -signal.SIGTERM
     said = child.exited()
@@ -42,16 +47,16 @@ def test_stop_terminates_and_keeps_the_output(tmp_path: Path) -> None:
     assert said.endswith("ready")
 
 
-def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_time(tmp_path: Path) -> None:
+async def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_time(tmp_path: Path) -> None:
     child = _start(tmp_path, "stubborn", "stubborn")
-    _wait_ready(child)
+    await _wait_ready(child)
     assert child.stop(timeout=0.2) == -signal.SIGKILL
 
 
-def test_stop_all_stops_every_child(tmp_path: Path) -> None:
+async def test_stop_all_stops_every_child(tmp_path: Path) -> None:
     children = [_start(tmp_path, "a"), _start(tmp_path, "b", "stubborn")]
     for child in children:
-        _wait_ready(child)
+        await _wait_ready(child)
     stop_all(children, timeout=0.5)
     assert [child.proc.returncode for child in children] == [-signal.SIGTERM, -signal.SIGKILL]
 

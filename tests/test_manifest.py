@@ -27,6 +27,7 @@ TEST_TOOLS = {
     "pytest-asyncio": "asyncio_mode in [tool.pytest.ini_options]",
     "pytest-timeout": "timeout in [tool.pytest.ini_options]",
     "mypy": "run by tests/test_code_quality.py",
+    "import-linter": "run by tests/test_code_quality.py (the layer contracts)",
     "ruff": "run by tests/test_code_quality.py",
 }
 
