@@ -1,0 +1,76 @@
+"""The decision context: what a handler may know about the request besides its command.
+
+A command handler, query handler or fitness function that declares a parameter annotated
+with :class:`DecisionContext` receives it (by keyword)::
+
+    @memory.command
+    def remember(state: MemoryState, cmd: Remember, ctx: DecisionContext) -> Remembered:
+        return Remembered(..., at=ctx.timestamp)
+
+The time is when the WAL accepted the request, not when the handler runs, so deciding the
+same request again (a restart, a shadow, an offline replay) gives the same events. Handlers
+never read the wall clock.
+"""
+
+from __future__ import annotations
+
+import functools
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from o_bus.errors import ConfigurationError
+
+__all__ = ["DecisionContext", "context_parameter", "iso_time", "with_context"]
+
+
+@dataclass(slots=True, frozen=True)
+class DecisionContext:
+    """The request's id and the time the WAL accepted it (unix nanoseconds)."""
+
+    request_id: str
+    accepted_ns: int
+
+    @property
+    def time(self) -> datetime:
+        """The acceptance time, timezone-aware (UTC, microsecond precision)."""
+        seconds, nanos = divmod(self.accepted_ns, 1_000_000_000)
+        return datetime.fromtimestamp(seconds, UTC).replace(microsecond=nanos // 1000)
+
+    @property
+    def timestamp(self) -> str:
+        """The acceptance time as the bus writes times: ISO 8601, microseconds, ``Z``."""
+        return iso_time(self.accepted_ns)
+
+
+def iso_time(unix_ns: int) -> str:
+    """``2026-01-02T03:04:05.678901Z`` for a time in unix nanoseconds."""
+    seconds, nanos = divmod(unix_ns, 1_000_000_000)
+    moment = datetime.fromtimestamp(seconds, UTC).replace(microsecond=nanos // 1000)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def context_parameter(fn: Callable[..., Any]) -> str | None:
+    """The name of ``fn``'s parameter annotated with ``DecisionContext``, if it has one."""
+    try:
+        hints = typing.get_type_hints(fn)
+    except (NameError, TypeError) as err:
+        raise ConfigurationError(f"{fn.__qualname__}: cannot resolve annotations: {err}") from err
+    for name, hint in hints.items():
+        if hint is DecisionContext and name != "return":
+            return name
+    return None
+
+
+def with_context(fn: Callable[..., Any], context: DecisionContext | None) -> Callable[..., Any]:
+    """``fn`` with its decision-context parameter bound (``fn`` itself if it declares none).
+
+    A function that declares one cannot run without a context: that is a wiring error."""
+    name = context_parameter(fn)
+    if name is None:
+        return fn
+    if context is None:
+        raise ConfigurationError(f"{fn.__qualname__} needs a decision context; none was given")
+    return functools.partial(fn, **{name: context})
