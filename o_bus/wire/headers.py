@@ -20,8 +20,19 @@ __all__ = [
     "CE_TYPE",
     "CE_WALSEQ",
     "CONTENT_TYPE",
+    "NATS_BATCH_COMMIT",
+    "NATS_BATCH_ID",
+    "NATS_BATCH_SEQUENCE",
+    "NATS_EXPECTED_LAST_MSG_ID",
+    "NATS_EXPECTED_LAST_SEQUENCE",
+    "NATS_LAST_SEQUENCE",
     "NATS_MSG_ID",
+    "NATS_NUM_PENDING",
+    "NATS_PREFIX",
+    "NATS_SEQUENCE",
     "NATS_STATUS",
+    "NATS_STREAM",
+    "NATS_SUBJECT",
     "NATS_TIME_STAMP",
     "O_ERROR_CODE",
     "O_ERROR_MESSAGE",
@@ -69,6 +80,17 @@ O_HOLDER: Final = "O-Holder"  # fence record: who took the log over
 O_VERSION: Final = "O-Version"  # diff record: the candidate version compared
 
 # NATS and JetStream headers.
+NATS_PREFIX: Final = "Nats-"  # every header JetStream sets or reads starts so
 NATS_MSG_ID: Final = "Nats-Msg-Id"
 NATS_TIME_STAMP: Final = "Nats-Time-Stamp"
+NATS_SEQUENCE: Final = "Nats-Sequence"
+NATS_STREAM: Final = "Nats-Stream"
+NATS_SUBJECT: Final = "Nats-Subject"
+NATS_LAST_SEQUENCE: Final = "Nats-Last-Sequence"
+NATS_NUM_PENDING: Final = "Nats-Num-Pending"
+NATS_EXPECTED_LAST_SEQUENCE: Final = "Nats-Expected-Last-Sequence"
+NATS_EXPECTED_LAST_MSG_ID: Final = "Nats-Expected-Last-Msg-Id"
+NATS_BATCH_ID: Final = "Nats-Batch-Id"
+NATS_BATCH_SEQUENCE: Final = "Nats-Batch-Sequence"
+NATS_BATCH_COMMIT: Final = "Nats-Batch-Commit"
 NATS_STATUS: Final = "Status"
