@@ -236,6 +236,19 @@ def test_context_time_and_timestamp() -> None:
     assert context.timestamp == "2026-01-01T00:00:00.123456Z" == iso_time(ACCEPTED_NS)
 
 
+@pytest.mark.parametrize(
+    "unix_ns",
+    [0, 999, 1_000_000_000 - 1, ACCEPTED_NS, ACCEPTED_NS + 10**9 - 1, ACCEPTED_NS + 10**9],
+)
+def test_iso_time_is_the_bus_time_format(unix_ns: int) -> None:
+    moment = datetime.fromtimestamp(unix_ns // 10**9, UTC).replace(
+        microsecond=unix_ns % 10**9 // 1000
+    )
+    expected = moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    assert iso_time(unix_ns) == expected
+    assert iso_time(unix_ns) == expected  # a second call, from the formatted second
+
+
 def test_a_handler_that_declares_a_context_needs_one() -> None:
     with pytest.raises(ConfigurationError, match="needs a decision context"):
         ledger.decide(ledger.initial_state(), Note(text="x"))

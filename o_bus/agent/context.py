@@ -15,20 +15,20 @@ never read the wall clock.
 from __future__ import annotations
 
 import functools
+import time
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from o_bus.errors import ConfigurationError
 
 __all__ = ["DecisionContext", "context_parameter", "iso_time", "with_context"]
 
 
-@dataclass(slots=True, frozen=True)
-class DecisionContext:
-    """The request's id and the time the WAL accepted it (unix nanoseconds)."""
+class DecisionContext(NamedTuple):
+    """The request's id and the time the WAL accepted it (unix nanoseconds). Immutable; a
+    tuple because one is made per request on the agent's hot path."""
 
     request_id: str
     accepted_ns: int
@@ -45,11 +45,20 @@ class DecisionContext:
         return iso_time(self.accepted_ns)
 
 
+# The last second formatted: requests accepted within one second share it. One tuple, replaced
+# whole, so a reader never sees a second with another second's text.
+_last_second: list[tuple[int, str]] = [(-1, "")]
+
+
 def iso_time(unix_ns: int) -> str:
-    """``2026-01-02T03:04:05.678901Z`` for a time in unix nanoseconds."""
-    seconds, nanos = divmod(unix_ns, 1_000_000_000)
-    moment = datetime.fromtimestamp(seconds, UTC).replace(microsecond=nanos // 1000)
-    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    """``2026-01-02T03:04:05.678901Z`` for a time in unix nanoseconds (the format of
+    ``utc_now``, at a fraction of its cost: it runs once per event on the hot path)."""
+    seconds, micros = divmod(unix_ns // 1000, 1_000_000)
+    cached = _last_second[0]
+    if cached[0] != seconds:
+        cached = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+        _last_second[0] = cached
+    return f"{cached[1]}.{micros:06d}Z"
 
 
 def context_parameter(fn: Callable[..., Any]) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 from o_bus.wire.codec import Encoding
 from o_bus.wire.headers import (
@@ -75,9 +75,9 @@ def reply_encoding_from(headers: dict[str, str]) -> Encoding:
     return Encoding.JSON
 
 
-@dataclass(slots=True, frozen=True)
-class WalRecord:
+class WalRecord(NamedTuple):
     """One accepted request, in the normalised binary form the splitter writes to the WAL.
+    Immutable; a tuple because one is read per request on the agent's hot path.
 
     ``content_type`` is kept as written (the decider maps it to an encoding, so a bad one is
     the request's rejection, not a crash of the reader). ``wal_seq`` and ``accepted_ns`` (when
