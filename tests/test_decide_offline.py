@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from support import collect_events, read_subject, running_platform
 
-from agents.memory import memory
 from o_bus.agent.context import iso_time
 from o_bus.agents.counter import counter
+from o_bus.agents.memory import memory
 from o_bus.replay.decide import decide_requests
 from o_bus.replay.rebuild import rebuild
 from o_bus.store import layout

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 import msgpack
 import pytest
 
-from agents.memory import Configure, Consolidate, MemoryState, Remember, memory
 from o_bus.agent.context import DecisionContext, iso_time
 from o_bus.agent.definition import AgentDefinition
 from o_bus.agent.queries import Query, QueryContext
 from o_bus.agents.counter import CounterState, Increment, counter
+from o_bus.agents.memory import Configure, Consolidate, MemoryState, Remember, memory
 from o_bus.decision.decider import APPLIED, NOOP, REJECTED, Decided, Decider
 from o_bus.errors import CommandRejected, ConfigurationError, ErrorCode
 from o_bus.events.model import Command, Event, State
