@@ -14,7 +14,6 @@ never read the wall clock.
 
 from __future__ import annotations
 
-import functools
 import time
 import typing
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from typing import Any, NamedTuple
 
 from o_bus.errors import ConfigurationError
 
-__all__ = ["DecisionContext", "context_parameter", "iso_time", "with_context"]
+__all__ = ["DecisionContext", "context_parameter", "iso_time"]
 
 
 class DecisionContext(NamedTuple):
@@ -71,15 +70,3 @@ def context_parameter(fn: Callable[..., Any]) -> str | None:
         if hint is DecisionContext and name != "return":
             return name
     return None
-
-
-def with_context(fn: Callable[..., Any], context: DecisionContext | None) -> Callable[..., Any]:
-    """``fn`` with its decision-context parameter bound (``fn`` itself if it declares none).
-
-    A function that declares one cannot run without a context: that is a wiring error."""
-    name = context_parameter(fn)
-    if name is None:
-        return fn
-    if context is None:
-        raise ConfigurationError(f"{fn.__qualname__} needs a decision context; none was given")
-    return functools.partial(fn, **{name: context})

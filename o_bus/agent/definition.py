@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from pydantic import ValidationError
 from pydantic_core import from_json
 
-from o_bus.agent.context import DecisionContext, context_parameter, with_context
+from o_bus.agent.context import DecisionContext, context_parameter
 from o_bus.agent.queries import ProjectionSpec, Query, QueryTable
 from o_bus.agent.state_migration import StateMigrations, StateStep
 from o_bus.errors import (
@@ -53,7 +53,7 @@ S = TypeVar("S", bound=State)
 E = TypeVar("E", bound=Event)
 HandlerResult = Event | Sequence[Event] | None
 Handler = Callable[..., HandlerResult]  # (state, command) and maybe a DecisionContext
-Fitness = Callable[[Any, Any, Sequence[Event]], float]
+Fitness = Callable[..., float]  # (state, command, events) and maybe a DecisionContext
 
 
 class Decision(Generic[S]):
@@ -127,9 +127,7 @@ class AgentDefinition(Generic[S]):
         self.description = description
         self.tools: AgentTools | None = None  # set by use_tools
         # command name -> (command type, handler, name of its DecisionContext parameter)
-        self._handlers: dict[
-            str, tuple[type[Command], Callable[..., HandlerResult], str | None]
-        ] = {}
+        self._handlers: dict[str, tuple[type[Command], Handler, str | None]] = {}
         self._appliers: dict[type[Event], Callable[[S, Any], S]] = {}
         self._event_types: dict[str, type[Event]] = {}
         self.upcasters = UpcasterChain()
@@ -137,6 +135,7 @@ class AgentDefinition(Generic[S]):
         self.projections: list[ProjectionSpec[Any]] = []  # opened while the agent serves
         self.state_migrations = StateMigrations()
         self.fitness_function: Fitness | None = None
+        self._fitness_context: str | None = None  # name of its DecisionContext parameter
 
     # -- declaration -------------------------------------------------------------------------
 
@@ -187,6 +186,7 @@ class AgentDefinition(Generic[S]):
         better), optionally with a ``DecisionContext`` parameter (the request's). The
         evolution arbiter compares a candidate's mean fitness with live's."""
         self.fitness_function = fn
+        self._fitness_context = context_parameter(fn)
         return fn
 
     def score(
@@ -200,7 +200,11 @@ class AgentDefinition(Generic[S]):
         fn = self.fitness_function
         if fn is None:
             return None
-        return float(with_context(fn, context)(state, command, events))
+        if self._fitness_context is None:
+            return float(fn(state, command, events))
+        if context is None:
+            raise ConfigurationError(f"{fn.__qualname__} needs a decision context; none was given")
+        return float(fn(state, command, events, **{self._fitness_context: context}))
 
     def query(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """Register a read-only query handler ``(context, query) -> result`` (sync or async),
