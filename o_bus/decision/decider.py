@@ -22,6 +22,7 @@ from o_bus.wire.wal_record import WalRecord
 
 __all__ = [
     "APPLIED",
+    "DUPLICATE",
     "NOOP",
     "REJECTED",
     "Decided",
@@ -35,6 +36,7 @@ __all__ = [
 APPLIED: Final = "applied"  # the request produced events
 NOOP: Final = "noop"  # accepted, no event: an outcome record is its only write
 REJECTED: Final = "rejected"  # refused (bad input, handler refusal, or a bug in agent code)
+DUPLICATE: Final = "duplicate"  # an id answered before: the earlier reply again, nothing applied
 
 
 def context_of(request: WalRecord) -> DecisionContext:
@@ -81,7 +83,7 @@ class Verdict:
     """What deciding one request gives: the records to append (events, or one outcome record),
     the reply to send once they are durable, and the state and agent sequence after them."""
 
-    outcome: str  # APPLIED, NOOP or REJECTED
+    outcome: str  # APPLIED, NOOP, REJECTED (or DUPLICATE, decided from a reply cache)
     records: list[NewEvent]
     reply: dict[str, Any]
     state: State

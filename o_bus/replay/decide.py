@@ -10,16 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 from o_bus.agent.definition import AgentDefinition
-from o_bus.decision.decider import Decider
+from o_bus.decision.decider import DUPLICATE, Decider
 from o_bus.events.model import Event, State
 from o_bus.wire.wal_record import WalRecord
 
 __all__ = ["DUPLICATE", "DecidedRequests", "RequestOutcome", "decide_requests"]
-
-DUPLICATE: Final = "duplicate"
 
 
 @dataclass(slots=True, frozen=True)

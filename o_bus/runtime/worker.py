@@ -27,7 +27,7 @@ from pydantic_core import from_json, to_json
 from o_bus.agent.definition import AgentDefinition
 from o_bus.agent.lifecycle import LifecycleChanged, LifecycleState, check_transition
 from o_bus.config import RuntimeConfig
-from o_bus.decision.decider import Decider, Verdict
+from o_bus.decision.decider import DUPLICATE, Decider, Verdict
 from o_bus.errors import ConcurrencyError, ConfigurationError, OBusError
 from o_bus.events.model import State
 from o_bus.evolution.canary_client import CanaryClient
@@ -312,9 +312,9 @@ class AgentWorker:
         if cached is not None:
             # The same id again after the WAL's duplicate window: answer, never apply twice.
             reply = {**from_json(cached), "duplicate": True}
-            headers = outcome_headers(request_id, wal_seq, "duplicate")
+            headers = outcome_headers(request_id, wal_seq, DUPLICATE)
             record = NewEvent(b"", headers, self.decider.outcome_subject)
-            verdict = Verdict("duplicate", [record], reply, self.state, self.seq)
+            verdict = Verdict(DUPLICATE, [record], reply, self.state, self.seq)
         else:
             verdict = self.decider.decide(self.state, self.seq, request, decided)
             if verdict.error is not None:
