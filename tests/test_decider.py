@@ -3,12 +3,15 @@ decision context handlers receive; the offline ``decide_requests``; the WAL reco
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 import msgpack
 import pytest
 
+from o_bus.agent.catalogue import Catalogue
 from o_bus.agent.context import DecisionContext, iso_time
 from o_bus.agent.definition import AgentDefinition
 from o_bus.agent.queries import Query, QueryContext
@@ -18,6 +21,7 @@ from o_bus.decision.decider import APPLIED, NOOP, REJECTED, Decided, Decider
 from o_bus.errors import CommandRejected, ConfigurationError, ErrorCode
 from o_bus.events.model import Command, Event, State
 from o_bus.replay.decide import DUPLICATE, decide_requests
+from o_bus.replay.history_file import RecordedHistory
 from o_bus.wire.cloudevents import parse_request
 from o_bus.wire.codec import Encoding
 from o_bus.wire.headers import (
@@ -36,6 +40,7 @@ from o_bus.wire.headers import (
 from o_bus.wire.wal_record import DuplicateQuery, WalRecord, nats_time_ns
 
 ACCEPTED_NS = 1_767_225_600_123_456_789  # 2026-01-01T00:00:00.123456789Z
+HISTORIES = Path(__file__).parent / "data" / "histories" / "0.1.0"
 
 
 def record(
@@ -379,3 +384,27 @@ def test_duplicate_query_round_trip() -> None:
     assert DuplicateQuery.from_headers(query.to_headers()) == query
     assert DuplicateQuery.from_headers({"O-Wal-Seq": "x"}) == DuplicateQuery("", 0)
     assert DuplicateQuery.from_headers(None) == DuplicateQuery("", 0)
+
+
+# -- recorded histories -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("agent", ["counter", "echo"])
+def test_deciding_a_recorded_wal_again_gives_the_recorded_events(agent: str) -> None:
+    history = RecordedHistory.load(HISTORIES / agent)
+    definition = Catalogue.discover().get(agent)
+    decided = decide_requests(definition, definition.initial_state(), history.wal, agent=agent)
+    recorded = [
+        (r.headers[CE_TYPE], json.loads(r.data), r.headers[CE_REQUESTID])
+        for r in history.events
+        if r.subject == f"o.evt.{agent}"
+    ]
+    offline = [
+        (e.event_type, e.model_dump(mode="json"), o.request_id)
+        for o in decided.outcomes
+        for e in o.events
+    ]
+    assert recorded
+    assert offline == recorded
+    assert decided.seq == history.expected["seq"]
+    assert decided.state.model_dump(mode="json") == history.expected["state"]

@@ -1,6 +1,8 @@
 """Deciding recorded requests offline: the live agent's decision path with no NATS.
 
-``decide_requests`` feeds WAL records (read from a stream or recorded) through the same
+``decide_requests`` feeds WAL records (:class:`~o_bus.wire.wal_record.WalRecord`, or the
+recorded :class:`~o_bus.store.log_record.LogRecord` of a WAL stream, as golden histories
+hold them) through the same
 :class:`~o_bus.decision.Decider` the live agent uses, folding each request's events into the
 state before the next one, as the agent does. A request id seen again is answered from the
 earlier reply (``duplicate``), as the agent's reply cache does, never applied twice.
@@ -15,9 +17,10 @@ from typing import Any
 from o_bus.agent.definition import AgentDefinition
 from o_bus.decision.decider import DUPLICATE, Decider
 from o_bus.events.model import Event, State
-from o_bus.wire.wal_record import WalRecord
+from o_bus.store.log_record import LogRecord
+from o_bus.wire.wal_record import WalRecord, nats_time_ns
 
-__all__ = ["DUPLICATE", "DecidedRequests", "RequestOutcome", "decide_requests"]
+__all__ = ["DUPLICATE", "DecidedRequests", "RequestOutcome", "decide_requests", "wal_record_of"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -41,10 +44,17 @@ class DecidedRequests:
     seq: int
 
 
+def wal_record_of(record: LogRecord) -> WalRecord:
+    """The request a recorded WAL message holds (its stored time is when the WAL accepted it)."""
+    return WalRecord.from_headers(
+        record.headers, record.data, record.seq, nats_time_ns(record.time)
+    )
+
+
 def decide_requests(
     definition: AgentDefinition[Any],
     state: State,
-    wal_records: Iterable[WalRecord],
+    wal_records: Iterable[WalRecord | LogRecord],
     *,
     agent: str | None = None,
     seq: int = 0,
@@ -56,7 +66,8 @@ def decide_requests(
     decider = Decider(agent or definition.name, definition)
     answered: dict[str, dict[str, Any]] = {}  # ok replies by request id
     outcomes: list[RequestOutcome] = []
-    for record in wal_records:
+    for item in wal_records:
+        record = wal_record_of(item) if isinstance(item, LogRecord) else item
         earlier = answered.get(record.request_id)
         if earlier is not None:
             reply = {**earlier, "duplicate": True}
