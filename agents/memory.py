@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from o_bus.agent.context import DecisionContext
 from o_bus.agent.definition import AgentDefinition
 from o_bus.agent.queries import Query, QueryContext
 from o_bus.errors import CommandRejected
@@ -34,7 +35,6 @@ from o_bus.memory import (
     parse_time,
 )
 from o_bus.memory.index import MAX_EPISODES
-from o_bus.store.event_records import utc_now
 
 __all__ = ["MemoryState", "memory", "semantic_memory"]
 
@@ -126,14 +126,14 @@ memory.projection(semantic_memory)
 
 
 @memory.command
-def remember(state: MemoryState, cmd: Remember) -> Remembered:
+def remember(state: MemoryState, cmd: Remember, ctx: DecisionContext) -> Remembered:
     item = MemoryItem(
         id=f"m{state.next_id}",
         text=cmd.text,
         kind=cmd.kind,
         importance=cmd.importance,
         metadata=cmd.metadata,
-        at=utc_now(),
+        at=ctx.timestamp,  # when the WAL accepted the request: the same on every replay
     )
     return Remembered(item=item, evicted=state.short_term.admit(state.rule))
 
@@ -147,8 +147,8 @@ def forget(state: MemoryState, cmd: Forget) -> Forgotten:
 
 
 @memory.command
-def consolidate(state: MemoryState, cmd: Consolidate) -> Consolidated | None:
-    at = cmd.now or utc_now()
+def consolidate(state: MemoryState, cmd: Consolidate, ctx: DecisionContext) -> Consolidated | None:
+    at = cmd.now or ctx.timestamp
     evicted = state.short_term.consolidation(state.rule, parse_time(at))
     if not evicted.ids:
         return None

@@ -13,6 +13,7 @@ and for programs that talk to agents (over a connection from ``nats.connect``)::
 
 from typing import TYPE_CHECKING, Any
 
+from o_bus.agent.context import DecisionContext
 from o_bus.agent.definition import AgentDefinition
 from o_bus.agent.lifecycle import LifecycleState
 from o_bus.agent.queries import Query, QueryContext
@@ -47,6 +48,7 @@ __all__ = [
     "CommandRejected",
     "ConcurrencyError",
     "ConfigurationError",
+    "DecisionContext",
     "ErrorCode",
     "Event",
     "EvolutionNotFoundError",

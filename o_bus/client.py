@@ -15,6 +15,7 @@ from o_bus.errors import AgentUnavailableError
 from o_bus.store import layout
 from o_bus.wire.cloudevents import SPECVERSION
 from o_bus.wire.codec import Encoding, decode, encode
+from o_bus.wire.headers import CE_ID, CE_SOURCE, CE_SPECVERSION, CE_TYPE, CONTENT_TYPE
 
 __all__ = ["query", "request_headers", "send"]
 
@@ -23,11 +24,11 @@ def request_headers(
     command: str, request_id: str, encoding: Encoding, source: str
 ) -> dict[str, str]:
     return {
-        "ce-id": request_id,
-        "ce-type": command,
-        "ce-source": source,
-        "ce-specversion": SPECVERSION,
-        "Content-Type": encoding.value,
+        CE_ID: request_id,
+        CE_TYPE: command,
+        CE_SOURCE: source,
+        CE_SPECVERSION: SPECVERSION,
+        CONTENT_TYPE: encoding.value,
     }
 
 

@@ -128,7 +128,7 @@ def _fresh() -> AgentDefinition[CartState]:
 def test_handler_with_one_parameter_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="exactly"):
 
-        @_fresh().command  # type: ignore[arg-type]
+        @_fresh().command
         def one(state: CartState) -> None:
             return None
 
@@ -136,7 +136,7 @@ def test_handler_with_one_parameter_is_refused() -> None:
 def test_handler_with_three_parameters_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="exactly"):
 
-        @_fresh().command  # type: ignore[arg-type]
+        @_fresh().command
         def three(state: CartState, cmd: AddItem, extra: int) -> None:
             return None
 

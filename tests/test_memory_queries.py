@@ -66,7 +66,7 @@ def test_a_query_needs_a_query_model() -> None:
     def bad(ctx: QueryContext[Tally], q: int) -> None: ...
 
     with pytest.raises(ConfigurationError, match="Query subclass"):
-        tally.query(bad)  # type: ignore[type-var]
+        tally.query(bad)
     with pytest.raises(ConfigurationError, match="registered twice"):
         tally.query(total)
 

@@ -7,6 +7,7 @@ import zlib
 
 from o_bus.evolution.routes import CanaryRoute
 from o_bus.wire.cloudevents import RequestEnvelope
+from o_bus.wire.headers import CE_SUBJECT
 
 __all__ = ["goes_to_canary"]
 
@@ -22,7 +23,7 @@ def goes_to_canary(
         return True
     key: str | None = None
     if canary.sticky:
-        if canary.sticky == "ce-subject":
+        if canary.sticky == CE_SUBJECT:
             key = envelope.subject
         elif headers:
             key = headers.get(canary.sticky)

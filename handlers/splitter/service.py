@@ -31,14 +31,11 @@ from o_bus.errors import (
 from o_bus.store import layout
 from o_bus.store.dead_letter import DeadLetters
 from o_bus.store.registry import Registry
-from o_bus.wire.cloudevents import (
-    ROUTE_HEADER,
-    RequestEnvelope,
-    parse_request,
-    reply_encoding_of,
-)
-from o_bus.wire.codec import Encoding, encode
-from o_bus.wire.reply import STATUS_HEADER, error_reply_from
+from o_bus.wire.cloudevents import RequestEnvelope, parse_request, reply_encoding_of
+from o_bus.wire.codec import Encoding
+from o_bus.wire.headers import CE_ID
+from o_bus.wire.reply import encode_reply, error_reply_from
+from o_bus.wire.wal_record import DuplicateQuery
 
 from .canary import goes_to_canary
 from .routes import RouteTable
@@ -94,7 +91,7 @@ class Splitter:
             envelope = self._admit(agent, msg)
         except OBusError as err:
             headers = msg.headers
-            request_id = headers.get("ce-id") if headers else None
+            request_id = headers.get(CE_ID) if headers else None
             known = agent if agent in self.routes.agents else None
             self.dead_letters.reject(known, request_id, err, msg.data, headers)
             await self._reply(
@@ -103,11 +100,12 @@ class Splitter:
                 reply_encoding_of(headers),
             )
             return
-        headers = envelope.wal_headers(f"{agent}:{envelope.id}", msg.reply or None)
+        route: str | None = None
         if self.routes.canaries:
             canary = self.routes.canaries.get(agent)
             if canary is not None and goes_to_canary(canary, envelope, msg.headers):
-                headers[ROUTE_HEADER] = canary.version
+                route = canary.version
+        headers = envelope.wal_record(msg.reply, route).to_headers(f"{agent}:{envelope.id}")
         await self.wal.append(
             layout.WAL_PREFIX + agent, envelope.data, headers, (agent, envelope, msg.reply)
         )
@@ -160,20 +158,16 @@ class Splitter:
     async def _ask_duplicate(
         self, agent: str, envelope: RequestEnvelope, reply: str, wal_seq: int
     ) -> None:
-        headers = {
-            "ce-id": envelope.id,
-            "O-Wal-Seq": str(wal_seq),
-            "O-Reply-Encoding": envelope.reply_encoding.value,
-        }
+        query = DuplicateQuery(envelope.id, wal_seq, envelope.reply_encoding)
         await self.nc.publish(
-            layout.control_subject(agent, "dup"), b"", reply=reply, headers=headers
+            layout.control_subject(agent, "dup"), b"", reply=reply, headers=query.to_headers()
         )
 
     async def _reply(self, reply: str | None, body: dict[str, Any], encoding: Encoding) -> None:
         if not reply:
             return
-        headers = {"Content-Type": encoding.value, STATUS_HEADER: "ok" if body["ok"] else "error"}
+        data, headers = encode_reply(body, encoding)
         try:
-            await self.nc.publish(reply, encode(body, encoding), headers=headers)
+            await self.nc.publish(reply, data, headers=headers)
         except nats.errors.Error:
             log.exception("could not send an error reply")

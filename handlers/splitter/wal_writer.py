@@ -19,6 +19,8 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from pydantic_core import from_json
 
+from o_bus.wire.headers import NATS_STATUS
+
 __all__ = ["AckProblem", "WalWriter"]
 
 # An ack that needs attention contains one of these; a success is {"stream":..,"seq":..}.
@@ -94,7 +96,7 @@ class WalWriter:
         if entry is None:
             return
         data = msg.data
-        status = msg.headers.get("Status") if msg.headers else None
+        status = msg.headers.get(NATS_STATUS) if msg.headers else None
         if status:  # e.g. 503: no stream listens on the subject
             self.on_problem(entry[0], AckProblem(f"JetStream status {status}"))
         elif any(marker in data for marker in _ATTENTION):

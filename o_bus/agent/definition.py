@@ -12,8 +12,12 @@ Example::
     def _(state: CounterState, event: Incremented) -> CounterState:
         return state.model_copy(update={"value": state.value + event.by})
 
-State is the fold of the appliers over the events. Handlers do no I/O, so replaying a
-history always gives the same state.
+State is the fold of the appliers over the events. Handlers do no I/O and read no clock,
+so replaying a history always gives the same state. A handler that needs the request's time
+or id declares a parameter annotated with :class:`~o_bus.agent.context.DecisionContext`::
+
+    @memory.command
+    def remember(state: MemoryState, cmd: Remember, ctx: DecisionContext) -> Remembered: ...
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from pydantic import ValidationError
 from pydantic_core import from_json
 
-from o_bus.agent.queries import ProjectionSpec, Query, QueryContext, QueryTable
+from o_bus.agent.context import DecisionContext, context_parameter
+from o_bus.agent.queries import ProjectionSpec, Query, QueryTable
 from o_bus.agent.state_migration import StateMigrations, StateStep
 from o_bus.errors import (
     AgentCodeError,
@@ -45,11 +50,10 @@ if TYPE_CHECKING:
 __all__ = ["AgentDefinition", "Decision"]
 
 S = TypeVar("S", bound=State)
-C = TypeVar("C", bound=Command)
 E = TypeVar("E", bound=Event)
-Q = TypeVar("Q", bound=Query)
 HandlerResult = Event | Sequence[Event] | None
-Fitness = Callable[[Any, Any, Sequence[Event]], float]
+Handler = Callable[..., HandlerResult]  # (state, command) and maybe a DecisionContext
+Fitness = Callable[..., float]  # (state, command, events) and maybe a DecisionContext
 
 
 class Decision(Generic[S]):
@@ -62,15 +66,22 @@ class Decision(Generic[S]):
         self.state = state
 
 
-def _second_param_type(fn: Callable[..., Any], base: type[Any]) -> type[Any]:
-    params = list(inspect.signature(fn).parameters)
-    if len(params) != 2:
-        raise ConfigurationError(f"{fn.__qualname__} must take exactly (state, {base.__name__})")
+def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
     try:
-        hints = typing.get_type_hints(fn)
+        return typing.get_type_hints(fn)
     except (NameError, TypeError) as err:
         raise ConfigurationError(f"{fn.__qualname__}: cannot resolve annotations: {err}") from err
-    annotated = hints.get(params[1])
+
+
+def _second_param_type(fn: Callable[..., Any], base: type[Any]) -> type[Any]:
+    context = context_parameter(fn)
+    params = [p for p in inspect.signature(fn).parameters if p != context]
+    if len(params) != 2:
+        raise ConfigurationError(
+            f"{fn.__qualname__} must take exactly (state, {base.__name__})"
+            " and optionally a DecisionContext"
+        )
+    annotated = _hints(fn).get(params[1])
     if not (isinstance(annotated, type) and issubclass(annotated, base)):
         raise ConfigurationError(
             f"{fn.__qualname__}: annotate the second parameter with a {base.__name__} subclass"
@@ -115,7 +126,8 @@ class AgentDefinition(Generic[S]):
         self.state_schema_version = state_schema_version
         self.description = description
         self.tools: AgentTools | None = None  # set by use_tools
-        self._handlers: dict[str, tuple[type[Command], Callable[[S, Any], HandlerResult]]] = {}
+        # command name -> (command type, handler, name of its DecisionContext parameter)
+        self._handlers: dict[str, tuple[type[Command], Handler, str | None]] = {}
         self._appliers: dict[type[Event], Callable[[S, Any], S]] = {}
         self._event_types: dict[str, type[Event]] = {}
         self.upcasters = UpcasterChain()
@@ -123,15 +135,17 @@ class AgentDefinition(Generic[S]):
         self.projections: list[ProjectionSpec[Any]] = []  # opened while the agent serves
         self.state_migrations = StateMigrations()
         self.fitness_function: Fitness | None = None
+        self._fitness_context: str | None = None  # name of its DecisionContext parameter
 
     # -- declaration -------------------------------------------------------------------------
 
-    def command(self, fn: Callable[[S, C], HandlerResult]) -> Callable[[S, C], HandlerResult]:
-        """Register a pure handler ``(state, command) -> event | [events] | None``."""
+    def command(self, fn: Callable[..., HandlerResult]) -> Callable[..., HandlerResult]:
+        """Register a pure handler ``(state, command) -> event | [events] | None``, which may
+        also declare a ``DecisionContext`` parameter."""
         command_type = _second_param_type(fn, Command)
         if command_type.command_name in self._handlers:
             raise ConfigurationError(f"command {command_type.command_name!r} registered twice")
-        self._handlers[command_type.command_name] = (command_type, fn)
+        self._handlers[command_type.command_name] = (command_type, fn, context_parameter(fn))
         return fn
 
     def applies(self, fn: Callable[[S, E], S]) -> Callable[[S, E], S]:
@@ -169,12 +183,32 @@ class AgentDefinition(Generic[S]):
 
     def fitness(self, fn: Fitness) -> Fitness:
         """Register ``(state, command, events) -> float``: how good an outcome is (higher is
-        better). The evolution arbiter compares a candidate's mean fitness with live's."""
+        better), optionally with a ``DecisionContext`` parameter (the request's). The
+        evolution arbiter compares a candidate's mean fitness with live's."""
         self.fitness_function = fn
+        self._fitness_context = context_parameter(fn)
         return fn
 
-    def query(self, fn: Callable[[QueryContext[S], Q], Any]) -> Callable[[QueryContext[S], Q], Any]:
-        """Register a read-only query handler ``(context, query) -> result`` (sync or async);
+    def score(
+        self,
+        state: S,
+        command: Command,
+        events: Sequence[Event],
+        context: DecisionContext | None = None,
+    ) -> float | None:
+        """The fitness of an outcome, or None when no fitness function is declared."""
+        fn = self.fitness_function
+        if fn is None:
+            return None
+        if self._fitness_context is None:
+            return float(fn(state, command, events))
+        if context is None:
+            raise ConfigurationError(f"{fn.__qualname__} needs a decision context; none was given")
+        return float(fn(state, command, events, **{self._fitness_context: context}))
+
+    def query(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Register a read-only query handler ``(context, query) -> result`` (sync or async),
+        optionally with a ``DecisionContext`` parameter (the query's id and arrival time);
         see :mod:`o_bus.agent.queries`."""
         self.queries.register(_second_param_type(fn, Query), fn)
         return fn
@@ -228,13 +262,24 @@ class AgentDefinition(Generic[S]):
         except ValidationError as err:
             raise _invalid_payload(name, err) from err
 
-    def decide(self, state: S, command: Command) -> Decision[S]:
-        """Run the command's handler and fold its events into a new state.
+    def decide(
+        self, state: S, command: Command, context: DecisionContext | None = None
+    ) -> Decision[S]:
+        """Run the command's handler and fold its events into a new state. ``context`` is
+        passed to a handler that declares a ``DecisionContext`` parameter (it must then be
+        given).
 
         Raises ``CommandRejected`` when the handler refuses; nothing is applied then.
         """
-        handler = self._handlers[command.command_name][1]
-        result = handler(state, command)
+        _, handler, context_name = self._handlers[command.command_name]
+        if context_name is None:
+            result = handler(state, command)
+        elif context is None:
+            raise ConfigurationError(
+                f"{handler.__qualname__} needs a decision context; none was given"
+            )
+        else:
+            result = handler(state, command, **{context_name: context})
         if result is None:
             events: list[Event] = []
         elif isinstance(result, Event):

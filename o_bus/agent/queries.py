@@ -23,6 +23,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from o_bus.agent.context import DecisionContext, context_parameter
 from o_bus.errors import (
     AgentUnavailableError,
     ConfigurationError,
@@ -116,12 +117,13 @@ class QueryTable:
     """The queries of one agent definition, by name."""
 
     def __init__(self) -> None:
-        self._entries: dict[str, tuple[type[Query], QueryHandler]] = {}
+        # query name -> (query type, handler, name of its DecisionContext parameter)
+        self._entries: dict[str, tuple[type[Query], Callable[..., Any], str | None]] = {}
 
-    def register(self, query_type: type[Query], fn: QueryHandler) -> None:
+    def register(self, query_type: type[Query], fn: Callable[..., Any]) -> None:
         if query_type.query_name in self._entries:
             raise ConfigurationError(f"query {query_type.query_name!r} registered twice")
-        self._entries[query_type.query_name] = (query_type, fn)
+        self._entries[query_type.query_name] = (query_type, fn, context_parameter(fn))
 
     def __bool__(self) -> bool:
         return bool(self._entries)
@@ -156,8 +158,18 @@ class QueryTable:
                 details={"errors": details},
             ) from err
 
-    async def run(self, context: QueryContext[Any], query: Query) -> Any:
-        result = self._entries[query.query_name][1](context, query)
+    async def run(
+        self, context: QueryContext[Any], query: Query, decision: DecisionContext | None = None
+    ) -> Any:
+        """Answer ``query``; ``decision`` (the query's id and arrival time) goes to a handler
+        that declares a ``DecisionContext`` parameter."""
+        _, handler, context_name = self._entries[query.query_name]
+        if context_name is None:
+            result = handler(context, query)
+        elif decision is None:
+            raise ConfigurationError(f"{handler.__qualname__} needs a decision context")
+        else:
+            result = handler(context, query, **{context_name: decision})
         if inspect.isawaitable(result):
             result = await result
         return result

@@ -19,6 +19,7 @@ from nats.aio.client import Client
 from pydantic_core import from_json, to_json
 
 from o_bus.agent.definition import AgentDefinition, Decision
+from o_bus.decision.decider import Decided
 from o_bus.errors import (
     CommandRejected,
     ConfigurationError,
@@ -28,37 +29,29 @@ from o_bus.errors import (
 )
 from o_bus.events.model import Event, State
 from o_bus.store import layout
+from o_bus.wire.codec import Encoding
+from o_bus.wire.wal_record import WalRecord
 
-__all__ = ["CanaryClient", "CanaryResult", "encode_canary_request"]
+__all__ = ["CanaryClient", "encode_canary_request"]
 
 log = logging.getLogger(__name__)
 
 
-def encode_canary_request(
-    state: State, schema_version: int, command: str, content_type: str, data: bytes
-) -> bytes:
+def encode_canary_request(state: State, schema_version: int, request: WalRecord) -> bytes:
+    """What the candidate's canary service needs to decide ``request`` as live would: the
+    state, the record's command, data, content type, id and the time the WAL accepted it."""
     return msgpack.packb(  # type: ignore[no-any-return]
         {
             "state": state.model_dump(mode="json"),
             "schema": schema_version,
-            "command": command,
-            "content_type": content_type,
-            "data": data,
+            "command": request.command,
+            "content_type": request.content_type or Encoding.JSON.value,
+            "data": request.data,
+            "request_id": request.request_id,
+            "accepted_ns": request.accepted_ns,
+            "wal_seq": request.wal_seq,
         }
     )
-
-
-class CanaryResult:
-    """A candidate's decision, ready to stage: a Decision, or a rejection to report."""
-
-    __slots__ = ("code_version", "decision", "rejection")
-
-    def __init__(
-        self, decision: Decision[Any] | None, rejection: OBusError | None, code_version: str
-    ) -> None:
-        self.decision = decision
-        self.rejection = rejection
-        self.code_version = code_version
 
 
 class CanaryClient:
@@ -78,9 +71,7 @@ class CanaryClient:
         self.cooldown = cooldown
         self._resting_until = 0.0  # after a failure, live decides alone for a while
 
-    async def decide(
-        self, state: State, headers: dict[str, str], data: bytes
-    ) -> CanaryResult | None:
+    async def decide(self, state: State, record: WalRecord) -> Decided | None:
         """The candidate's decision, or None: let the live code decide.
 
         A candidate that just failed is left alone for ``cooldown`` seconds, so a hung or
@@ -88,13 +79,7 @@ class CanaryClient:
         if self._resting_until and time.monotonic() < self._resting_until:
             self.fallbacks += 1
             return None
-        request = encode_canary_request(
-            state,
-            self.live.state_schema_version,
-            headers.get("ce-type", ""),
-            headers.get("Content-Type", "application/json"),
-            data,
-        )
+        request = encode_canary_request(state, self.live.state_schema_version, record)
         started = time.perf_counter()
         try:
             msg = await self.nc.request(self.subject, request, timeout=self.timeout)
@@ -115,13 +100,13 @@ class CanaryClient:
         self.decided += 1
         return result
 
-    def _result_of(self, state: State, reply: dict[str, Any]) -> CanaryResult:
+    def _result_of(self, state: State, reply: dict[str, Any]) -> Decided:
         if not reply.get("ok"):
             if reply.get("outcome") != "rejected":
                 raise OBusError(f"candidate failed: {reply.get('message')}")
             code = ErrorCode(reply.get("code", ErrorCode.COMMAND_REJECTED))
             rejection = _rejection(code, str(reply.get("message", "")))
-            return CanaryResult(None, rejection, str(reply["code_version"]))
+            return Decided(None, rejection, str(reply["code_version"]))
         events: list[Event] = []
         for item in reply["events"]:
             try:
@@ -135,7 +120,7 @@ class CanaryClient:
                 ) from err
             events.append(event)
         decision = Decision(events, self.live.fold(state, events))
-        return CanaryResult(decision, None, str(reply["code_version"]))
+        return Decided(decision, None, str(reply["code_version"]))
 
 
 def _rejection(code: ErrorCode, message: str) -> OBusError:

@@ -29,6 +29,7 @@ from o_bus.memory.index import MemoryIndex
 from o_bus.memory.projector import Projector, anchor_of
 from o_bus.memory.tail import LogRecord, RequestRecord, StreamTail, read_requests
 from o_bus.store import layout
+from o_bus.wire.headers import CE_WALSEQ
 
 __all__ = ["DATA_DIR_ENV", "MEMORY_DIR_ENV", "MemoryProjection", "default_path"]
 
@@ -200,7 +201,7 @@ class ProjectionRunner:
         requests = {}
         if self.spec.episodes:
             requests = await read_requests(
-                self.nc, self.agent, (int(r.headers.get("ce-walseq", "0")) for r in records)
+                self.nc, self.agent, (int(r.headers.get(CE_WALSEQ, "0")) for r in records)
             )
         if self._writing is not None:
             await self._writing  # one batch in the writer at a time, in order

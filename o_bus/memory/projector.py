@@ -17,6 +17,7 @@ from o_bus.memory.events import Consolidated, Forgotten, MemoryConfigured, Remem
 from o_bus.memory.short_term import Eviction
 from o_bus.memory.tail import LogRecord, RequestRecord
 from o_bus.store.event_records import H_REQUEST, H_SEQ, H_TYPE, H_VERSION, H_WAL
+from o_bus.wire.headers import O_ERROR_CODE, O_ERROR_MESSAGE, O_OUTCOME
 
 __all__ = ["Projector", "anchor_of"]
 
@@ -150,9 +151,9 @@ class Projector:
             episode["last_seq"] = seq
             episode["_types"].add(headers.get(H_TYPE, ""))
         else:
-            episode["outcome"] = headers.get("O-Outcome", "noop")
-            episode["error_code"] = headers.get("O-Error-Code")
-            episode["error_message"] = headers.get("O-Error-Message")
+            episode["outcome"] = headers.get(O_OUTCOME, "noop")
+            episode["error_code"] = headers.get(O_ERROR_CODE)
+            episode["error_message"] = headers.get(O_ERROR_MESSAGE)
         touched[episode["num"]] = episode
 
 

@@ -25,6 +25,14 @@ from pydantic_core import from_json, to_json
 from o_bus.errors import StorageError
 from o_bus.store import layout
 from o_bus.store.event_records import delivery_of
+from o_bus.wire.headers import (
+    CE_TYPE,
+    CONTENT_TYPE,
+    NATS_NUM_PENDING,
+    NATS_SEQUENCE,
+    NATS_STATUS,
+    NATS_TIME_STAMP,
+)
 
 __all__ = ["LogRecord", "RequestRecord", "StreamTail", "iso_time", "read_requests"]
 
@@ -132,12 +140,10 @@ def _nats_time(value: str | None) -> str | None:
 
 def _request_record(headers: dict[str, str], body: bytes) -> RequestRecord:
     request: Any = {"bytes": len(body)}
-    if len(body) <= _REQUEST_BYTES and "json" in headers.get("Content-Type", "application/json"):
+    if len(body) <= _REQUEST_BYTES and "json" in headers.get(CONTENT_TYPE, "application/json"):
         with contextlib.suppress(ValueError):
             request = from_json(body) if body else {}
-    return RequestRecord(
-        headers.get("ce-type"), request, _nats_time(headers.get("Nats-Time-Stamp"))
-    )
+    return RequestRecord(headers.get(CE_TYPE), request, _nats_time(headers.get(NATS_TIME_STAMP)))
 
 
 async def _read_batch(
@@ -151,13 +157,13 @@ async def _read_batch(
 
     async def on_msg(msg: Msg) -> None:
         headers = dict(msg.headers or {})
-        status = headers.get("Status")
+        status = headers.get(NATS_STATUS)
         if status is not None and not msg.data:
-            more["pending"] = int(headers.get("Nats-Num-Pending", "0") or 0)
+            more["pending"] = int(headers.get(NATS_NUM_PENDING, "0") or 0)
             if not done.done():
                 done.set_result(status)
             return
-        found.append((int(headers.get("Nats-Sequence", "0")), headers, msg.data))
+        found.append((int(headers.get(NATS_SEQUENCE, "0")), headers, msg.data))
 
     inbox = nc.new_inbox()
     sub = await nc.subscribe(inbox, cb=on_msg)

@@ -11,6 +11,7 @@ from o_bus.store.event_log import NewEvent, StoredEvent, event_headers, utc_now
 from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.provision import ensure_agent_stream
 from o_bus.store.registry import AgentRecord, Registry
+from o_bus.wire.headers import CE_FORKEDFROM
 
 __all__ = ["fork"]
 
@@ -64,7 +65,7 @@ async def fork(nc: Client, js: JetStreamContext, source: str, at_seq: int, into:
                 event.code_version,
                 event.time,
             )
-            headers["ce-forkedfrom"] = f"{source}:{event.seq}"
+            headers[CE_FORKEDFROM] = f"{source}:{event.seq}"
             batch.append(NewEvent(event.data, headers))
         written_to = await dst.append(written_to, batch)
         copied = chunk[-1].seq

@@ -19,6 +19,7 @@ from o_bus.replay.history_file import RecordedHistory
 from o_bus.replay.offline import replay_history
 from o_bus.store.event_records import H_REQUEST, H_WAL
 from o_bus.store.snapshots import Snapshot
+from o_bus.wire.headers import CE_ID
 
 __all__ = ["HistoryMismatch", "check_history"]
 
@@ -40,7 +41,7 @@ def _dump(state: State) -> dict[str, Any]:
 
 def _check_requests(history: RecordedHistory, where: str) -> None:
     """Every event and outcome names the WAL record of the request it answers."""
-    requests = {record.seq: record.headers.get("ce-id") for record in history.wal}
+    requests = {record.seq: record.headers.get(CE_ID) for record in history.wal}
     for record in history.events:
         request = record.headers.get(H_REQUEST)  # fences answer no request
         wal_seq = int(record.headers.get(H_WAL, "0"))

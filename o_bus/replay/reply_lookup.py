@@ -16,6 +16,7 @@ from o_bus.store import layout
 from o_bus.store.dead_letter import DeadLetters
 from o_bus.store.event_log import EventLog
 from o_bus.store.event_records import H_REQUEST, StoredEvent
+from o_bus.wire.headers import O_ERROR_CODE, O_ERROR_MESSAGE
 from o_bus.wire.reply import error_reply, ok_reply
 
 __all__ = ["rebuild_reply"]
@@ -37,10 +38,10 @@ async def rebuild_reply(
         if headers.get(H_REQUEST) != request_id:
             continue
         if record.subject == layout.outcome_subject(agent):
-            code = headers.get("O-Error-Code")
+            code = headers.get(O_ERROR_CODE)
             if code:
                 letter = await dead_letters.lookup(agent, request_id)
-                message = letter.message if letter else headers.get("O-Error-Message", "")
+                message = letter.message if letter else headers.get(O_ERROR_MESSAGE, "")
                 return error_reply(agent, request_id, ErrorCode(code), message)
             continue
         event = StoredEvent.from_msg(agent, record.seq or 0, headers, record.data or b"")

@@ -22,24 +22,20 @@ from o_bus.store.dead_letter import DeadLetters
 from o_bus.store.event_log import EventLog
 from o_bus.wire.codec import Encoding
 from o_bus.wire.reply import error_reply_from
+from o_bus.wire.wal_record import DuplicateQuery
 
-__all__ = ["DuplicateAnswers", "Waiter", "reply_encoding_from"]
+__all__ = ["DuplicateAnswers", "Waiter"]
 
 Waiter = tuple[str, Encoding]  # (reply subject, encoding)
-
-
-def reply_encoding_from(headers: dict[str, str]) -> Encoding:
-    """The encoding a WAL record or a duplicate query asks the reply in."""
-    if headers.get("O-Reply-Encoding") == Encoding.MSGPACK:
-        return Encoding.MSGPACK
-    return Encoding.JSON
 
 
 class _Worker(Protocol):
     name: str
     dead_letters: DeadLetters
     processed_wal: int
-    committed_seq: int
+
+    @property
+    def committed_seq(self) -> int: ...
 
     @property
     def log(self) -> EventLog: ...
@@ -65,13 +61,12 @@ class DuplicateAnswers:
         return self.early_waiters.pop(request_id, []) if self.early_waiters else []
 
     async def on_request(self, msg: Msg) -> None:
-        headers = msg.headers or {}
-        request_id = headers.get("ce-id", "")
-        wal_seq = int(headers.get("O-Wal-Seq", "0"))
+        query = DuplicateQuery.from_headers(msg.headers)
+        request_id, wal_seq = query.request_id, query.wal_seq
         reply_to, worker = msg.reply, self.worker
         if not reply_to:
             return
-        waiter = (reply_to, reply_encoding_from(headers))
+        waiter = (reply_to, query.reply_encoding)
         pending = worker.pending(request_id)
         if pending is not None:
             pending.waiters.append(waiter)

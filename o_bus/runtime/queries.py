@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, Final, Literal
 
@@ -29,14 +30,17 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pydantic_core import to_json, to_jsonable_python
+from pydantic_core import to_jsonable_python
 
+from o_bus.agent.context import DecisionContext
 from o_bus.agent.definition import AgentDefinition
 from o_bus.agent.queries import Projection, QueryContext
 from o_bus.errors import AgentUnavailableError, ErrorCode, InvalidRequestError, OBusError
 from o_bus.events.model import State
 from o_bus.store import layout
-from o_bus.wire.reply import STATUS_HEADER, ErrorBody
+from o_bus.wire.codec import Encoding
+from o_bus.wire.headers import CE_ID
+from o_bus.wire.reply import ErrorBody, encode_reply
 
 __all__ = [
     "MAX_QUERY_BYTES",
@@ -166,10 +170,11 @@ class QueryServer:
 
     async def _answer(self, msg: Msg) -> None:
         name: str | None = None
+        asked = DecisionContext((msg.headers or {}).get(CE_ID, ""), time.time_ns())
         try:
             request = self._parse(msg.data)
             name = request.query
-            reply = await self.run(request)
+            reply = await self.run(request, asked)
         except OBusError as err:
             reply = query_error(self.agent, name, err)
         except Exception as err:  # a bug in a query handler must not stop the agent
@@ -179,11 +184,9 @@ class QueryServer:
         if not reply["ok"]:
             log.info("agent %s: query %r refused: %s", self.agent, name, reply["error"]["message"])
         if msg.reply:
-            headers = {"Content-Type": "application/json", STATUS_HEADER: "ok"}
-            if not reply["ok"]:
-                headers[STATUS_HEADER] = "error"
+            body, headers = encode_reply(reply, Encoding.JSON)
             with contextlib.suppress(nats.errors.Error):
-                await self.nc.publish(msg.reply, to_json(reply), headers=headers)
+                await self.nc.publish(msg.reply, body, headers=headers)
 
     def _parse(self, body: bytes) -> QueryRequest:
         if len(body) > MAX_QUERY_BYTES:
@@ -202,15 +205,20 @@ class QueryServer:
             )
             raise InvalidRequestError(code, f"bad query request: {where}: {first['msg']}") from err
 
-    async def run(self, request: QueryRequest) -> dict[str, Any]:
-        """Answer one query (used by the subscription, and directly by tests and tools)."""
+    async def run(
+        self, request: QueryRequest, asked: DecisionContext | None = None
+    ) -> dict[str, Any]:
+        """Answer one query (used by the subscription, and directly by tests and tools).
+        ``asked`` (the query's id and arrival time) goes to a handler that declares a
+        ``DecisionContext`` parameter; by default, now and no id."""
         definition = self.definition
         query = definition.queries.parse(self.agent, request.query, request.params)
         if request.min_seq:
             await self._wait_for(request.min_seq, request.timeout)
         state, seq = self.view()
         context = QueryContext(self.agent, state, seq, self.projections, self.unavailable)
-        result = await definition.queries.run(context, query)
+        asked = asked or DecisionContext("", time.time_ns())
+        result = await definition.queries.run(context, query, asked)
         try:
             jsonable = to_jsonable_python(result)
         except Exception as err:

@@ -41,6 +41,7 @@ from o_bus.tools.records import (
     result_request_id,
 )
 from o_bus.tools.spec import ToolContext
+from o_bus.wire.headers import CE_TYPE
 
 if TYPE_CHECKING:
     from o_bus.runtime.worker import AgentWorker
@@ -117,7 +118,7 @@ class ToolRunner:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _on_event(self, msg: Msg) -> None:
-        if (msg.headers or {}).get("ce-type") != _REQUESTED:
+        if (msg.headers or {}).get(CE_TYPE) != _REQUESTED:
             return
         try:
             requested = ToolCallRequested.model_validate_json(msg.data)

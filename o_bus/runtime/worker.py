@@ -1,18 +1,19 @@
-"""The agent worker: recovers state, consumes the agent's WAL in order, runs pure handlers,
-group-commits the events, and replies straight to the client once they are durable.
+"""The agent worker's lifecycle shell: recovers state, consumes the agent's WAL in order,
+hands each record to the decider and its verdict to the group committer; lifecycle states,
+code switches and stop.
 
-Hot path, per request (``_on_request``, a nats-py callback with no ``await``): parse, decide,
-stage. The flusher task appends staged events in atomic batches (one in flight at a time, so
-each batch's optimistic-concurrency check is exact) and then sends the replies.
+Hot path, per request (``_on_request``, a nats-py callback with no ``await``): read the WAL
+record, decide (:class:`~o_bus.decision.Decider`: pure), stage. The group committer
+(:mod:`o_bus.runtime.committer`) appends staged records in atomic batches and then replies.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
-import time
 from typing import Any
 
 import nats.errors
@@ -26,36 +27,30 @@ from pydantic_core import from_json, to_json
 from o_bus.agent.definition import AgentDefinition
 from o_bus.agent.lifecycle import LifecycleChanged, LifecycleState, check_transition
 from o_bus.config import RuntimeConfig
+from o_bus.decision.decider import DUPLICATE, Decider, Verdict
 from o_bus.errors import ConcurrencyError, ConfigurationError, OBusError
 from o_bus.events.model import State
 from o_bus.evolution.canary_client import CanaryClient
 from o_bus.replay.carry_over import carried_state
 from o_bus.replay.rebuild import Rebuilt, rebuild
-from o_bus.runtime.duplicates import DuplicateAnswers, reply_encoding_from
-from o_bus.runtime.group_commit import Outcome, ReplyCache, StagedRequests
+from o_bus.runtime.committer import Committed, GroupCommitter
+from o_bus.runtime.duplicates import DuplicateAnswers
+from o_bus.runtime.group_commit import Outcome
 from o_bus.runtime.metrics import RequestMetrics
 from o_bus.runtime.queries import QueryServer
 from o_bus.runtime.snapshotter import Snapshotter
 from o_bus.store import layout
 from o_bus.store.dead_letter import DeadLetters
-from o_bus.store.event_log import (
-    NewEvent,
-    delivery_of,
-    event_headers,
-    outcome_headers,
-    utc_now,
-)
+from o_bus.store.event_log import NewEvent, outcome_headers, utc_now
 from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.provision import ensure_agent_stream
 from o_bus.store.snapshots import SnapshotStore
-from o_bus.wire.cloudevents import ROUTE_HEADER
-from o_bus.wire.codec import Encoding, encode, encoding_for
-from o_bus.wire.reply import STATUS_HEADER, error_reply_from, ok_reply
+from o_bus.wire.codec import Encoding
+from o_bus.wire.wal_record import WalRecord, delivery_of
 
 __all__ = ["AgentWorker"]
 
 log = logging.getLogger(__name__)
-_JSON_HEADERS = {"Content-Type": Encoding.JSON.value, STATUS_HEADER: "ok"}
 
 
 class AgentWorker:
@@ -69,7 +64,7 @@ class AgentWorker:
         definition: AgentDefinition[Any],
         config: RuntimeConfig | None = None,
     ) -> None:
-        self.nc, self.js, self.name, self.definition = nc, js, name, definition
+        self.nc, self.js, self.name = nc, js, name
         self.config = config or RuntimeConfig()
         self.log = JetStreamEventLog(nc, js, name)
         self.snapshots = SnapshotStore(js)
@@ -77,29 +72,68 @@ class AgentWorker:
         self.dead_letters = DeadLetters(js)
         self.lifecycle = LifecycleState.INITIALIZING
         self._announced = False  # the first transition has no previous state
-        self.state: State = definition.initial_state()  # includes staged events
-        self.committed_state: State = self.state
-        self.seq = 0  # agent sequence including staged events
-        self.committed_seq = 0
-        self.committed_stream_seq = 0  # stream sequence of the last durable event
-        self.guard_seq = 0  # what the next append must expect (events and fences)
+        self.decider = Decider(name, definition)
+        # The head: state, agent sequence and WAL sequence including staged requests. What is
+        # durable is the committer's ``committed`` position.
+        self.state: State = definition.initial_state()
+        self.seq = 0
         self.processed_wal = 0
-        self.committed_wal = 0
-        self._staged = StagedRequests(self.config.max_batch)
-        self._replies = ReplyCache(self.config.reply_cache)
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()  # set while nothing is staged
-        self._idle.set()
+        self.committer = GroupCommitter(
+            nc, self.log, self.config, Committed(self.state), after_batch=self._after_batch
+        )
         self.duplicates = DuplicateAnswers(self)
         self._subs: list[Subscription] = []
-        self._flusher: asyncio.Task[None] | None = None
-        self.failed: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
-        self._outcome_subject = layout.outcome_subject(name)
-        self.metrics = RequestMetrics()
         self.wal_backlog = 0
         self.queries: QueryServer | None = None  # projections and queries, while serving
         self.canary: CanaryClient | None = None  # set while a canary version decides some requests
         self._wal_sub: Subscription | None = None
+
+    # -- what others read ----------------------------------------------------------------------
+
+    @property
+    def definition(self) -> AgentDefinition[Any]:
+        """The code in use (changes on a hot reload)."""
+        return self.decider.definition
+
+    @definition.setter
+    def definition(self, definition: AgentDefinition[Any]) -> None:
+        """Run other code from the start (before ``start``; afterwards, ``switch_code``)."""
+        self.decider = Decider(self.name, definition)
+
+    @property
+    def committed_state(self) -> State:
+        return self.committer.committed.state
+
+    @property
+    def committed_seq(self) -> int:
+        return self.committer.committed.seq
+
+    @property
+    def committed_stream_seq(self) -> int:
+        return self.committer.committed.stream_seq
+
+    @property
+    def committed_wal(self) -> int:
+        return self.committer.committed.wal
+
+    @property
+    def metrics(self) -> RequestMetrics:
+        return self.committer.metrics
+
+    @property
+    def failed(self) -> asyncio.Future[BaseException]:
+        """Resolved with the error when the worker can no longer serve (the log moved)."""
+        return self.committer.failed
+
+    def pending(self, request_id: str) -> Outcome | None:
+        """The outcome of ``request_id`` if it is staged and not yet durable."""
+        return self.committer.pending(request_id)
+
+    def cached_reply(self, request_id: str) -> bytes | None:
+        return self.committer.cached_reply(request_id)
+
+    async def publish_reply(self, subject: str, reply: dict[str, Any], encoding: Encoding) -> None:
+        await self.committer.publish_reply(subject, reply, encoding)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -137,13 +171,15 @@ class AgentWorker:
         if end.seq != rebuilt.position.seq:
             raise ConcurrencyError(self.name, end.guard_seq, "the log moved during recovery")
         wal_resume = max(rebuilt.position.wal_seq, end.wal_seq)
-        self.guard_seq = end.guard_seq
+        committer = self.committer
+        committer.guard_seq = end.guard_seq
         if fence_as is not None:
-            self.guard_seq = await self.log.fence(end.guard_seq, fence_as, wal_resume)
-        self.state = self.committed_state = rebuilt.state
-        self.seq = self.committed_seq = rebuilt.position.seq
-        self.committed_stream_seq = rebuilt.position.stream_seq
-        self.processed_wal = self.committed_wal = wal_resume
+            committer.guard_seq = await self.log.fence(end.guard_seq, fence_as, wal_resume)
+        position = rebuilt.position
+        self.state, self.seq, self.processed_wal = rebuilt.state, position.seq, wal_resume
+        committer.committed = Committed(
+            rebuilt.state, position.seq, position.stream_seq, wal_resume
+        )
         self.snapshotter.seq = rebuilt.snapshot.seq if rebuilt.snapshot else 0
         log.info(
             "agent %s recovered at seq %d (snapshot at %d, %d events replayed), WAL from %d",
@@ -153,7 +189,7 @@ class AgentWorker:
             rebuilt.replayed,
             self.processed_wal + 1,
         )
-        self._flusher = asyncio.create_task(self._flush_loop(), name=f"flush-{self.name}")
+        committer.start(self.name)
         for operation, handler in (
             ("dup", self.duplicates.on_request),
             ("snapshot", self._on_snapshot_request),
@@ -206,24 +242,26 @@ class AgentWorker:
                 f"not {self.definition.name!r}"
             )
         await self._stop_consuming()
+        committer = self.committer
         try:
-            await self._idle.wait()
+            await committer.idle()
             if self.failed.done():
                 raise OBusError(f"agent {self.name!r} stopped while reloading")
+            committed = committer.committed
             state = await carried_state(
                 self.definition,
                 definition,
-                self.committed_state,
-                self.committed_seq,
+                committed.state,
+                committed.seq,
                 self.log,
                 self.snapshots,
             )
             previous = self.definition.version
-            self.definition = definition
-            self.state = self.committed_state = state
-            self.processed_wal = self.committed_wal
-            self._replies = ReplyCache(self.config.reply_cache)  # replies of the old code
-            if self.committed_seq:  # so a restart need not migrate again
+            self.decider = Decider(self.name, definition)
+            committer.committed = dataclasses.replace(committed, state=state)
+            self.state, self.processed_wal = state, committed.wal
+            committer.forget_replies()  # replies of the old code
+            if committed.seq:  # so a restart need not migrate again
                 self._schedule_snapshot(state)
         finally:
             await self._consume_wal()
@@ -245,14 +283,7 @@ class AgentWorker:
             with contextlib.suppress(nats.errors.Error):
                 await sub.unsubscribe()
         self._subs.clear()
-        if self._flusher is not None:
-            self._wake.set()
-            await asyncio.wait(
-                [asyncio.ensure_future(self._idle.wait()), self._flusher],
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            self._flusher.cancel()
-            await asyncio.gather(self._flusher, return_exceptions=True)
+        await self.committer.stop()
         await self.snapshotter.wait()
         await self.dead_letters.flush()
         if self.lifecycle != LifecycleState.TERMINATED:
@@ -264,230 +295,70 @@ class AgentWorker:
         wal_seq, accepted_ns, self.wal_backlog = delivery_of(msg)
         if wal_seq <= self.processed_wal:
             return  # redelivered after a consumer reset
-        headers = msg.headers or {}
+        request = WalRecord.from_headers(msg.headers or {}, msg.data, wal_seq, accepted_ns)
         canary = self.canary
-        if canary is not None and headers.get(ROUTE_HEADER) == canary.version:
+        if canary is not None and request.route == canary.version:
             # The only await on the hot path, for canary requests alone. If the consumer is
             # stopped meanwhile (a reload), the request is not marked processed and comes back.
-            canary_result = await canary.decide(self.state, headers, msg.data)
+            decided = await canary.decide(self.state, request)
             if wal_seq <= self.processed_wal:
                 return
         else:
-            canary_result = None
+            decided = None
         self.processed_wal = wal_seq
-        request_id = headers.get("ce-id", "")
-        reply_to = headers.get("O-Reply")
-        encoding = reply_encoding_from(headers)
-        cached = self._replies.get(request_id) if self._replies.capacity else None
+        request_id = request.request_id
+        replies = self.committer.replies
+        cached = replies.get(request_id) if replies.capacity else None
         if cached is not None:
             # The same id again after the WAL's duplicate window: answer, never apply twice.
             reply = {**from_json(cached), "duplicate": True}
-            headers = outcome_headers(request_id, wal_seq, "duplicate")
-            self._stage_without_event(
-                request_id, wal_seq, reply_to, reply, encoding, headers, accepted_ns
-            )
-            return
-        definition = self.definition
-        code_version = definition.version
-        try:
-            if canary_result is not None:
-                if canary_result.rejection is not None:
-                    raise canary_result.rejection
-                assert canary_result.decision is not None
-                decision = canary_result.decision
-                code_version = canary_result.code_version
-            else:
-                command = definition.parse_command(
-                    headers.get("ce-type", ""), msg.data, encoding_for(headers.get("Content-Type"))
-                )
-                decision = definition.decide(self.state, command)
-        except OBusError as err:
-            self._stage_rejection(request_id, wal_seq, reply_to, encoding, err, msg, accepted_ns)
-            return
-        except Exception as err:  # a bug in agent code must not stop the agent
-            log.exception("agent %s: handler failed on request %r", self.name, request_id)
-            failure = OBusError(f"agent code raised {type(err).__name__}: {err}")
-            self._stage_rejection(
-                request_id, wal_seq, reply_to, encoding, failure, msg, accepted_ns
-            )
-            return
-        staged: list[NewEvent] = []
-        out: list[dict[str, Any]] = []
-        seq = self.seq
-        now = utc_now()
-        name = self.name
-        for event in decision.events:
-            seq += 1
-            staged.append(
-                NewEvent(
-                    event.model_dump_json().encode(),
-                    event_headers(
-                        name,
-                        seq,
-                        event.event_type,
-                        event.event_version,
-                        request_id,
-                        wal_seq,
-                        code_version,
-                        now,
-                    ),
-                )
-            )
-            out.append(
-                {
-                    "seq": seq,
-                    "type": event.event_type,
-                    "version": event.event_version,
-                    "data": event.model_dump(mode="json"),
-                }
-            )
-        if not staged:  # no event: the outcome is still recorded, for fencing and recovery
-            staged.append(
-                NewEvent(b"", outcome_headers(request_id, wal_seq, "noop"), self._outcome_subject)
-            )
-        self.seq = seq
-        self.state = decision.state
-        self._stage(
-            Outcome(
-                request_id,
-                wal_seq,
-                staged,
-                reply_to,
-                ok_reply(name, request_id, seq, out),
-                encoding,
-                decision.state,
-                seq,
-                accepted_ns,
-            )
+            headers = outcome_headers(request_id, wal_seq, DUPLICATE)
+            record = NewEvent(b"", headers, self.decider.outcome_subject)
+            verdict = Verdict(DUPLICATE, [record], reply, self.state, self.seq)
+        else:
+            verdict = self.decider.decide(self.state, self.seq, request, decided)
+            if verdict.error is not None:
+                self._rejected(request, verdict, msg)
+            self.state, self.seq = verdict.state, verdict.seq
+        outcome = Outcome(
+            request_id,
+            wal_seq,
+            verdict.records,
+            request.reply_to,
+            verdict.reply,
+            request.reply_encoding,
+            verdict.state,
+            verdict.seq,
+            accepted_ns,
         )
-
-    def pending(self, request_id: str) -> Outcome | None:
-        """The outcome of ``request_id`` if it is staged and not yet durable."""
-        return self._staged.by_request.get(request_id)
-
-    def cached_reply(self, request_id: str) -> bytes | None:
-        return self._replies.get(request_id)
-
-    def _stage(self, outcome: Outcome) -> None:
         if self.duplicates.early_waiters:
-            outcome.waiters.extend(self.duplicates.waiters_for(outcome.request_id))
-        self._staged.put(outcome)
-        self._idle.clear()
-        self._wake.set()
+            outcome.waiters.extend(self.duplicates.waiters_for(request_id))
+        self.committer.stage(outcome)
 
-    def _stage_rejection(
-        self,
-        request_id: str,
-        wal_seq: int,
-        reply_to: str | None,
-        encoding: Encoding,
-        err: OBusError,
-        msg: Msg,
-        accepted_ns: int,
-    ) -> None:
-        self.dead_letters.reject(self.name, request_id, err, msg.data, msg.headers, wal_seq)
-        reply = error_reply_from(self.name, request_id, err)
-        headers = outcome_headers(request_id, wal_seq, "rejected", err.code, err.message)
-        self._stage_without_event(
-            request_id, wal_seq, reply_to, reply, encoding, headers, accepted_ns
-        )
-
-    def _stage_without_event(
-        self,
-        request_id: str,
-        wal_seq: int,
-        reply_to: str | None,
-        reply: dict[str, Any],
-        encoding: Encoding,
-        headers: dict[str, str],
-        accepted_ns: int,
-    ) -> None:
-        """Stage a request that changes nothing: its outcome record is its only write."""
-        record = NewEvent(b"", headers, self._outcome_subject)
-        self._stage(
-            Outcome(
-                request_id,
-                wal_seq,
-                [record],
-                reply_to,
-                reply,
-                encoding,
-                self.state,
-                self.seq,
-                accepted_ns,
+    def _rejected(self, request: WalRecord, verdict: Verdict, msg: Msg) -> None:
+        err = verdict.error
+        assert err is not None
+        if verdict.crashed:
+            log.error(
+                "agent %s: handler failed on request %r",
+                self.name,
+                request.request_id,
+                exc_info=err.__cause__,
             )
+        self.dead_letters.reject(
+            self.name, request.request_id, err, msg.data, msg.headers, request.wal_seq
         )
-
-    async def _flush_loop(self) -> None:
-        staged, wake, eventlog = self._staged, self._wake, self.log
-        try:
-            while True:
-                await wake.wait()
-                wake.clear()
-                while len(staged):
-                    batch = staged.take()
-                    events = [event for outcome in batch for event in outcome.events]
-                    if events:
-                        self.guard_seq = await eventlog.append(
-                            self.guard_seq,
-                            events,
-                            self.config.append_timeout,
-                            atomic=any(len(outcome.events) > 1 for outcome in batch),
-                        )
-                        self.committed_stream_seq = self.guard_seq
-                    last = batch[-1]
-                    self.committed_state = last.state_after
-                    self.committed_seq = last.seq_after
-                    self.committed_wal = last.wal_seq
-                    staged.done(batch)
-                    await self._send_replies(batch)
-                    if self.committed_seq - self.snapshotter.seq >= self.config.snapshot_every:
-                        self._schedule_snapshot(self.committed_state)
-                self._idle.set()
-        except asyncio.CancelledError:
-            raise
-        except Exception as err:  # the flusher must never die silently
-            # The log and our in-memory state may now disagree: stop serving and let the
-            # host recover from the log. Unreplied requests stay in the WAL and are processed
-            # after recovery; clients that retry with the same id get the original reply.
-            log.error("agent %s stops: %s", self.name, err)
-            staged.drain()
-            self._idle.set()
-            if not self.failed.done():
-                self.failed.set_result(err)
-
-    async def _send_replies(self, batch: list[Outcome]) -> None:
-        publish, cache, observe = self.nc.publish, self._replies, self.metrics.observe
-        now_ns = time.time_ns()
-        for outcome in batch:
-            reply = outcome.reply
-            observe((now_ns - outcome.accepted_ns) / 1e6, not reply["ok"])
-            if reply["ok"]:
-                body = to_json(reply)
-                cache.put(outcome.request_id, body)
-                if outcome.reply_to:
-                    if outcome.encoding is Encoding.JSON:
-                        await publish(outcome.reply_to, body, headers=_JSON_HEADERS)
-                    else:
-                        await self.publish_reply(outcome.reply_to, reply, outcome.encoding)
-            elif outcome.reply_to:
-                await self.publish_reply(outcome.reply_to, reply, outcome.encoding)
-            for waiter, encoding in outcome.waiters:
-                await self.publish_reply(waiter, {**reply, "duplicate": True}, encoding)
-
-    async def publish_reply(self, subject: str, reply: dict[str, Any], encoding: Encoding) -> None:
-        headers = {"Content-Type": encoding.value, STATUS_HEADER: "ok" if reply["ok"] else "error"}
-        await self.nc.publish(subject, encode(reply, encoding), headers=headers)
 
     # -- snapshots and status --------------------------------------------------------------
 
+    def _after_batch(self, committed: Committed) -> None:
+        if committed.seq - self.snapshotter.seq >= self.config.snapshot_every:
+            self._schedule_snapshot(committed.state)
+
     def _schedule_snapshot(self, state: State) -> None:
+        committed = self.committer.committed
         self.snapshotter.schedule(
-            self.definition,
-            state,
-            self.committed_seq,
-            self.committed_stream_seq,
-            self.committed_wal,
+            self.definition, state, committed.seq, committed.stream_seq, committed.wal
         )
 
     async def _on_snapshot_request(self, msg: Msg) -> None:

@@ -8,6 +8,7 @@ from typing import Any, Final
 from o_bus.agent.definition import AgentDefinition
 from o_bus.store.dead_letter import KEEP_BYTES
 from o_bus.wire.codec import CLOUDEVENTS_JSON, Encoding
+from o_bus.wire.headers import CE_EVENTVERSION, CE_TYPE, CONTENT_TYPE
 
 from .headers import media_pattern
 from .paths import (
@@ -92,7 +93,7 @@ def agent_messages(
                     "the reply uses the same encoding."
                 ),
                 "contentType": Encoding.JSON.value,
-                "headers": _with_constants(REQUEST_BINARY_HEADERS, {"ce-type": command}),
+                "headers": _with_constants(REQUEST_BINARY_HEADERS, {CE_TYPE: command}),
                 "payload": _file(command_path(d.name, command)),
                 "correlationId": _correlation(_REQUEST_ID_ECHOED, "$message.header#/ce-id"),
             }
@@ -106,7 +107,7 @@ def agent_messages(
                 "summary": f"Event {event_type!r} v{version} of an agent of definition {d.name!r}.",
                 "contentType": Encoding.JSON.value,
                 "headers": _with_constants(
-                    EVENT_HEADERS, {"ce-type": event_type, "ce-eventversion": str(version)}
+                    EVENT_HEADERS, {CE_TYPE: event_type, CE_EVENTVERSION: str(version)}
                 ),
                 "payload": _file(event_path(d.name, event_type, version)),
             }
@@ -125,8 +126,8 @@ def bus_messages() -> dict[str, Any]:
             "contentType": CLOUDEVENTS_JSON,
             "headers": {
                 "type": "object",
-                "properties": {"Content-Type": {"pattern": media_pattern([CLOUDEVENTS_JSON])}},
-                "required": ["Content-Type"],
+                "properties": {CONTENT_TYPE: {"pattern": media_pattern([CLOUDEVENTS_JSON])}},
+                "required": [CONTENT_TYPE],
             },
             "payload": _file(REQUEST_STRUCTURED),
             "correlationId": _correlation(_REQUEST_ID_ECHOED, "$message.payload#/id"),

@@ -13,6 +13,14 @@ from nats.js.errors import NotFoundError as JsNotFoundError
 
 from o_bus.errors import ErrorCode, OBusError
 from o_bus.store import layout
+from o_bus.wire.headers import (
+    NATS_PREFIX,
+    O_ERROR_CODE,
+    O_ERROR_MESSAGE,
+    O_ORIGINAL_SIZE,
+    O_REQUEST_ID,
+    O_WAL_SEQ,
+)
 
 __all__ = ["DeadLetter", "DeadLetters"]
 
@@ -54,18 +62,18 @@ class DeadLetters:
             err.message,
             err.code,
         )
-        kept = {k: v for k, v in (headers or {}).items() if not k.startswith("Nats-")}
+        kept = {k: v for k, v in (headers or {}).items() if not k.startswith(NATS_PREFIX)}
         kept.update(
             {
-                "O-Error-Code": str(err.code),
-                "O-Error-Message": err.message[:1024],
-                "O-Original-Size": str(len(body)),
+                O_ERROR_CODE: str(err.code),
+                O_ERROR_MESSAGE: err.message[:1024],
+                O_ORIGINAL_SIZE: str(len(body)),
             }
         )
         if wal_seq is not None:
-            kept["O-Wal-Seq"] = str(wal_seq)
+            kept[O_WAL_SEQ] = str(wal_seq)
         if request_id:
-            kept["O-Request-Id"] = request_id[:256]
+            kept[O_REQUEST_ID] = request_id[:256]
         subject = layout.dlq_subject(agent, request_id)
         task = asyncio.create_task(self._publish(subject, body[:KEEP_BYTES], kept))
         self._tasks.add(task)
@@ -91,9 +99,9 @@ class DeadLetters:
         headers = msg.headers or {}
         return DeadLetter(
             agent=agent,
-            request_id=headers.get("O-Request-Id"),
-            code=headers.get("O-Error-Code", ErrorCode.INTERNAL.value),
-            message=headers.get("O-Error-Message", ""),
+            request_id=headers.get(O_REQUEST_ID),
+            code=headers.get(O_ERROR_CODE, ErrorCode.INTERNAL.value),
+            message=headers.get(O_ERROR_MESSAGE, ""),
             body=msg.data or b"",
             headers=headers,
         )

@@ -9,6 +9,26 @@ from typing import Final
 from nats.aio.msg import Msg
 from pydantic_core import from_json
 
+from o_bus.wire.codec import Encoding
+from o_bus.wire.headers import (
+    CE_CODEVERSION,
+    CE_EVENTVERSION,
+    CE_ID,
+    CE_REQUESTID,
+    CE_SEQUENCE,
+    CE_SOURCE,
+    CE_SPECVERSION,
+    CE_SUBJECT,
+    CE_TIME,
+    CE_TYPE,
+    CE_WALSEQ,
+    CONTENT_TYPE,
+    O_ERROR_CODE,
+    O_ERROR_MESSAGE,
+    O_OUTCOME,
+)
+from o_bus.wire.wal_record import SPECVERSION, delivery_of
+
 __all__ = [
     "LogPosition",
     "NewEvent",
@@ -20,13 +40,16 @@ __all__ = [
     "utc_now",
 ]
 
-H_SEQ: Final = "ce-sequence"
-H_TYPE: Final = "ce-type"
-H_VERSION: Final = "ce-eventversion"
-H_REQUEST: Final = "ce-requestid"
-H_WAL: Final = "ce-walseq"
-H_CODE: Final = "ce-codeversion"
-H_TIME: Final = "ce-time"
+H_SEQ: Final = CE_SEQUENCE
+H_TYPE: Final = CE_TYPE
+H_VERSION: Final = CE_EVENTVERSION
+H_REQUEST: Final = CE_REQUESTID
+H_WAL: Final = CE_WALSEQ
+H_CODE: Final = CE_CODEVERSION
+H_TIME: Final = CE_TIME
+
+
+_JSON: Final = Encoding.JSON.value
 
 
 @dataclass(slots=True, frozen=True)
@@ -106,10 +129,10 @@ def event_headers(
     time: str,
 ) -> dict[str, str]:
     return {
-        "ce-specversion": "1.0",
-        "ce-id": f"{agent}:{seq}",
-        "ce-source": f"o-bus/agents/{agent}",
-        "ce-subject": agent,
+        CE_SPECVERSION: SPECVERSION,
+        CE_ID: f"{agent}:{seq}",
+        CE_SOURCE: f"o-bus/agents/{agent}",
+        CE_SUBJECT: agent,
         H_TYPE: event_type,
         H_TIME: time,
         H_SEQ: str(seq),
@@ -117,7 +140,7 @@ def event_headers(
         H_REQUEST: request_id,
         H_WAL: str(wal_seq),
         H_CODE: code_version,
-        "Content-Type": "application/json",
+        CONTENT_TYPE: _JSON,
     }
 
 
@@ -125,10 +148,10 @@ def outcome_headers(
     request_id: str, wal_seq: int, outcome: str, code: str = "", message: str = ""
 ) -> dict[str, str]:
     """Headers of an outcome record: a request that produced no event (rejected or no-op)."""
-    headers = {H_REQUEST: request_id, H_WAL: str(wal_seq), "O-Outcome": outcome}
+    headers = {H_REQUEST: request_id, H_WAL: str(wal_seq), O_OUTCOME: outcome}
     if code:
-        headers["O-Error-Code"] = code
-        headers["O-Error-Message"] = message[:1024]
+        headers[O_ERROR_CODE] = code
+        headers[O_ERROR_MESSAGE] = message[:1024]
     return headers
 
 
@@ -139,13 +162,3 @@ def utc_now() -> str:
 def stream_seq_of(msg: Msg) -> int:
     """Stream sequence from a JetStream delivery subject, without building full metadata."""
     return delivery_of(msg)[0]
-
-
-def delivery_of(msg: Msg) -> tuple[int, int, int]:
-    """(stream sequence, stored-at unix ns, messages pending) of a JetStream delivery."""
-    # $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>
-    # $JS.ACK.<domain>.<hash>.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>.<x>
-    tokens = msg.reply.split(".")
-    if len(tokens) == 9:
-        return int(tokens[5]), int(tokens[7]), int(tokens[8])
-    return int(tokens[7]), int(tokens[9]), int(tokens[10])

@@ -36,6 +36,15 @@ from o_bus.store.event_records import (
     stream_seq_of,
 )
 from o_bus.store.log_record import LogRecord
+from o_bus.wire.headers import (
+    NATS_BATCH_COMMIT,
+    NATS_BATCH_ID,
+    NATS_BATCH_SEQUENCE,
+    NATS_EXPECTED_LAST_MSG_ID,
+    NATS_EXPECTED_LAST_SEQUENCE,
+    NATS_MSG_ID,
+    O_HOLDER,
+)
 
 JsPushSubscription = JetStreamContext.PushSubscription
 # JetStream: wrong last sequence, wrong last message id.
@@ -103,9 +112,9 @@ class JetStreamEventLog:
         """Write a takeover marker: from now on, an append by a writer that has not seen it
         (for example a paused old active) fails with ``ConcurrencyError``."""
         headers = {
-            "Nats-Expected-Last-Sequence": str(expected_last),
-            "Nats-Msg-Id": self._next_id(),
-            "O-Holder": holder,
+            NATS_EXPECTED_LAST_SEQUENCE: str(expected_last),
+            NATS_MSG_ID: self._next_id(),
+            O_HOLDER: holder,
             H_WAL: str(wal_seq),
         }
         return await self._acknowledged(
@@ -192,16 +201,16 @@ class JetStreamEventLog:
         for index, event in enumerate(events, 1):
             headers = event.headers
             message_id = self._next_id()
-            headers["Nats-Msg-Id"] = message_id
+            headers[NATS_MSG_ID] = message_id
             if index == 1:
-                headers["Nats-Expected-Last-Sequence"] = str(expected_last)
+                headers[NATS_EXPECTED_LAST_SEQUENCE] = str(expected_last)
             elif batch_id is None:
-                headers["Nats-Expected-Last-Msg-Id"] = previous
+                headers[NATS_EXPECTED_LAST_MSG_ID] = previous
             if batch_id is not None:
-                headers["Nats-Batch-Id"] = batch_id
-                headers["Nats-Batch-Sequence"] = str(index)
+                headers[NATS_BATCH_ID] = batch_id
+                headers[NATS_BATCH_SEQUENCE] = str(index)
                 if index == count:
-                    headers["Nats-Batch-Commit"] = "1"
+                    headers[NATS_BATCH_COMMIT] = "1"
             previous = message_id
             if index < count:
                 await publish(event.subject or stream_subject, event.body, headers=headers)

@@ -15,16 +15,24 @@ from nats.aio.msg import Msg
 from nats.js.api import RawStreamMsg
 
 from o_bus.store.event_records import stream_seq_of
+from o_bus.wire.headers import (
+    NATS_LAST_SEQUENCE,
+    NATS_NUM_PENDING,
+    NATS_SEQUENCE,
+    NATS_STREAM,
+    NATS_SUBJECT,
+    NATS_TIME_STAMP,
+)
 
 __all__ = ["LogRecord"]
 
 _DIRECT_GET_HEADERS: Final = (
-    "Nats-Stream",
-    "Nats-Sequence",
-    "Nats-Time-Stamp",
-    "Nats-Subject",
-    "Nats-Last-Sequence",
-    "Nats-Num-Pending",
+    NATS_STREAM,
+    NATS_SEQUENCE,
+    NATS_TIME_STAMP,
+    NATS_SUBJECT,
+    NATS_LAST_SEQUENCE,
+    NATS_NUM_PENDING,
 )
 
 
@@ -50,7 +58,7 @@ class LogRecord:
         """The record of a message read with a direct or stream get (the headers a direct get
         adds about the stream are not part of the stored message and are left out)."""
         headers = dict(msg.headers or {})
-        stamp = headers.get("Nats-Time-Stamp", "")
+        stamp = headers.get(NATS_TIME_STAMP, "")
         for name in _DIRECT_GET_HEADERS:
             headers.pop(name, None)
         return cls(

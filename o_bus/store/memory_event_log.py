@@ -16,6 +16,7 @@ from o_bus.errors import ConcurrencyError
 from o_bus.store import layout
 from o_bus.store.event_records import H_SEQ, H_WAL, LogPosition, NewEvent, StoredEvent, utc_now
 from o_bus.store.log_record import LogRecord
+from o_bus.wire.headers import O_HOLDER
 
 __all__ = ["InMemoryEventLog", "MemoryStream"]
 
@@ -102,7 +103,7 @@ class InMemoryEventLog:
     async def fence(self, expected_last: int, holder: str, wal_seq: int) -> int:
         await asyncio.sleep(0)
         self._check(expected_last)
-        headers = {"O-Holder": holder, H_WAL: str(wal_seq)}
+        headers = {O_HOLDER: holder, H_WAL: str(wal_seq)}
         seq = self.stream.add(layout.fence_subject(self.agent), headers, b"")
         self.stream.notify()
         return seq

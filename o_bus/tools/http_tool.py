@@ -15,6 +15,7 @@ from pydantic_core import from_json, to_json
 
 from o_bus.tools.http_client import http_request
 from o_bus.tools.spec import Tool, ToolContext, ToolFailure
+from o_bus.wire.headers import CONTENT_TYPE
 
 __all__ = ["HttpRequest", "HttpResult", "http_tool"]
 
@@ -69,7 +70,7 @@ def http_tool(
         body = b""
         if request.json_body is not None:
             body = to_json(request.json_body)
-            headers.setdefault("Content-Type", "application/json")
+            headers.setdefault(CONTENT_TYPE, "application/json")
         elif request.body is not None:
             body = request.body.encode()
         response = await http_request(
@@ -99,7 +100,7 @@ def http_tool(
                 raise ToolFailure(f"the response body is not valid JSON: {err}") from err
         return HttpResult(
             status=response.status,
-            content_type=response.headers.get("content-type", "")[:200],
+            content_type=response.headers.get(CONTENT_TYPE, "")[:200],
             body=text,
             data=data,
         )

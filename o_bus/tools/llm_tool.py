@@ -18,6 +18,7 @@ from pydantic_core import from_json, to_json
 
 from o_bus.tools.http_client import http_request
 from o_bus.tools.spec import Tool, ToolContext, ToolFailure
+from o_bus.wire.headers import CONTENT_TYPE
 
 __all__ = [
     "BASE_URL_ENV",
@@ -111,7 +112,7 @@ class OpenAICompatibleChat:
             body["temperature"] = request.temperature
         if request.max_tokens is not None:
             body["max_tokens"] = request.max_tokens
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        headers = {CONTENT_TYPE: "application/json", "Accept": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         url = self.base_url.rstrip("/") + "/chat/completions"

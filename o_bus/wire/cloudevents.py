@@ -14,6 +14,17 @@ from pydantic_core import from_json, to_json
 
 from o_bus.errors import ErrorCode, InvalidRequestError
 from o_bus.wire.codec import CLOUDEVENTS_JSON, Encoding, encoding_for
+from o_bus.wire.headers import (
+    CE_ID,
+    CE_SOURCE,
+    CE_SPECVERSION,
+    CE_SUBJECT,
+    CE_TIME,
+    CE_TYPE,
+    CONTENT_TYPE,
+    O_ROUTE,
+)
+from o_bus.wire.wal_record import SPECVERSION, WalRecord
 
 __all__ = [
     "CE_ID",
@@ -27,15 +38,8 @@ __all__ = [
     "parse_request",
 ]
 
-CE_ID: Final = "ce-id"
-CE_TYPE: Final = "ce-type"
-CE_SOURCE: Final = "ce-source"
-CE_SPECVERSION: Final = "ce-specversion"
-CE_TIME: Final = "ce-time"
-CE_SUBJECT: Final = "ce-subject"
-CONTENT_TYPE: Final = "Content-Type"
-ROUTE_HEADER: Final = "O-Route"  # on a WAL record: the canary code version that must decide it
-SPECVERSION: Final = "1.0"
+ROUTE_HEADER: Final = O_ROUTE  # on a WAL record: the canary code version that must decide it
+
 MAX_ID_LENGTH: Final = 200
 
 COMMAND_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,127}$")
@@ -55,24 +59,24 @@ class RequestEnvelope:
     time: str | None = None
     subject: str | None = None
 
+    def wal_record(self, reply_to: str | None, route: str | None = None) -> WalRecord:
+        """The WAL record of this request (``route``: the canary version to decide it)."""
+        return WalRecord(
+            self.id,
+            self.type,
+            self.data,
+            self.encoding.value,
+            self.source,
+            reply_to or None,
+            self.reply_encoding,
+            route,
+            self.time,
+            self.subject,
+        )
+
     def wal_headers(self, dedup_key: str, reply: str | None) -> dict[str, str]:
         """Headers of the WAL record: CloudEvents binary mode, the dedup key and the reply inbox."""
-        headers = {
-            CE_ID: self.id,
-            CE_TYPE: self.type,
-            CE_SOURCE: self.source,
-            CE_SPECVERSION: SPECVERSION,
-            CONTENT_TYPE: self.encoding.value,
-            "Nats-Msg-Id": dedup_key,
-            "O-Reply-Encoding": self.reply_encoding.value,
-        }
-        if reply:
-            headers["O-Reply"] = reply
-        if self.time:
-            headers[CE_TIME] = self.time
-        if self.subject:
-            headers[CE_SUBJECT] = self.subject
-        return headers
+        return self.wal_record(reply).to_headers(dedup_key)
 
 
 def _check_attributes(ce_id: Any, ce_type: Any, source: Any, specversion: Any) -> None:
@@ -173,7 +177,7 @@ def _parse_structured(body: bytes) -> RequestEnvelope:
 def parse_request(headers: dict[str, str] | None, body: bytes) -> RequestEnvelope:
     """Parse a request in either CloudEvents mode; raise ``InvalidRequestError`` if bad."""
     headers = headers or {}
-    content_type = headers.get(CONTENT_TYPE) or headers.get("content-type")
+    content_type = headers.get(CONTENT_TYPE) or headers.get(CONTENT_TYPE.lower())
     if content_type and content_type.split(";", 1)[0].strip().lower() == CLOUDEVENTS_JSON:
         return _parse_structured(body)
     return _parse_binary(headers, body, content_type)
@@ -183,6 +187,6 @@ def reply_encoding_of(headers: dict[str, str] | None) -> Encoding:
     """Best-effort reply encoding for a request that failed to parse (JSON unless msgpack)."""
     if not headers:
         return Encoding.JSON
-    content_type = headers.get(CONTENT_TYPE) or headers.get("content-type") or ""
+    content_type = headers.get(CONTENT_TYPE) or headers.get(CONTENT_TYPE.lower()) or ""
     base = content_type.split(";", 1)[0].strip().lower()
     return Encoding.MSGPACK if base.endswith("msgpack") else Encoding.JSON

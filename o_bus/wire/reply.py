@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from o_bus.errors import ErrorCode, OBusError
 from o_bus.wire.codec import Encoding, encode
+from o_bus.wire.headers import CONTENT_TYPE, O_STATUS
 
 __all__ = [
     "STATUS_HEADER",
@@ -26,7 +27,7 @@ __all__ = [
     "ok_reply",
 ]
 
-STATUS_HEADER: Final = "O-Status"
+STATUS_HEADER: Final = O_STATUS
 
 
 class EventOut(BaseModel):
@@ -105,7 +106,15 @@ def error_reply_from(agent: str | None, request_id: str | None, err: OBusError) 
     return error_reply(agent, request_id, err.code, err.message, err.details)
 
 
+# Built once: every reply of an encoding and status carries the same headers (not mutated).
+_REPLY_HEADERS: Final = {
+    (encoding, ok): {CONTENT_TYPE: encoding.value, O_STATUS: "ok" if ok else "error"}
+    for encoding in Encoding
+    for ok in (True, False)
+}
+
+
 def encode_reply(reply: dict[str, Any], encoding: Encoding) -> tuple[bytes, dict[str, str]]:
-    """Encode a reply dict; return the body and the reply headers."""
-    headers = {"Content-Type": encoding.value, STATUS_HEADER: "ok" if reply["ok"] else "error"}
-    return encode(reply, encoding), headers
+    """Encode a reply dict; return the body and the reply headers. Every reply the bus sends
+    (agent, splitter, duplicates, queries) goes through here; do not mutate the headers."""
+    return encode(reply, encoding), _REPLY_HEADERS[encoding, bool(reply["ok"])]

@@ -1,8 +1,10 @@
 """The candidate's canary service: decide one request on the state live sends.
 
 Request (msgpack): ``state`` (JSON data, live's state schema ``schema``), ``command``,
-``content_type``, ``data``. Reply (JSON): ``{"ok": true, "events": [...], "code_version"}``,
-a rejection ``{"ok": false, "outcome": "rejected", "code", "message"}``, or a failure
+``content_type``, ``data``, and the WAL record's ``request_id``, ``accepted_ns`` and ``wal_seq``
+(the candidate decides with the same decision context as live would).
+Reply (JSON): ``{"ok": true, "events": [...], "code_version"}``, a rejection
+``{"ok": false, "outcome": "rejected", "code", "message"}``, or a failure
 ``{"ok": false, "outcome": "failed", "message"}`` (live then decides the request itself).
 """
 
@@ -22,9 +24,10 @@ from nats.aio.subscription import Subscription
 from pydantic_core import to_json
 
 from o_bus.agent.definition import AgentDefinition
+from o_bus.decision.decider import decide_command
 from o_bus.errors import CommandRejected, InvalidRequestError, OBusError
 from o_bus.store import layout
-from o_bus.wire.codec import encoding_for
+from o_bus.wire.wal_record import WalRecord
 
 from .stats import LatencyWindow
 
@@ -74,12 +77,15 @@ class CanaryDecider:
         try:
             request = msgpack.unpackb(payload)
             state = self.candidate.state_from(request["state"], int(request["schema"]))
-            command = self.candidate.parse_command(
+            record = WalRecord(
+                str(request.get("request_id", "")),
                 str(request["command"]),
                 bytes(request["data"]),
-                encoding_for(request.get("content_type")),
+                request.get("content_type"),
+                wal_seq=int(request.get("wal_seq", 0)),
+                accepted_ns=int(request.get("accepted_ns", 0)),
             )
-            decision = self.candidate.decide(state, command)
+            decision = decide_command(self.candidate, state, record)[1]
         except (InvalidRequestError, CommandRejected) as err:
             self.decided += 1
             return {

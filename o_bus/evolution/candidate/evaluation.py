@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from o_bus.agent.definition import AgentDefinition
+from o_bus.decision.decider import command_of, decide_command
 from o_bus.errors import CommandRejected, ErrorCode, InvalidRequestError
 from o_bus.events.model import Command, Event, State
-from o_bus.wire.codec import encoding_for
+from o_bus.wire.wal_record import WalRecord
 
 __all__ = ["Evaluation", "Output", "evaluate", "output_of_events", "rejected_output"]
 
@@ -48,21 +49,16 @@ class Evaluation:
     failure: str | None  # the code raised something other than a rejection
 
 
-def evaluate(
-    definition: AgentDefinition[Any],
-    state: State,
-    command_name: str,
-    content_type: str | None,
-    data: bytes,
-) -> Evaluation:
-    """Parse and decide, as the live worker would; never raises for a failure of the code.
+def evaluate(definition: AgentDefinition[Any], state: State, request: WalRecord) -> Evaluation:
+    """Decide ``request`` with the live worker's decision path (same decision context: its
+    id and the time the WAL accepted it); never raises for a failure of the code.
 
     MemoryError is not caught: under the sandbox's memory limit, it ends the process."""
     started = time.perf_counter()
     command: Command | None = None
     try:
-        command = definition.parse_command(command_name, data, encoding_for(content_type))
-        decision = definition.decide(state, command)
+        command = command_of(definition, request)
+        decision = decide_command(definition, state, request, command)[1]
     except (InvalidRequestError, CommandRejected) as err:
         return Evaluation(rejected_output(err.code.value), command, [], None, _ms(started), None)
     except MemoryError:

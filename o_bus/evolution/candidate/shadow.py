@@ -28,7 +28,9 @@ from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from o_bus.agent.context import DecisionContext
 from o_bus.agent.definition import AgentDefinition
+from o_bus.decision.decider import context_of
 from o_bus.events.model import State
 from o_bus.evolution.diff import IgnoreRules, NoiseModel, compare
 from o_bus.evolution.records import DiffRecord
@@ -38,6 +40,8 @@ from o_bus.store import layout
 from o_bus.store.event_records import H_REQUEST, H_WAL, delivery_of
 from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.snapshots import SnapshotStore
+from o_bus.wire.headers import O_OUTCOME, O_VERSION
+from o_bus.wire.wal_record import WalRecord
 
 from .budget import CpuBudget
 from .evaluation import Evaluation, Output, evaluate
@@ -234,7 +238,7 @@ class ShadowRunner:
     # -- one request -------------------------------------------------------------------------
 
     async def _evaluate(self, wal_seq: int, records: list[LiveRecord]) -> None:
-        outcomes = {r.headers.get("O-Outcome") for r in records if r.kind == "outcome"}
+        outcomes = {r.headers.get(O_OUTCOME) for r in records if r.kind == "outcome"}
         live_events = [r for r in records if r.kind == "evt"]
         if "duplicate" in outcomes or wal_seq == 0:
             return  # answered from the reply cache: nothing was decided
@@ -248,12 +252,10 @@ class ShadowRunner:
             self.counters.skipped += 1  # the WAL no longer holds it
             self._advance(live_events)
             return
-        headers = request.headers or {}
-        command, content_type = headers.get("ce-type", ""), headers.get("Content-Type")
-        data = request.data or b""
+        record = WalRecord.from_stored(wal_seq, request.headers, request.data)
         primary = recorded_output(records)
-        secondary = evaluate(self.live, self.live_state, command, content_type, data)
-        cand = evaluate(self.candidate, self.candidate_state, command, content_type, data)
+        secondary = evaluate(self.live, self.live_state, record)
+        cand = evaluate(self.candidate, self.candidate_state, record)
         self._count(secondary, cand)
         comparison = compare(primary, secondary.output, cand.output, self.noise, self.ignore)
         self.counters.compared += 1
@@ -261,10 +263,8 @@ class ShadowRunner:
             self.counters.differing += 1
             if self.recorded_diffs < self.max_recorded_diffs:
                 self.recorded_diffs += 1
-                await self._record_diff(
-                    wal_seq, headers, primary, cand.output, comparison.as_json()
-                )
-        self._judge(secondary, cand, live_events)
+                await self._record_diff(record, primary, cand.output, comparison.as_json())
+        self._judge(secondary, cand, live_events, context_of(record))
         self._advance(live_events)
 
     def sheds(self, request_id: str, wal_seq: int) -> bool:
@@ -290,7 +290,11 @@ class ShadowRunner:
             counters.last_failure = cand.failure
 
     def _judge(
-        self, secondary: Evaluation, cand: Evaluation, live_events: list[LiveRecord]
+        self,
+        secondary: Evaluation,
+        cand: Evaluation,
+        live_events: list[LiveRecord],
+        context: DecisionContext,
     ) -> None:
         scores = fitness_scores(
             self.live,
@@ -298,6 +302,7 @@ class ShadowRunner:
             (self.live_state, self.candidate_state),
             (secondary, cand),
             live_events,
+            context,
         )
         if scores is not None:
             self.counters.fitness_n += 1
@@ -321,8 +326,7 @@ class ShadowRunner:
 
     async def _record_diff(
         self,
-        wal_seq: int,
-        request_headers: dict[str, str],
+        request: WalRecord,
         live: Output,
         candidate: Output,
         comparison: dict[str, Any],
@@ -332,9 +336,9 @@ class ShadowRunner:
             version=self.version,
             code_version=self.candidate.version,
             live_code_version=self.live.version,
-            wal_seq=wal_seq,
-            request_id=request_headers.get("ce-id"),
-            command=request_headers.get("ce-type"),
+            wal_seq=request.wal_seq,
+            request_id=request.request_id or None,
+            command=request.command or None,
             live=live,
             candidate=candidate,
             fields=comparison["fields"],
@@ -344,7 +348,9 @@ class ShadowRunner:
             await self.js.publish(
                 layout.diff_subject(self.agent),
                 record.model_dump_json().encode(),
-                headers={"O-Version": self.version, H_REQUEST: record.request_id or ""},
+                headers={O_VERSION: self.version, H_REQUEST: record.request_id or ""},
             )
         except nats.errors.Error as err:
-            log.warning("diff of %s at WAL seq %d not recorded: %s", self.agent, wal_seq, err)
+            log.warning(
+                "diff of %s at WAL seq %d not recorded: %s", self.agent, request.wal_seq, err
+            )
