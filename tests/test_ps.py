@@ -151,6 +151,7 @@ async def test_ps_table_without_any_bucket(
         "RESTARTS",
         "STANDBY",
         "HEARTBEAT",
+        "HOST",
         "STATUS",
     ]
     assert len(lines) == 2

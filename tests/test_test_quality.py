@@ -27,6 +27,19 @@ FIXED_PAUSES = {
     ("test_memory_queries.py", "test_two_serving_processes_never_both_answer"): (
         "an absence (no second answer) can only be watched for a while"
     ),
+    ("load.py", "until_ok"): "a client's pause before re-sending after a transient error",
+    ("platform_process.py", "wait_up"): "reads a child's log for its ready line (no event loop)",
+    ("platform_process.py", "_until_gone"): "teardown kills again until the platform is gone",
+    ("test_placement.py", "close"): "teardown kills again until the hosts are gone",
+    (
+        "test_cluster.py",
+        "test_a_3_node_cluster_under_load_loses_nothing_and_applies_nothing_twice",
+    ): ("the leader's 5 s pause is the fault itself"),
+    ("test_platform_parts.py", "_check_for"): "drives the service set at the pace `up` does",
+    ("test_platform_parts.py", "test_a_service_that_dies_is_restarted_and_stop_ends_it"): (
+        "drives the service set at the pace `up` does"
+    ),
+    ("test_platform_up.py", "_gone"): "waits for processes to exit, to a deadline (no event loop)",
 }
 # Underscored names that are public API of the standard library.
 PUBLIC_UNDERSCORED = {"_exit", "_asdict", "_replace", "_fields", "_make"}

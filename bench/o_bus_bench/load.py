@@ -143,7 +143,8 @@ async def _main(args: argparse.Namespace) -> LevelResult:
     watched = dict(item.split("=", 1) for item in args.watch or [])
     pids = {name: int(pid) for name, pid in watched.items()}
     pids["client"] = os.getpid()
-    nc = await nats.connect(args.nats, name="o-bus-bench-load", max_reconnect_attempts=0)
+    servers = args.nats.split(",") if "," in args.nats else args.nats
+    nc = await nats.connect(servers, name="o-bus-bench-load", max_reconnect_attempts=0)
     try:
         loop = ClosedLoop(nc, args.subject, args.concurrency, args.timeout)
         return await loop.run(args.warmup, args.duration, CpuSampler(pids))

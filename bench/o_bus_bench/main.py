@@ -86,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="skip the second server run with sync_interval: always",
     )
+    parser.add_argument(
+        "--cluster",
+        type=int,
+        default=0,
+        metavar="NODES",
+        help="also run on a local JetStream cluster of NODES servers, streams replicated on each",
+    )
     parser.add_argument("--quick", action="store_true", help="short durations: a smoke run")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead")
     parser.add_argument(
@@ -144,13 +151,17 @@ def _progress(message: str) -> None:
 
 
 def _server_run(
-    work_dir: Path, sync_interval: str | None, args: argparse.Namespace, replay_sizes: list[int]
+    work_dir: Path,
+    sync_interval: str | None,
+    args: argparse.Namespace,
+    replay_sizes: list[int],
+    nodes: int = 1,
 ) -> tuple[ServerRun, list[ReplayRow]]:
-    run = ServerRun(sync_interval)
+    run = ServerRun(sync_interval, nodes=nodes)
     replay: list[ReplayRow] = []
     if work_dir.exists() and any(work_dir.iterdir()):
         raise BenchError(f"{work_dir} is not empty: give --work-dir a new or empty folder")
-    with Stack(work_dir, sync_interval) as stack:
+    with Stack(work_dir, sync_interval, nodes) as stack:
         pids = stack.pids()
         watch_project = {
             "server": pids["server"],
@@ -244,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 report.runs.append(run)
                 report.replay += replay
+            if args.cluster > 1:
+                run, _ = _server_run(
+                    root / f"cluster-{args.cluster}", None, args, [], nodes=args.cluster
+                )
+                report.runs.append(run)
     except (BenchError, OBusError) as err:
         print(f"o-bus bench: {err.message}", file=sys.stderr)
         return 1

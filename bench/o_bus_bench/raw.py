@@ -54,17 +54,21 @@ def status_subject(role: str) -> str:
     return f"raw.svc.{role}.status"
 
 
-async def provision_raw(js: JetStreamContext) -> None:
-    """Declare the raw path's streams (file storage, like the project's)."""
+async def provision_raw(js: JetStreamContext, replicas: int = 1) -> None:
+    """Declare the raw path's streams (file storage and replicas, like the project's)."""
     for config in (
         StreamConfig(
             name=RAW_WAL_STREAM,
             subjects=[RAW_WAL_PREFIX + ">"],
             storage=StorageType.FILE,
             duplicate_window=DUPLICATE_WINDOW,
+            num_replicas=replicas,
         ),
         StreamConfig(
-            name=RAW_EVENTS_STREAM, subjects=[RAW_EVENT_PREFIX + ">"], storage=StorageType.FILE
+            name=RAW_EVENTS_STREAM,
+            subjects=[RAW_EVENT_PREFIX + ">"],
+            storage=StorageType.FILE,
+            num_replicas=replicas,
         ),
     ):
         try:

@@ -62,10 +62,12 @@ class ServerRun:
 
     sync_interval: str | None
     levels: list[LevelPair] = field(default_factory=list)
+    nodes: int = 1  # > 1: a local JetStream cluster, every stream with that many replicas
 
     @property
     def label(self) -> str:
-        return f"sync_interval={self.sync_interval}" if self.sync_interval else "default sync"
+        sync = f"sync_interval={self.sync_interval}" if self.sync_interval else "default sync"
+        return sync if self.nodes == 1 else f"{self.nodes}-node cluster, R{self.nodes}, {sync}"
 
     def best_project(self) -> LevelResult | None:
         return best([pair.project for pair in self.levels])
@@ -81,6 +83,7 @@ class ServerRun:
         top, top_raw = self.best_project(), self.best_raw()
         return {
             "sync_interval": self.sync_interval,
+            "nodes": self.nodes,
             "levels": [pair.as_dict() for pair in self.levels],
             "best": {
                 "project": top.as_dict() if top else None,

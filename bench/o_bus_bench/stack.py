@@ -22,7 +22,9 @@ from o_bus.client import request_headers
 from o_bus.common.answers import until_answered
 from o_bus.common.children import ChildProcess
 from o_bus.common.connect import connect
+from o_bus.config import StorageConfig
 from o_bus.runtime.registration import register_definitions
+from o_bus.server.cluster import LocalCluster
 from o_bus.server.embedded import EmbeddedServer
 from o_bus.store import layout
 from o_bus.store.provision import provision
@@ -49,24 +51,38 @@ class ServiceProcess(ChildProcess):
 class Stack:
     """Server + splitter + agent host + raw splitter + raw agent, for one server setting."""
 
-    def __init__(self, work_dir: Path, sync_interval: str | None) -> None:
+    def __init__(self, work_dir: Path, sync_interval: str | None, nodes: int = 1) -> None:
         self.work_dir = work_dir
         self.sync_interval = sync_interval
-        self.server = EmbeddedServer(work_dir / "nats", port=0, sync_interval=sync_interval)
+        self.nodes = nodes
+        # One server, or a local JetStream cluster with every stream replicated on each node.
+        self.cluster = (
+            LocalCluster(work_dir / "cluster", nodes, sync_interval=sync_interval)
+            if nodes > 1
+            else None
+        )
+        self.server = (
+            self.cluster.servers[0]
+            if self.cluster is not None
+            else EmbeddedServer(work_dir / "nats", port=0, sync_interval=sync_interval)
+        )
         self.children: list[ServiceProcess] = []
 
     @property
     def url(self) -> str:
-        return self.server.url
+        return self.cluster.url if self.cluster is not None else self.server.url
 
     def pids(self) -> dict[str, int]:
-        """PIDs of the measured processes, by role."""
+        """PIDs of the measured processes, by role (``server``: the first node of a cluster)."""
         found = {"server": self.server.pid or 0}
         found.update({child.name: child.proc.pid for child in self.children})
         return {name: pid for name, pid in found.items() if pid}
 
     def start(self) -> None:
-        self.server.start()
+        if self.cluster is not None:
+            self.cluster.start()
+        else:
+            self.server.start()
         asyncio.run(self._prepare())
         python = sys.executable
         for name, cmd in (
@@ -81,9 +97,9 @@ class Stack:
 
     async def _prepare(self) -> None:
         async with connect(self.url, "o-bus-bench") as (_, js):
-            await provision(js)
+            await provision(js, StorageConfig(replicas=self.nodes))
             await register_definitions(js, Catalogue.discover())
-            await provision_raw(js)
+            await provision_raw(js, replicas=self.nodes)
 
     async def _wait_ready(self) -> None:
         async with connect(self.url, "o-bus-bench") as (nc, _):
@@ -128,7 +144,10 @@ class Stack:
         for child in self.children:
             child.wait(deadline - time.monotonic())
         self.children.clear()
-        self.server.stop()
+        if self.cluster is not None:
+            self.cluster.stop()
+        else:
+            self.server.stop()
 
     def __enter__(self) -> Self:
         try:

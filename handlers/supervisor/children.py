@@ -48,11 +48,12 @@ class AgentChild:
     exit_handled: bool = False
     kill_timer: asyncio.TimerHandle | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    host: str = field(default_factory=socket.gethostname)  # the supervisor's host name
 
     def info(self) -> ProcessInfo:
         return ProcessInfo(
             pid=self.pid,
-            host=socket.gethostname(),
+            host=self.host,
             standby=self.standby,
             started_at=self.started_at,
         )
@@ -66,9 +67,14 @@ class AgentChild:
             os.kill(self.pid, signal.SIGTERM)
 
 
-async def spawn_agent(agent: str, url: str, *, standby: bool, extra_args: list[str]) -> AgentChild:
+async def spawn_agent(
+    agent: str, url: str, *, standby: bool, extra_args: list[str], host: str | None = None
+) -> AgentChild:
     command = [sys.executable, "-m", "o_bus.cli.main", "run", "agent", agent, "--nats", url]
     if standby:
         command.append("--standby")
     proc = await asyncio.create_subprocess_exec(*command, *extra_args, start_new_session=True)
-    return AgentChild(agent, proc.pid, standby, time.time(), proc=proc)
+    child = AgentChild(agent, proc.pid, standby, time.time(), proc=proc)
+    if host is not None:
+        child.host = host
+    return child

@@ -34,9 +34,15 @@ from o_bus.runtime.heartbeat import Heartbeat
 from o_bus.store import layout
 from o_bus.store.event_records import utc_now
 from o_bus.store.lease import HeldLease, LeaseHolder, LeaseStore
+from o_bus.store.placement import PlacementStore
 from o_bus.store.provision import ensure_bucket
 from o_bus.store.registry import AgentRecord, Registry
-from o_bus.supervision.records import AgentSupervision, SupervisionPolicy, SystemEvent
+from o_bus.supervision.records import (
+    EXIT_UNLOADABLE,
+    AgentSupervision,
+    SupervisionPolicy,
+    SystemEvent,
+)
 
 from .children import AgentChild, pid_alive, spawn_agent
 from .intensity import RestartBudget
@@ -59,14 +65,21 @@ class Supervisor:
         agent_args: list[str] | None = None,
         lease_ttl: float = 2.0,
         tick: float = 0.05,
+        host: str | None = None,
     ) -> None:
         self.nc, self.js, self.url = nc, js, url
+        # A named host runs the agents placed on it; the default supervisors run the others.
+        self.host = host
+        self.host_label = host or socket.gethostname()
+        self.leader_key = LEADER_KEY if host is None else f"{LEADER_KEY}.{host}"
+        self.placement: dict[str, str] = {}
+        self._placement_task: asyncio.Task[None] | None = None
         self.agent_args = agent_args or []
         self.leases = LeaseStore(js)
         self.lease_ttl, self.tick = lease_ttl, tick
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
         self.leadership = HeldLease(
-            self.leases, LEADER_KEY, lease_ttl, f"supervisor {self.identity}"
+            self.leases, self.leader_key, lease_ttl, f"supervisor {self.identity}"
         )
         self.records: dict[str, AgentRecord] = {}
         self.children: dict[str, list[AgentChild]] = {}
@@ -113,6 +126,8 @@ class Supervisor:
                 await self._save(name, status="stopped")
         if self._registry_task is not None:
             self._tasks.append(self._registry_task)
+        if self._placement_task is not None:
+            self._tasks.append(self._placement_task)
         await cancel_and_wait(self._tasks)
         for sub in self._subs:
             with contextlib.suppress(nats.errors.Error):
@@ -137,11 +152,15 @@ class Supervisor:
             holder=self.identity, pid=os.getpid(), role="supervisor", acquired_at=utc_now()
         )
         await self.leadership.acquire(holder)
-        log.info("supervisor %s is the leader", self.identity)
+        log.info("supervisor %s is the leader for host %s", self.identity, self.host_label)
+        self.placement = await PlacementStore(self.js).all()
         await self._adopt()
         self.leader.set()
         self._registry_task = asyncio.create_task(
             self._follow_registry(), name="supervisor-registry"
+        )
+        self._placement_task = asyncio.create_task(
+            self._follow_placement(), name="supervisor-placement"
         )
 
     async def _supervise(self) -> None:
@@ -159,6 +178,9 @@ class Supervisor:
         if self._registry_task is not None:
             self._registry_task.cancel()
             self._registry_task = None
+        if self._placement_task is not None:
+            self._placement_task.cancel()
+            self._placement_task = None
         for handle in self.pending_restart.values():
             handle.cancel()
         for children in self.children.values():
@@ -182,8 +204,9 @@ class Supervisor:
             keys = await self._kv.keys()
         except NoKeysError:
             return
-        here = socket.gethostname()
         for key in keys:
+            if not self._mine(key):
+                continue
             try:
                 entry = await self._kv.get(key)
                 state = AgentSupervision.model_validate_json(entry.value or b"")
@@ -194,8 +217,9 @@ class Supervisor:
             if state.status == "failed":
                 self.failed[key] = state.reason
             for info in state.processes:
-                if info.host == here and pid_alive(info.pid):
+                if info.host == self.host_label and pid_alive(info.pid):
                     child = AgentChild(key, info.pid, info.standby, info.started_at)
+                    child.host = self.host_label
                     child.last_heartbeat = time.monotonic()  # grace until its next beat
                     self.children.setdefault(key, []).append(child)
                     await self._event(key, "adopt", f"process {info.pid} still running", info.pid)
@@ -213,6 +237,25 @@ class Supervisor:
                 for child in self.children.get(change, []):
                     child.terminate()
 
+    def _mine(self, agent: str) -> bool:
+        """Whether this supervisor's host runs ``agent`` (see o_bus.store.placement)."""
+        return self.placement.get(agent) == self.host
+
+    async def _follow_placement(self) -> None:
+        async for agent, host in PlacementStore(self.js).watch():
+            was_mine = self._mine(agent)
+            if host is None:
+                self.placement.pop(agent, None)
+            else:
+                self.placement[agent] = host
+            if was_mine and not self._mine(agent):
+                where = host or "the default supervisors"
+                for child in self.children.get(agent, []):
+                    await self._event(agent, "stop", f"placed on {where}", child.pid)
+                    child.terminate()
+            elif not was_mine and self._mine(agent):
+                await self._reconcile(agent)
+
     def policy(self, agent: str) -> SupervisionPolicy:
         record = self.records.get(agent)
         return record.supervision if record else SupervisionPolicy()
@@ -221,6 +264,8 @@ class Supervisor:
         """Start what the policy asks for and is missing (not for failed agents)."""
         if self._stopping or not self.leader.is_set() or agent in self.failed:
             return
+        if not self._mine(agent):
+            return
         if agent not in self.records or agent in self.pending_restart:
             return
         live = [c for c in self.children.get(agent, []) if not c.exit_handled and not c.hung]
@@ -228,7 +273,11 @@ class Supervisor:
         for _ in range(wanted - len(live)):
             has_active_candidate = any(not c.standby for c in live)
             child = await spawn_agent(
-                agent, self.url, standby=has_active_candidate, extra_args=self.agent_args
+                agent,
+                self.url,
+                standby=has_active_candidate,
+                extra_args=self.agent_args,
+                host=self.host_label,
             )
             self.children.setdefault(agent, []).append(child)
             live.append(child)
@@ -324,12 +373,16 @@ class Supervisor:
         children = self.children.get(agent, [])
         if child in children:
             children.remove(child)
-        if self._stopping or not self.leader.is_set():
-            return
+        if self._stopping or not self.leader.is_set() or not self._mine(agent):
+            return  # (not mine: it was placed on another host, which starts it there)
         policy = self.policy(agent)
         if code == EXIT_FENCED:
             await self._event(agent, "exit", "stepped down after being fenced", child.pid)
             await self._reconcile(agent)
+            return
+        if code == EXIT_UNLOADABLE:
+            await self._event(agent, "crash", "its code cannot be loaded", child.pid)
+            await self._escalate(agent, code, "its code cannot be loaded (see its log)")
             return
         abnormal = code != 0
         kind = "crash" if abnormal else "exit"
@@ -363,9 +416,9 @@ class Supervisor:
         if lease is not None and lease.holder.pid == child.pid:
             await self.leases.revoke(lease)
 
-    async def _escalate(self, agent: str, code: int | None) -> None:
+    async def _escalate(self, agent: str, code: int | None, why: str = "") -> None:
         policy = self.policy(agent)
-        reason = (
+        reason = why or (
             f"more than {policy.max_restarts} restarts within {policy.period:g}s "
             f"(last exit code {code})"
         )
@@ -419,6 +472,8 @@ class Supervisor:
         if not self.leader.is_set():
             return  # the leader answers
         agent = msg.data.decode(errors="replace")
+        if not self._mine(agent):
+            return  # its host's supervisor answers
         if agent not in self.records:
             await msg.respond(to_json({"ok": False, "error": f"no agent named {agent!r}"}))
             return

@@ -23,6 +23,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="o-bus", description="O: event-sourced agents on NATS JetStream."
@@ -49,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="embedded server fsync policy: 'always' or a duration such as '2m'",
     )
     up.add_argument("--replicas", type=int, default=1, help="stream replicas (3 on a cluster)")
+    up.add_argument(
+        "--splitters",
+        type=_at_least_one,
+        default=None,
+        help="splitter processes in the request queue group (default: 2, more with more cores)",
+    )
     up.add_argument("--snapshot-every", type=int, default=1000)
     up.add_argument(
         "--agent", action="append", help="extra agent definition module:attr or file.py"
@@ -62,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     svc = sub.add_parser("run", help="run one service in this process (used by `up`)")
     svc.add_argument(
-        "service", choices=["splitter", "agents", "agent", "supervisor", "health", "arbiter"]
+        "service",
+        choices=["splitter", "agents", "agent", "supervisor", "host", "health", "arbiter"],
     )
     svc.add_argument("name", nargs="?", help="the agent, for `run agent`")
     svc.add_argument("--nats")
@@ -74,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--agent", action="append", help="extra agent definition module:attr or file.py"
     )
     svc.add_argument("--only", action="append", help="run only these agent instances")
+    svc.add_argument(
+        "--name", dest="host_name", help="`run host`: this host's name (agents placed on it)"
+    )
     svc.add_argument("--host", default="127.0.0.1", help="`run health`: HTTP bind address")
     svc.add_argument("--port", type=int, default=9464, help="`run health`: HTTP port")
     svc.add_argument("--publish-interval", type=float, default=1.0)
@@ -142,7 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     versions = common(sub.add_parser("versions", help="list an agent's deployed code versions"))
     versions.add_argument("agent")
 
+    from o_bus.cli.agent import add_parsers as add_agent_parsers
     from o_bus.cli.evolve import add_parsers as add_evolution_parsers
+
+    add_agent_parsers(sub, common)
+    from o_bus.cli.cluster import add_parser as add_cluster_parser
+
+    add_cluster_parser(sub)
 
     add_evolution_parsers(sub, common)
 
@@ -168,6 +191,10 @@ def _async_command(name: str) -> Callable[[argparse.Namespace], Coroutine[Any, A
         from o_bus.cli import evolve
 
         return evolve.cmd_route if name == "route" else evolve.cmd_evolve
+    if name in ("agent", "place"):
+        from o_bus.cli import agent
+
+        return agent.cmd_agent if name == "agent" else agent.cmd_place
     if name == "query":
         from o_bus.cli.query import cmd_query
 
@@ -197,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
             from o_bus.cli.up import cmd_up
 
             return cmd_up(args)
+        if args.command == "cluster":
+            from o_bus.cli.cluster import cmd_cluster
+
+            return cmd_cluster(args)
         if args.command == "run":
             from o_bus.cli.services import cmd_run
 

@@ -129,6 +129,10 @@ def build(
         record, supervised = records.get(name), supervision.get(name)
         processes = [_process(beat, now) for beat in by_agent.get(name, [])]
         seen_pids = {process["pid"] for process in processes}
+        # The supervisor knows which host (named by `o-bus run host`) runs each process.
+        hosts = {info.pid: info.host for info in supervised.processes} if supervised else {}
+        for process in processes:
+            process["host"] = hosts.get(process["pid"], process["host"])
         for info in supervised.processes if supervised else []:
             if info.pid not in seen_pids:
                 processes.append(
@@ -213,6 +217,7 @@ def format_table(agents: list[dict[str, Any]]) -> str:
         "RESTARTS",
         "STANDBY",
         "HEARTBEAT",
+        "HOST",
         "STATUS",
     )
     rows: list[tuple[str, ...]] = [header]
@@ -222,7 +227,7 @@ def format_table(agents: list[dict[str, Any]]) -> str:
             status = f"{status} ({agent['reason']})"
         common = (_text(agent["restarts"]), "yes" if agent["standby"] else "no")
         if not agent["processes"]:
-            rows.append((agent["agent"], "-", "-", "-", "-", "-", *common, "-", status))
+            rows.append((agent["agent"], "-", "-", "-", "-", "-", *common, "-", "-", status))
         for process in agent["processes"]:
             age = process["heartbeat_age_s"]
             rows.append(
@@ -235,6 +240,7 @@ def format_table(agents: list[dict[str, Any]]) -> str:
                     _duration(process["uptime_s"]),
                     *common,
                     "none" if age is None else f"{age:.2f}s ago",
+                    _text(process["host"]),
                     status,
                 )
             )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import re
 import signal
 from typing import TYPE_CHECKING
 
@@ -15,11 +17,14 @@ from o_bus.common.connect import connect
 from o_bus.common.signals import run_until_signalled
 from o_bus.common.urls import resolve_url
 from o_bus.config import RuntimeConfig
-from o_bus.errors import ConfigurationError
+from o_bus.errors import ConfigurationError, OBusError
 from o_bus.evolution.live_code import CodeResolver, RouteFollower
+from o_bus.evolution.registered import registered_definition
+from o_bus.platform.lineage import ParentWatch
 from o_bus.runtime.agent_process import AgentProcess
 from o_bus.store import layout
 from o_bus.store.registry import Registry
+from o_bus.supervision.records import EXIT_UNLOADABLE
 
 if TYPE_CHECKING:
     from o_bus.handlers.arbiter.service import Arbiter
@@ -31,6 +36,9 @@ if TYPE_CHECKING:
 __all__ = ["cmd_run"]
 
 log = logging.getLogger(__name__)
+_HOST_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+ORPHAN_CHECK_INTERVAL = 0.25  # seconds
+ORPHAN_STOP_GRACE = 3.0  # seconds an orphaned agent process may take to stop
 
 
 def _agent_specs(args: argparse.Namespace) -> list[str]:
@@ -44,7 +52,12 @@ async def run_agent_process(args: argparse.Namespace) -> int:
     config = RuntimeConfig(snapshot_every=args.snapshot_every)
     async with connect(url, f"o-bus-agent-{args.name}") as (nc, js):
         record = await Registry(js).get(args.name)
-        registered = Catalogue.discover(args.agent).get(record.definition)
+        try:
+            registered = await registered_definition(js, record, args.agent)
+        except OBusError as err:
+            # Reported and left stopped by the supervisor; the other agents carry on.
+            log.error("agent %s: its code cannot be loaded: %s", args.name, err.message)
+            return EXIT_UNLOADABLE
         routes = RouteFollower(nc, js, args.name, CodeResolver(js, args.name, registered))
         process = AgentProcess(
             nc,
@@ -61,7 +74,36 @@ async def run_agent_process(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        return await process.run(stop)
+        lineage = asyncio.create_task(_stop_when_orphaned(ParentWatch(), stop))
+        try:
+            return await process.run(stop)
+        finally:
+            lineage.cancel()
+
+
+async def _stop_when_orphaned(watch: ParentWatch, stop: asyncio.Event) -> None:
+    """Stop this agent process once the platform that runs it is gone (see ParentWatch)."""
+    while True:
+        await asyncio.sleep(ORPHAN_CHECK_INTERVAL)
+        if not watch.check():
+            break
+    log.warning("agent process %d: its platform is gone; stopping", os.getpid())
+    stop.set()
+    # A graceful stop needs NATS, which usually went down with the platform: do not linger.
+    await asyncio.sleep(ORPHAN_STOP_GRACE)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _host_name(args: argparse.Namespace) -> str | None:
+    """`run host --name H`: the host's name; None for `run supervisor` (the default host)."""
+    if args.service != "host":
+        return None
+    name: str | None = args.host_name
+    if not name or not _HOST_NAME.fullmatch(name):
+        raise ConfigurationError(
+            "`o-bus run host` needs --name NAME (letters, digits, '-' and '_')"
+        )
+    return name
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
@@ -88,9 +130,9 @@ async def cmd_run(args: argparse.Namespace) -> int:
             )
         elif args.service == "arbiter":
             service = Arbiter(nc, js, url, agent_args=_agent_specs(args))
-        elif args.service == "supervisor":
+        elif args.service in ("supervisor", "host"):
             agent_args = ["--snapshot-every", str(args.snapshot_every), *_agent_specs(args)]
-            service = Supervisor(nc, js, url, agent_args=agent_args)
+            service = Supervisor(nc, js, url, agent_args=agent_args, host=_host_name(args))
         else:
             only = set(args.only) if args.only else None
             service = AgentHost(nc, js, Catalogue.discover(args.agent), config, only=only)

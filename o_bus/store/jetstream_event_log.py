@@ -68,6 +68,7 @@ class JetStreamEventLog:
         self.subject = layout.event_subject(agent)
         self._writer = NUID().next().decode()
         self._counter = 0
+        self._replicated: bool | None = None  # learnt from the stream on the first append
 
     async def last_position(self) -> LogPosition:
         """The end of the log (zeros when empty): the last event, the stream sequence appends
@@ -172,12 +173,18 @@ class JetStreamEventLog:
         The first message expects ``expected_last``; each further one expects the previous
         one's unique message id, so nothing can be interleaved and only the last message needs
         an acknowledgement: if it is stored, all are. With ``atomic`` the group is one atomic
-        batch (all or nothing), which requests producing several events need.
+        batch (all or nothing), which requests producing several events need. On a replicated
+        stream every group of several messages is an atomic batch: its replicas check an
+        expected message id only as they apply a write, and a chain broken by a racing writer
+        (a takeover) would fail there and stall the stream ("last msgid mismatch"), whereas a
+        batch is checked whole by the leader before it is proposed.
 
         Raises ``ConcurrencyError`` if another writer got there first, ``StorageError`` if
         JetStream failed or did not answer in time (the outcome is then unknown: re-read the
         log before writing again).
         """
+        if len(events) > 1 and not atomic:
+            atomic = await self._is_replicated()
         try:
             return await self._append(expected_last, events, timeout, atomic)
         except _NoStream:
@@ -188,6 +195,17 @@ class JetStreamEventLog:
 
         await ensure_agent_stream(self.js, self.agent)
         return await self._append(expected_last, events, timeout, atomic)
+
+    async def _is_replicated(self) -> bool:
+        if self._replicated is None:
+            try:
+                info = await self.js.stream_info(self.stream)
+            except JsNotFoundError:
+                return False  # created on this first append, with the recorded settings
+            except nats.errors.Error as err:
+                raise StorageError(f"cannot read the event stream of {self.agent!r}") from err
+            self._replicated = (info.config.num_replicas or 1) > 1
+        return self._replicated
 
     async def _append(
         self, expected_last: int, events: Sequence[NewEvent], timeout: float, atomic: bool

@@ -21,6 +21,7 @@ __all__ = [
     "EVENTS_STREAM_PREFIX",
     "EVOLUTION_BUCKET",
     "LEASES_BUCKET",
+    "PLACEMENT_BUCKET",
     "ROUTES_BUCKET",
     "SNAPSHOTS_BUCKET",
     "SUPERVISOR_BUCKET",
@@ -69,6 +70,7 @@ AGENTS_BUCKET: Final = "o_agents"
 CONFIG_BUCKET: Final = "o_config"
 LEASES_BUCKET: Final = "o_leases"
 SUPERVISOR_BUCKET: Final = "o_supervisor"
+PLACEMENT_BUCKET: Final = "o_placement"  # agent -> the host whose supervisor runs it
 TOOL_KV_BUCKET: Final = "o_tool_kv"  # what agents store through the built-in kv tool
 CODE_BUCKET: Final = "o_code"  # object store: code versions by sha256
 CODE_VERSIONS_BUCKET: Final = "o_code_versions"  # KV: <agent>.<sha256 hex> -> CodeVersion

@@ -169,6 +169,12 @@ def bucket_configs(cfg: StorageConfig) -> list[KeyValueConfig]:
             replicas=cfg.replicas,
         ),
         KeyValueConfig(
+            bucket=layout.PLACEMENT_BUCKET,
+            description="O placement: which host's supervisor runs an agent",
+            history=1,
+            replicas=cfg.replicas,
+        ),
+        KeyValueConfig(
             bucket=layout.LEASES_BUCKET,
             description="O leases: which process may act for an agent",
             history=1,

@@ -28,6 +28,9 @@ class AgentRecord(BaseModel):
     created_at: str
     forked_from: dict[str, Any] | None = None
     supervision: SupervisionPolicy = SupervisionPolicy()
+    code: str | None = None
+    """Digest of the stored code version the agent was registered with (None: the installed
+    definition named ``definition``)."""
 
 
 class Registry:
@@ -56,6 +59,15 @@ class Registry:
             ) from err
         except nats.errors.Error as err:
             raise StorageError(f"cannot register agent {record.name!r}") from err
+
+    async def remove(self, name: str) -> None:
+        """Delete a record (watchers see the name); NotFoundError if there is none."""
+        await self.get(name)
+        kv = await self._kv()
+        try:
+            await kv.delete(name)
+        except nats.errors.Error as err:
+            raise StorageError(f"cannot remove agent {name!r}") from err
 
     async def get(self, name: str) -> AgentRecord:
         kv = await self._kv()

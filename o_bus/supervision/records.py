@@ -6,7 +6,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["AgentSupervision", "ProcessInfo", "SupervisionPolicy", "SystemEvent"]
+__all__ = [
+    "EXIT_UNLOADABLE",
+    "AgentSupervision",
+    "ProcessInfo",
+    "SupervisionPolicy",
+    "SystemEvent",
+]
+
+EXIT_UNLOADABLE = 78
+"""EX_CONFIG: the exit code of an agent process whose registered code cannot be loaded; the
+supervisor marks the agent failed at once instead of restarting it."""
 
 
 class SupervisionPolicy(BaseModel):

@@ -8,9 +8,9 @@ import logging
 import signal
 import sys
 
-from o_bus.agent.catalogue import Catalogue
 from o_bus.common.connect import connect
 from o_bus.common.urls import resolve_url
+from o_bus.evolution.registered import registered_definition
 from o_bus.store.registry import Registry
 
 from .process import CandidateProcess
@@ -19,7 +19,7 @@ from .process import CandidateProcess
 async def _main(args: argparse.Namespace) -> int:
     async with connect(resolve_url(args.nats), f"o-bus-candidate-{args.agent}") as (nc, js):
         record = await Registry(js).get(args.agent)
-        registered = Catalogue.discover(args.agent_spec).get(record.definition)
+        registered = await registered_definition(js, record, args.agent_spec)
         process = CandidateProcess(
             nc, js, args.agent, args.version, registered, stats_interval=args.stats_interval
         )

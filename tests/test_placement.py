@@ -1,0 +1,145 @@
+"""Agents placed on hosts: `o-bus run host --name H` runs the agents placed on H, `o-bus place`
+moves an agent at run time, `o-bus ps` shows the host of each process, and a host whose
+supervisor dies is taken over by that host's standby supervisor while the agent keeps serving."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from nats.aio.client import Client
+from platform_process import UpProcess, pids_with_env
+from processes import check_log, send_until_ok, supervision_record, wait_for_service
+from support import eventually, run_cli
+
+pytestmark = pytest.mark.slow
+
+MARKER = "O_BUS_TEST_HOST_GROUP"
+
+
+class Hosts:
+    """`o-bus run host` processes of one test; closed by PID (their agents included)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.marker = uuid.uuid4().hex
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def spawn(self, url: str, name: str) -> subprocess.Popen[bytes]:
+        env = {k: v for k, v in os.environ.items() if k != "O_BUS_NATS_URL"}
+        env[MARKER] = self.marker
+        log = (self.log_dir / f"host-{name}-{len(self.procs)}.log").open("wb")
+        command = [sys.executable, "-m", "o_bus.cli.main", "run", "host", "--name", name]
+        proc = subprocess.Popen(
+            [*command, "--nats", url], stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+        log.close()
+        self.procs.append(proc)
+        return proc
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        for _ in range(100):
+            left = pids_with_env(MARKER, self.marker)
+            if not left:
+                return
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.1)
+        raise AssertionError(f"host processes survived: {pids_with_env(MARKER, self.marker)}")
+
+
+@pytest.fixture
+def hosts(tmp_path: Path) -> Iterator[Hosts]:
+    found = Hosts(tmp_path)
+    try:
+        yield found
+    finally:
+        found.close()
+
+
+@pytest.fixture
+def up(tmp_path: Path) -> Iterator[UpProcess]:
+    platform = UpProcess(tmp_path / "data", "--splitters", "1")
+    try:
+        yield platform
+    finally:
+        platform.close()
+
+
+@pytest.fixture
+async def platform_nc(up: UpProcess) -> AsyncIterator[Client]:
+    up.start()
+    url = await asyncio.to_thread(up.wait_up)
+    nc = Client()
+    await nc.connect(url, connect_timeout=5, max_reconnect_attempts=-1)
+    try:
+        yield nc
+    finally:
+        await nc.close()
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+async def test_an_agent_placed_on_a_host_moves_there_and_survives_its_supervisor(
+    up: UpProcess, platform_nc: Client, hosts: Hosts
+) -> None:
+    nc, js = platform_nc, platform_nc.jetstream()
+    first = hosts.spawn(up.url, "h1")
+    second = hosts.spawn(up.url, "h1")  # stands by for the same host
+    await wait_for_service(nc, "host")
+    await send_until_ok(nc, "counter", "increment", {"by": 1}, "before")
+
+    code, out, err = await run_cli("place", "counter", "h1", "--nats", up.url)
+    assert code == 0, err
+    assert json.loads(out) == {"agent": "counter", "host": "h1"}
+
+    async def on_h1() -> list[int] | None:
+        record = await supervision_record(js, "counter")
+        if record is None or not record.processes:
+            return None
+        if any(info.host != "h1" for info in record.processes):
+            return None
+        return [info.pid for info in record.processes]
+
+    [pid] = await eventually(on_h1, what="counter to run on host h1")
+    leader = _parent(pid)
+    assert leader in (first.pid, second.pid)
+    await send_until_ok(nc, "counter", "increment", {"by": 2}, "on-h1")
+    code, out, err = await run_cli("ps", "--json", "--nats", up.url)
+    assert code == 0, err
+    [counter] = [a for a in json.loads(out) if a["agent"] == "counter"]
+    assert [p["host"] for p in counter["processes"] if p["pid"] == pid] == ["h1"]
+
+    os.kill(leader, signal.SIGKILL)  # the other h1 supervisor takes over and adopts it
+    await send_until_ok(nc, "counter", "increment", {"by": 3}, "after-host-death")
+
+    code, _, err = await run_cli("place", "counter", "default", "--nats", up.url)
+    assert code == 0, err
+
+    async def back_home() -> bool:
+        record = await supervision_record(js, "counter")
+        return record is not None and any(
+            info.host != "h1" and info.pid != pid for info in record.processes
+        )
+
+    await eventually(back_home, what="counter back on the default supervisors")
+    await send_until_ok(nc, "counter", "increment", {"by": 4}, "home-again")
+    events = await check_log(nc, js, "counter")
+    assert [e.request_id for e in events] == ["before", "on-h1", "after-host-death", "home-again"]
