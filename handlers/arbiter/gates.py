@@ -1,18 +1,30 @@
 """Gates: does a stage's evidence pass, fail, or not suffice yet? Pure functions.
 
 "No data" never passes: too few requests, or a stage younger than its minimum, is
-``inconclusive`` and the evolution waits. Failing evidence fails as soon as it is decisive.
+``inconclusive`` and the evolution waits. Failing evidence fails as soon as it is decisive:
+rates by exact one-sided tests (o_bus/evolution/significance.py), fitness by a confidence
+bound on the paired gain. An error is a crash, an invalid event or a timeout; a rejection is
+an answer, compared with live's like any other output. Every verdict says why, with figures.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any, Literal
 
 from o_bus.evolution.candidate.stats import CandidateStats
 from o_bus.evolution.plan import EvolutionPlan
+from o_bus.evolution.significance import (
+    binomial_sf,
+    mean_gain_bound,
+    paired_failures_test,
+    rates_test,
+)
 
-__all__ = ["LiveCounters", "Verdict", "canary_gate", "live_gate", "shadow_gate"]
+from .live_outcomes import OutcomeCounts
+
+__all__ = ["Verdict", "canary_gate", "live_gate", "shadow_gate"]
 
 Outcome = Literal["pass", "fail", "inconclusive"]
 
@@ -22,15 +34,6 @@ class Verdict:
     outcome: Outcome
     reason: str
     metrics: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class LiveCounters:
-    """Live's own request counters (from its status), for the bake after promotion."""
-
-    requests: int
-    errors: int
-    code_version: str
 
 
 def _pct(x: float) -> str:
@@ -59,9 +62,42 @@ def _shadow_figures(base: CandidateStats | None, now: CandidateStats) -> dict[st
         "fitness_n": now.fitness_n,
         "candidate_fitness": now.candidate_fitness,
         "live_fitness": now.live_fitness,
+        "fitness_gain_sq_sum": now.fitness_gain_sq_sum,
+        "coverage": now.coverage,
+        "shed": now.shed,
         "lag": now.lag,
         "last_failure": now.last_failure,
     }
+
+
+def _z(alpha: float) -> float:
+    return NormalDist().inv_cdf(1 - alpha)
+
+
+def _fitness_verdict(
+    plan: EvolutionPlan, figures: dict[str, Any], compared: int
+) -> tuple[Outcome, str]:
+    """Paired fitness differences (same request, same state): worse when even the upper
+    confidence bound of the mean gain is below the required gain; better or equal when the
+    mean gain reaches it; otherwise not yet distinguishable (wait), until
+    ``max_fitness_requests`` compared requests, where the mean decides."""
+    n: int = figures["fitness_n"]
+    cand, live = figures["candidate_fitness"], figures["live_fitness"]
+    mean, upper = mean_gain_bound(
+        n, (cand - live) * n, figures["fitness_gain_sq_sum"], _z(plan.alpha)
+    )
+    required = plan.min_fitness_gain
+    text = (
+        f"fitness {cand:.4g} vs live {live:.4g} over {n} requests (gain {mean:+.4g}, "
+        f"upper {1 - plan.alpha:.0%} bound {upper:+.4g}, required {required:+.4g})"
+    )
+    if upper < required:
+        return "fail", f"worse than live: {text}"
+    if mean >= required:
+        return "pass", text
+    if compared >= plan.max_fitness_requests:
+        return "fail", f"worse than live after {compared} requests: {text}"
+    return "inconclusive", f"fitness not yet distinguishable: {text}"
 
 
 def _check_shadow(
@@ -70,12 +106,20 @@ def _check_shadow(
     compared: int = figures["compared"]
     cand_fail: int = figures["candidate_failures"]
     live_fail: int = figures["live_failures"]
-    allowed_failures = live_fail + plan.max_error_rate * max(compared, min_requests)
-    if cand_fail > allowed_failures and cand_fail >= 3:
+    failures = paired_failures_test(
+        cand_fail,
+        live_fail,
+        compared,
+        allowed_rate=plan.max_error_rate,
+        alpha=plan.alpha,
+        min_sample=min_requests,
+    )
+    figures["failure_p_value"] = failures.p_value
+    if failures.outcome == "worse":
         return Verdict(
             "fail",
-            f"candidate code raised on {cand_fail} of {compared} requests "
-            f"(live raised on {live_fail}); last: {figures['last_failure']}",
+            f"candidate code fails more than live: {failures.explanation}; "
+            f"last: {figures['last_failure']}",
             figures,
         )
     if compared < min_requests:
@@ -90,13 +134,6 @@ def _check_shadow(
             f"stage is {age:.1f} s old; minimum {plan.min_stage_seconds:g} s",
             figures,
         )
-    if cand_fail / compared > live_fail / compared + plan.max_error_rate:
-        return Verdict(
-            "fail",
-            f"failure rate {_pct(cand_fail / compared)} vs live {_pct(live_fail / compared)} "
-            f"(allowed +{_pct(plan.max_error_rate)})",
-            figures,
-        )
     has_fitness = figures["fitness_n"] > 0
     max_diff = plan.max_diff_rate
     if max_diff is None:
@@ -106,7 +143,7 @@ def _check_shadow(
         return Verdict(
             "fail",
             f"output differs from live on {figures['differing']} of {compared} requests "
-            f"({_pct(diff_rate)}, allowed {_pct(max_diff)})",
+            f"({_pct(diff_rate)}, allowed {_pct(max_diff)}; rejections are outputs too)",
             figures,
         )
     cand_p99, live_p99 = figures["candidate_p99_ms"], figures["live_p99_ms"]
@@ -120,23 +157,14 @@ def _check_shadow(
             )
     fitness_note = ""
     if has_fitness:
-        gain = figures["candidate_fitness"] - figures["live_fitness"]
-        fitness_note = (
-            f", fitness {figures['candidate_fitness']:.4g} vs live {figures['live_fitness']:.4g}"
-        )
-        if gain < plan.min_fitness_gain:
-            return Verdict(
-                "fail",
-                f"worse than live: fitness {figures['candidate_fitness']:.4g} vs "
-                f"{figures['live_fitness']:.4g} (gain {gain:+.4g}, required "
-                f"{plan.min_fitness_gain:+.4g})",
-                figures,
-            )
+        outcome, text = _fitness_verdict(plan, figures, compared)
+        if outcome != "pass":
+            return Verdict(outcome, text, figures)
+        fitness_note = f"; {text}"
     return Verdict(
         "pass",
-        f"{compared} requests compared: diff rate {_pct(diff_rate)}, failure rate "
-        f"{_pct(cand_fail / compared)} (live {_pct(live_fail / compared)}), p99 "
-        f"{_ms(cand_p99)} vs live {_ms(live_p99)}{fitness_note}",
+        f"{compared} requests compared: diff rate {_pct(diff_rate)}; {failures.explanation}; "
+        f"p99 {_ms(cand_p99)} vs live {_ms(live_p99)}{fitness_note}",
         figures,
     )
 
@@ -151,7 +179,9 @@ def shadow_gate(
 def canary_gate(
     plan: EvolutionPlan, base: CandidateStats | None, now: CandidateStats, age: float
 ) -> Verdict:
-    """Canary decisions since the step began, plus the shadow comparison that continues."""
+    """Canary decisions since the step began, plus the shadow comparison that continues.
+    A canary failure (the candidate raised, timed out or answered something unusable, and
+    live decided instead) is an error; a rejection it decided is an answer."""
     decided = now.canary_decided - (base.canary_decided if base else 0)
     failed = now.canary_failures - (base.canary_failures if base else 0)
     figures = _shadow_figures(base, now) | {
@@ -160,10 +190,13 @@ def canary_gate(
         "canary_p99_ms": now.canary_p99_ms,
     }
     attempts = decided + failed
-    if failed > plan.max_error_rate * max(attempts, plan.min_canary_requests) and failed >= 2:
+    p = binomial_sf(failed, attempts, plan.max_error_rate) if attempts else 1.0
+    figures["canary_failure_p_value"] = p
+    if failed and p < plan.alpha:
         return Verdict(
             "fail",
-            f"canary failed {failed} of {attempts} requests (live decided those instead); "
+            f"canary failed {failed} of {attempts} requests (live decided those instead; "
+            f"allowed {_pct(plan.max_error_rate)}: p={p:.3g} < {plan.alpha:g}); "
             f"last: {now.last_failure}",
             figures,
         )
@@ -178,53 +211,64 @@ def canary_gate(
         return shadow
     return Verdict(
         "pass",
-        f"canary decided {decided} requests with {failed} failures; {shadow.reason}",
+        f"canary decided {decided} requests with {failed} failures (p={p:.3g}); {shadow.reason}",
         figures,
     )
 
 
 def live_gate(
     plan: EvolutionPlan,
-    baseline: LiveCounters | None,
-    base: LiveCounters,
-    now: LiveCounters,
+    before: OutcomeCounts,
+    after: OutcomeCounts | None,
+    running: str | None,
     code_version: str,
     age: float,
 ) -> Verdict:
-    """After promotion: live runs the new code and its error rate has not risen."""
-    requests, errors = now.requests - base.requests, now.errors - base.errors
+    """After promotion: live runs the new code (``running``: the version its status
+    reports), and its error rate in the log since it does (``after``) is not worse than the
+    old code's before the canary (``before``), by a one-sided Fisher test and the allowance.
+    Rejections are answers, not errors."""
     figures: dict[str, Any] = {
-        "live_code_version": now.code_version,
-        "requests": requests,
-        "errors": errors,
-        "error_rate": errors / requests if requests else None,
+        "live_code_version": running,
+        "errors_before": before.errors,
+        "requests_before": before.requests,
+        "rejections_before": before.rejections,
+        "error_rate_before": before.error_rate,
     }
-    if now.code_version != code_version:
+    if running != code_version or after is None:
         return Verdict(
-            "inconclusive", f"live still runs {now.code_version}; waiting for the reload", figures
+            "inconclusive", f"live still runs {running}; waiting for the reload", figures
         )
-    before = (
-        baseline.errors / baseline.requests if baseline is not None and baseline.requests else 0.0
+    figures |= {
+        "requests": after.requests,
+        "errors": after.errors,
+        "rejections": after.rejections,
+        "error_rate": after.error_rate,
+    }
+    test = rates_test(
+        after.errors,
+        after.requests,
+        before.errors,
+        before.requests,
+        allowed_rate=plan.max_error_rate,
+        alpha=plan.alpha,
+        min_sample=plan.min_canary_requests,
     )
-    figures["error_rate_before"] = before
-    if requests and errors >= 3 and errors / requests > before + plan.max_error_rate:
-        return Verdict(
-            "fail",
-            f"after promotion live answered {errors} of {requests} requests with an error "
-            f"({_pct(errors / requests)}, before {_pct(before)})",
-            figures,
-        )
-    if requests < plan.min_canary_requests:
+    figures["error_p_value"] = test.p_value
+    if test.outcome == "worse":
+        return Verdict("fail", f"after promotion live errs more: {test.explanation}", figures)
+    if test.outcome == "inconclusive":
         return Verdict(
             "inconclusive",
-            f"waiting for traffic: {requests}/{plan.min_canary_requests} requests since promotion",
+            f"waiting for traffic: {after.requests}/{plan.min_canary_requests} requests "
+            f"since promotion ({test.explanation})",
             figures,
         )
     if age < plan.bake_seconds:
         return Verdict("inconclusive", f"baking: {age:.1f}/{plan.bake_seconds:g} s", figures)
     return Verdict(
         "pass",
-        f"live served {requests} requests on the new code, error rate "
-        f"{_pct(errors / requests)} (before {_pct(before)})",
+        f"live served {after.requests} requests on the new code ({after.rejections} "
+        f"rejected, answers not errors): {test.explanation}",
         figures,
     )

@@ -26,12 +26,14 @@ from o_bus.store import layout
 from o_bus.store.event_records import utc_now
 
 from .candidates import CandidateHandle
-from .gates import LiveCounters, canary_gate, live_gate, shadow_gate
+from .gates import canary_gate, live_gate, shadow_gate
+from .live_outcomes import OutcomeCounts, count_outcomes, log_end
 
 __all__ = ["EvolutionRun"]
 
 log = logging.getLogger(__name__)
 BY = "arbiter"
+BASELINE_RECORDS = 20_000  # how far back live's error rate before the change is counted
 
 
 class EvolutionRun:
@@ -56,8 +58,7 @@ class EvolutionRun:
         self.candidate: CandidateHandle | None = None
         self._stage_started = time.monotonic()
         self._stage_base: CandidateStats | None = None
-        self._live_base: LiveCounters | None = None
-        self._live_baseline: LiveCounters | None = None
+        self._after: OutcomeCounts | None = None
         self._last_wait: str | None = None
 
     # -- the record --------------------------------------------------------------------------
@@ -121,7 +122,6 @@ class EvolutionRun:
                 stage="shadow",
                 previous_live=route.live,
             )
-        self._live_baseline = await self._live_counters()
         if self.evolution.stage in ("live",):
             await self._bake()
             return
@@ -137,7 +137,17 @@ class EvolutionRun:
                 await self._enter(stage)
             if not await self._gate_loop(stage):
                 return
+            if stage == "shadow":
+                await self._mark("baseline_until")  # live code decided everything so far
+        await self._mark("baseline_until")
         await self._promote()
+
+    async def _mark(self, name: str) -> int:
+        """Record (once, durably) where the agent's log is now; the gates count from it."""
+        if name not in self.evolution.marks:
+            seq = await log_end(self.js, self.agent)
+            await self._update(lambda e: e.model_copy(update={"marks": {**e.marks, name: seq}}))
+        return self.evolution.marks[name]
 
     async def _enter(self, stage: str) -> None:
         if stage.startswith("canary-"):
@@ -220,36 +230,38 @@ class EvolutionRun:
 
     async def _bake(self) -> None:
         self._stage_started = time.monotonic()
-        self._live_base = await self._live_counters()
         self._last_wait = None
+        until = self.evolution.marks.get("baseline_until") or await self._mark("baseline_until")
+        before = await count_outcomes(self.js, self.agent, max(0, until - BASELINE_RECORDS), until)
         while True:
             if await self._aborted():
                 return
-            now = await self._live_counters()
-            if now is not None and self._live_base is None:
-                self._live_base = now
-            if now is None or self._live_base is None:
-                await self._wait("live agent not answering its status", {})
-            else:
-                age = time.monotonic() - self._stage_started
-                verdict = live_gate(
-                    self.evolution.plan,
-                    self._live_baseline,
-                    self._live_base,
-                    now,
-                    self.evolution.code_version,
-                    age,
+            running = await self._live_code_version()
+            if running == self.evolution.code_version:
+                await self._mark("bake_from")  # live reports the new code: it decides from here
+            after = await self._outcomes_since_reload()
+            age = time.monotonic() - self._stage_started
+            verdict = live_gate(
+                self.evolution.plan, before, after, running, self.evolution.code_version, age
+            )
+            if verdict.outcome == "fail":
+                await self._rollback(verdict.reason, verdict.metrics)
+                return
+            if verdict.outcome == "pass":
+                await self._decide(
+                    "done", verdict.reason, verdict.metrics, status="promoted", stage="done"
                 )
-                if verdict.outcome == "fail":
-                    await self._rollback(verdict.reason, verdict.metrics)
-                    return
-                if verdict.outcome == "pass":
-                    await self._decide(
-                        "done", verdict.reason, verdict.metrics, status="promoted", stage="done"
-                    )
-                    return
-                await self._wait(verdict.reason, verdict.metrics)
+                return
+            await self._wait(verdict.reason, verdict.metrics)
             await asyncio.sleep(self.tick)
+
+    async def _outcomes_since_reload(self) -> OutcomeCounts | None:
+        start = self.evolution.marks.get("bake_from")
+        if start is None:
+            return None
+        if self._after is None:
+            self._after = OutcomeCounts(first_seq=start + 1, last_seq=start)
+        return await count_outcomes(self.js, self.agent, self._after.last_seq, tally=self._after)
 
     async def _rollback(
         self, reason: str, metrics: dict[str, Any] | None = None, status: str = "rolled_back"
@@ -305,14 +317,12 @@ class EvolutionRun:
         if self.candidate is not None:
             await self.candidate.stop()
 
-    async def _live_counters(self) -> LiveCounters | None:
+    async def _live_code_version(self) -> str | None:
+        """The code version live's active process reports (None: it does not answer)."""
         try:
             msg = await self.nc.request(
                 layout.control_subject(self.agent, "status"), b"", timeout=1.0
             )
-            status = from_json(msg.data)
-            return LiveCounters(
-                int(status["requests"]), int(status["errors"]), str(status["code_version"])
-            )
+            return str(from_json(msg.data)["code_version"])
         except (nats.errors.Error, ValueError, KeyError):
             return None

@@ -57,7 +57,15 @@ def add_parsers(
     evolve.add_argument("--min-requests", type=int, default=50)
     evolve.add_argument("--min-canary-requests", type=int, default=20)
     evolve.add_argument("--min-stage-seconds", type=float, default=2.0)
-    evolve.add_argument("--max-error-rate", type=float, default=0.01)
+    evolve.add_argument(
+        "--max-error-rate",
+        type=float,
+        default=0.01,
+        help="errors (crashes, invalid events, timeouts; not rejections) allowed above live's",
+    )
+    evolve.add_argument(
+        "--alpha", type=float, default=0.05, help="significance level of the rate tests"
+    )
     evolve.add_argument("--max-diff-rate", type=float)
     evolve.add_argument("--max-p99-ratio", type=float, default=1.5)
     evolve.add_argument("--min-fitness-gain", type=float, default=0.0)
@@ -67,7 +75,11 @@ def add_parsers(
         "--shadow-sample", type=float, default=1.0, help="share of requests compared (0-1]"
     )
     evolve.add_argument(
-        "--shadow-cpu", type=float, default=0.1, help="share of a core the shadow may use (0: any)"
+        "--shadow-cpu",
+        type=float,
+        default=0.0,
+        help="hard cap: share of a core the shadow may use (default 0: no cap; the shadow "
+        "runs under SCHED_IDLE and uses only cores live leaves idle)",
     )
     evolve.add_argument("--memory-mb", type=int, default=512, help="candidate memory limit")
     evolve.add_argument("--timeout", type=float, default=2.0, help="hard wall-clock limit (s)")
@@ -174,6 +186,7 @@ def _plan(args: argparse.Namespace) -> EvolutionPlan:
         min_canary_requests=args.min_canary_requests,
         min_stage_seconds=args.min_stage_seconds,
         max_error_rate=args.max_error_rate,
+        alpha=args.alpha,
         max_diff_rate=args.max_diff_rate,
         max_p99_ratio=args.max_p99_ratio,
         min_fitness_gain=args.min_fitness_gain,
@@ -201,6 +214,8 @@ _FIGURES = (
     ("compared", "compared"),
     ("differing", "differing"),
     ("diff_rate", "diff rate"),
+    ("coverage", "shadow coverage"),
+    ("shed", "shed"),
     ("candidate_failures", "candidate failures"),
     ("live_failures", "live failures"),
     ("candidate_p99_ms", "candidate p99 ms"),
@@ -210,7 +225,10 @@ _FIGURES = (
     ("canary_decided", "canary decided"),
     ("canary_failures", "canary failures"),
     ("requests", "live requests"),
+    ("errors", "live errors"),
+    ("rejections", "live rejections"),
     ("error_rate", "live error rate"),
+    ("error_rate_before", "error rate before"),
 )
 
 

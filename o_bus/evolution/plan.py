@@ -30,7 +30,18 @@ class EvolutionPlan(BaseModel):
     min_canary_requests: int = Field(default=20, ge=1, description="canary decisions per step")
     min_stage_seconds: float = Field(default=2.0, ge=0)
     max_error_rate: float = Field(
-        default=0.01, ge=0, le=1, description="candidate failure rate allowed above live's"
+        default=0.01,
+        ge=0,
+        le=1,
+        description="error rate allowed above live's (errors: crashes, invalid events, "
+        "timeouts; never rejections, which are outputs like any other)",
+    )
+    alpha: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="significance level: a rate or fitness is judged worse only when chance "
+        "explains the evidence with probability below this",
     )
     max_p99_ratio: float = Field(default=1.5, gt=0, description="candidate p99 / live p99")
     p99_slack_ms: float = Field(default=2.0, ge=0, description="added to the p99 allowance")
@@ -44,13 +55,22 @@ class EvolutionPlan(BaseModel):
     min_fitness_gain: float = Field(
         default=0.0, description="candidate mean fitness minus live's must be at least this"
     )
+    max_fitness_requests: int = Field(
+        default=1000,
+        ge=1,
+        description="compared requests after which a fitness gain not yet distinguishable "
+        "from the required one is judged by its mean",
+    )
     bake_seconds: float = Field(default=3.0, ge=0, description="watch live after promotion")
     ignore: tuple[str, ...] = Field(default=(), description="output paths never compared")
     shadow_sample: float = Field(
         default=1.0, gt=0, le=1, description="share of mirrored requests compared"
     )
     shadow_cpu: float | None = Field(
-        default=0.1, gt=0, description="share of one core the shadow may use (None: no limit)"
+        default=None,
+        gt=0,
+        description="hard cap: share of one core the shadow may use (None: no cap; the "
+        "shadow runs under SCHED_IDLE on cores live leaves idle)",
     )
     limits: SandboxLimits = SandboxLimits()
 
@@ -78,6 +98,12 @@ class Evolution(BaseModel):
     decisions: tuple[EvolutionDecision, ...] = ()
     metrics: dict[str, Any] = Field(default={}, description="latest figures of the stage")
     abort_requested: str | None = Field(default=None, description="why an operator aborted")
+    marks: dict[str, int] = Field(
+        default={},
+        description="positions in the agent's log (stream sequences) the gates count from: "
+        "'baseline_until' (live code decided everything up to here), 'bake_from' (the new "
+        "code decides from here); durable, so a restarted arbiter judges the same evidence",
+    )
 
     @property
     def active(self) -> bool:

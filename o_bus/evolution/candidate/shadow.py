@@ -69,6 +69,7 @@ class ShadowCounters:
     fitness_n: int = 0
     candidate_fitness_sum: float = 0.0
     live_fitness_sum: float = 0.0
+    fitness_gain_sq_sum: float = 0.0
     last_failure: str | None = None
     lag: int = 0
 
@@ -308,6 +309,7 @@ class ShadowRunner:
             self.counters.fitness_n += 1
             self.counters.live_fitness_sum += scores[0]
             self.counters.candidate_fitness_sum += scores[1]
+            self.counters.fitness_gain_sq_sum += (scores[1] - scores[0]) ** 2
 
     def _advance(self, live_events: list[LiveRecord]) -> None:
         if not live_events:

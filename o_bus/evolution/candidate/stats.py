@@ -57,6 +57,9 @@ class CandidateStats(BaseModel):
     fitness_n: int = 0
     candidate_fitness: float | None = None
     live_fitness: float | None = None
+    fitness_gain_sq_sum: float = Field(
+        default=0.0, description="sum of squared (candidate - live) fitness, for its spread"
+    )
     canary_decided: int = 0
     canary_failures: int = 0
     canary_p99_ms: float | None = None
@@ -66,6 +69,17 @@ class CandidateStats(BaseModel):
     shed: int = Field(
         default=0, description="mirrored requests not compared: sampled out, or shed while behind"
     )
+    skipped: int = Field(default=0, description="requests the WAL no longer held")
     last_failure: str | None = None
     fork_seq: int = Field(default=0, description="agent sequence the shadow forked at")
     seq: int = Field(default=0, description="agent sequence the shadow has reached")
+
+    @property
+    def seen(self) -> int:
+        """Live's requests the shadow read (compared or not); rests are not reading."""
+        return self.compared + self.shed + self.skipped
+
+    @property
+    def coverage(self) -> float | None:
+        """Share of the live requests it read that the shadow compared."""
+        return self.compared / self.seen if self.seen else None
