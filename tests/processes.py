@@ -83,12 +83,16 @@ class ProcessGroup:
 
     def spawn(self, service: str, *args: str, env: dict[str, str] | None = None) -> ChildProcess:
         """Start ``o-bus run SERVICE --nats URL ARGS``; its output goes to a log file."""
+        return self.spawn_cli(service, "run", service, "--nats", self.url, *args, env=env)
+
+    def spawn_cli(self, label: str, *args: str, env: dict[str, str] | None = None) -> ChildProcess:
+        """Start ``o-bus ARGS`` (for example ``up``) as a service of this group."""
         environment = {k: v for k, v in os.environ.items() if k != "O_BUS_NATS_URL"}
         environment.update(env or {})
         environment[MARKER_ENV] = self.marker
-        log = self.log_dir / f"{service}-{len(self.services)}.log"
-        command = [sys.executable, "-m", "o_bus.cli.main", "run", service, "--nats", self.url]
-        child = ChildProcess(service, [*command, *args], log, env=environment)
+        log = self.log_dir / f"{label}-{len(self.services)}.log"
+        command = [sys.executable, "-m", "o_bus.cli.main"]
+        child = ChildProcess(label, [*command, *args], log, env=environment)
         self.services.append(child)
         return child
 

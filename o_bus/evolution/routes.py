@@ -36,10 +36,10 @@ class ShadowRoute(BaseModel):
         default=1.0, gt=0, le=1, description="share of requests compared (by request id)"
     )
     cpu: float | None = Field(
-        default=0.1,
+        default=None,
         gt=0,
-        description="share of one core the shadow may use; it compares in windows and rests "
-        "in between when live traffic needs more (None: no limit)",
+        description="hard cap, share of one core the shadow may use: it compares in windows "
+        "and rests in between (None: no cap; it runs under SCHED_IDLE, on idle cores only)",
     )
 
 

@@ -48,9 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--scheduling",
         type=_scheduling,
-        default=["nice10", "nice0"],
-        help="how shadows are scheduled, comma-separated: nice10 (the sandbox's default), "
-        "nice0, idle (nice 10 and SCHED_IDLE, set from outside); default nice10,nice0",
+        default=["idle", "cap"],
+        help="how shadows are scheduled, comma-separated: idle (SCHED_IDLE, no cap: the "
+        "default), cap (SCHED_IDLE and a 0.1-core hard cap), nice10, nice0 (normal "
+        "scheduling at that niceness); default idle,cap",
     )
     parser.add_argument(
         "--swap-concurrency", type=at_least_one, default=64, help="requests in flight"

@@ -10,7 +10,7 @@ from .swap_load import SwapResult
 __all__ = ["render"]
 
 _ROLES = ("server", "splitter", "agent", "client")
-_LABELS = {"nice10": "nice 10", "nice0": "nice 0", "idle": "idle", "": "-"}
+_LABELS = {"nice10": "nice 10", "nice0": "nice 0", "idle": "idle", "cap": "idle+0.1cap", "": "-"}
 
 
 def _cpu(result: LevelResult, shadows: float | None) -> str:
@@ -48,12 +48,13 @@ def _row(report: EvolutionReport, row: ShadowRow) -> str:
 def _shadow_table(report: EvolutionReport) -> list[str]:
     lines = [
         "Live requests through o.req.counter with shadows: req/s, latency ms; cost = throughput",
-        "lost against no shadows; kept up = mirrored requests the slowest shadow evaluated, as a",
+        "lost against no shadows; coverage = live requests the slowest shadow compared, as a",
         "share of those live answered meanwhile (behind: live events it had not reached at the",
-        "end of the run);",
+        "end of the run); idle = SCHED_IDLE, no cap (default); idle+0.1cap = SCHED_IDLE with",
+        "the --shadow-cpu 0.1 hard cap; nice N = normal scheduling at niceness N;",
         "CPU in % of one core: server/splitter/agent/client/shadows/other",
         f"{'C':>5} | {'shadows':<12} | {'req/s':>8} {'p50':>7} {'p99':>7} | {'cost':>7} | "
-        f"{'kept up':>18} | {'CPU':>22}",
+        f"{'coverage':>18} | {'CPU':>22}",
     ]
     for raw in report.raw:
         lines.append(

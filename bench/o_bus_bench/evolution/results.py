@@ -36,7 +36,7 @@ class ShadowRow:
             "scheduling": self.scheduling,
             "live": self.live.as_dict(),
             "shadow_cpu_percent": round(self.shadow_cpu(), 1),
-            "shadows_kept_up": round(self.figures.kept_up(), 3) if self.figures else None,
+            "shadow_coverage": round(self.figures.kept_up(), 3) if self.figures else None,
             "figures": asdict(self.figures) if self.figures else None,
         }
 

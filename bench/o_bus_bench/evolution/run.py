@@ -75,7 +75,7 @@ async def _live_level(
 ) -> ShadowRow:
     count, scheduling = config
     versions = [copy.digest for copy in copies[:count]]
-    async with running_shadows(nc, js, url, AGENT, versions, scheduling or "nice10") as shadows:
+    async with running_shadows(nc, js, url, AGENT, versions, scheduling or "idle") as shadows:
         before, (live_before, _) = shadows.compared(), await live_position(nc, AGENT)
         result = await asyncio.to_thread(
             run_level,
@@ -197,7 +197,7 @@ async def measure(
                         nc, js, url, settings, concurrency, config, copies, watch
                     )
                     rows[config].append(row)
-                    kept = f", shadows kept up {row.figures.kept_up():.0%}" if row.figures else ""
+                    kept = f", shadow coverage {row.figures.kept_up():.0%}" if row.figures else ""
                     progress(
                         f"live C={concurrency}, {config[0]} shadow(s) {config[1] or ''}: "
                         f"{row.live.rps:,.0f} req/s, p99 {row.live.p99_ms:.2f} ms{kept}"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import os
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -47,12 +46,13 @@ READY_SECONDS = 60.0
 # Under full load a niced candidate can wait long for the CPU; the benchmark measures its cost,
 # so the watchdog only guards against a real hang.
 WALL_CLOCK_SECONDS = 30.0
-# How shadows are scheduled: niceness, and whether the benchmark also puts them under
-# SCHED_IDLE from outside (the candidate cannot change its own policy in the sandbox).
-SCHEDULING: dict[str, tuple[int, bool]] = {
-    "nice10": (10, False),
-    "nice0": (0, False),
-    "idle": (10, True),
+# How shadows are scheduled: niceness, SCHED_IDLE (the sandbox's default), and a hard CPU
+# cap in share of one core (the route's ``cpu``; None: no cap).
+SCHEDULING: dict[str, tuple[int, bool, float | None]] = {
+    "idle": (10, True, None),
+    "cap": (10, True, 0.1),
+    "nice10": (10, False, None),
+    "nice0": (0, False, None),
 }
 
 
@@ -100,7 +100,8 @@ class ShadowFigures:
     sandbox: str
 
     def kept_up(self) -> float:
-        """The lowest share of live's requests that a shadow evaluated in the same time."""
+        """Coverage: the lowest share of live's requests that a shadow compared in the same
+        time."""
         if not self.compared or not self.live_requests:
             return 1.0
         return min(self.compared) / self.live_requests
@@ -154,21 +155,19 @@ async def running_shadows(
     scheduling: str,
 ) -> AsyncIterator[Shadows]:
     """Candidate processes for ``versions``, listed as the agent's shadows, following live."""
-    nice, idle = SCHEDULING[scheduling]
-    limits = SandboxLimits(nice=nice, wall_clock_seconds=WALL_CLOCK_SECONDS)
+    nice, idle, cap = SCHEDULING[scheduling]
+    limits = SandboxLimits(nice=nice, idle_scheduling=idle, wall_clock_seconds=WALL_CLOCK_SECONDS)
     handles = [CandidateHandle(nc, url, agent, version, limits) for version in versions]
     routes = RouteStore(js)
     shadows = Shadows(handles)
     try:
         for handle in handles:
             await handle.start()
-            if idle and handle.pid is not None:
-                os.sched_setscheduler(handle.pid, os.SCHED_IDLE, os.sched_param(0))
         if versions:
             await routes.update(
                 agent,
                 lambda r: r.model_copy(
-                    update={"shadows": tuple(ShadowRoute(version=v) for v in versions)}
+                    update={"shadows": tuple(ShadowRoute(version=v, cpu=cap) for v in versions)}
                 ),
                 by=BY,
                 reason=f"benchmark: {len(versions)} shadow(s)",
