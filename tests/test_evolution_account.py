@@ -37,10 +37,10 @@ FAST = (
     "--min-stage-seconds",
     "0.5",
 )
-# One cycle: deposits of 10 and withdrawals of 4, 12, 30 and 9: the balance stays low and
-# the withdrawals of 30 (often) and 12 (sometimes) are refused for insufficient funds.
-CYCLE = [("deposit", 10), ("withdraw", 4), ("deposit", 10), ("withdraw", 12)]
-CYCLE += [("deposit", 10), ("withdraw", 30), ("deposit", 10), ("withdraw", 9)]
+# One cycle: deposits of 10 and withdrawals of 8, 12, 30 and 25: the balance stays low and
+# about a third of the withdrawals (a sixth of all requests) are refused for insufficient funds.
+CYCLE = [("deposit", 10), ("withdraw", 8), ("deposit", 10), ("withdraw", 12)]
+CYCLE += [("deposit", 10), ("withdraw", 30), ("deposit", 10), ("withdraw", 25)]
 
 
 def variant(version: str, check: str | None = None) -> str:
@@ -62,7 +62,8 @@ class Traffic:
 
 @contextlib.asynccontextmanager
 async def traffic(nc: Client, limit: int | None = None) -> AsyncIterator[Traffic]:
-    """Deposits and withdrawals, one after another; ``paused`` holds them (for a restart)."""
+    """Deposits and withdrawals, one after another, until the block ends, or ``limit`` of
+    them (the block then ends when all are answered); ``paused`` holds them (a restart)."""
     seen = Traffic()
     stop = asyncio.Event()
 
@@ -91,7 +92,8 @@ async def traffic(nc: Client, limit: int | None = None) -> AsyncIterator[Traffic
     try:
         yield seen
     finally:
-        stop.set()
+        if limit is None:
+            stop.set()
         await task
 
 
@@ -117,8 +119,12 @@ class Platform:
         )
         await wait_for_service(self.nc, "arbiter")
         watch = await HeartbeatWatch().start(self.nc)
+
+        async def active() -> bool:  # running, or evolving while a candidate is under test
+            return any(beat.role == "active" for beat in watch.live("account").values())
+
         try:
-            await watch.wait_serving("account")
+            await eventually(active, what="an active account process", timeout=60)
         finally:
             await watch.stop()
 
@@ -160,11 +166,22 @@ class Platform:
         found: dict[str, Any] = await eventually(probe, what=f"stage {stage}", timeout=120)
         return found
 
-    async def restart(self, seen: Traffic) -> None:
-        seen.paused.set()
+    async def following(self) -> None:
+        """Until the candidate follows live (the shadow stage waits for traffic)."""
+
+        async def probe() -> bool:
+            last = (await self.status())["decisions"][-1]["reason"]
+            return "waiting for traffic" in last
+
+        await eventually(probe, what="the shadow to follow live", timeout=60)
+
+    async def restart(self, seen: Traffic | None = None) -> None:
+        if seen is not None:
+            seen.paused.set()
         await self.down()
         await self.up()
-        seen.paused.clear()
+        if seen is not None:
+            seen.paused.clear()
 
 
 @pytest.fixture
@@ -194,7 +211,7 @@ async def test_an_identical_refactor_is_promoted_across_a_restart_during_the_bak
         await platform.restart(seen)  # the bake resumes from what the log holds
         done = await platform.finished()
     assert done["status"] == "promoted", _reasons(done)
-    assert seen.rejected > 0.15 * (seen.served + seen.rejected)
+    assert seen.rejected > 0.1 * (seen.served + seen.rejected)
     # Requests that failed are those sent while the platform was down, and only those.
     assert all("insufficient" not in f for f in seen.failed)
     shadow = next(d for d in done["decisions"] if d["action"] == "advance")
@@ -222,9 +239,14 @@ async def test_better_by_fitness_is_promoted_and_worse_rolled_back_across_a_rest
     async with traffic(platform.nc) as seen:
         await platform.cli("evolve", "start", "account", worse, *FAST)
         rolled_back = await platform.finished()
-        await platform.cli("evolve", "start", "account", better, *FAST, "--bake-seconds", "1")
-        await platform.reached("canary-10")
-        await platform.restart(seen)  # the arbiter resumes the evolution at its stage
+    await platform.cli("evolve", "start", "account", better, *FAST, "--bake-seconds", "1")
+    await platform.following()
+    async with traffic(platform.nc, limit=20):
+        pass  # evidence short of the minimum: the shadow stage is still undecided
+    status = await platform.status()
+    assert status["stage"] == "shadow", _reasons(status)
+    await platform.restart(seen)  # the arbiter resumes the evolution at its stage
+    async with traffic(platform.nc) as more:
         promoted = await platform.finished()
     assert rolled_back["status"] == "rolled_back", _reasons(rolled_back)
     assert "worse than live: fitness" in rolled_back["decisions"][-1]["reason"]
@@ -233,10 +255,13 @@ async def test_better_by_fitness_is_promoted_and_worse_rolled_back_across_a_rest
     assert passed
     assert all(d["metrics"]["candidate_fitness"] > d["metrics"]["live_fitness"] for d in passed)
     assert "canary decided" in _reasons(promoted)
-    # The better code grants the overdraft that the old one refused.
-    reply = await client.send(platform.nc, "account", "withdraw", {"amount": 5})
-    assert reply["ok"], reply
+    route = await platform.cli("route", "account")
+    assert route["live"] == better
+    # `o-bus state` folds with the code live runs now, not the installed one.
+    state = await platform.cli("state", "account", "--agent-def", SPEC)
+    assert state["code_version"] == "1.1.0"
     assert seen.rejected > 0
+    assert more.rejected > 0
 
 
 async def test_too_few_requests_stay_inconclusive(platform: Platform, tmp_path: Path) -> None:
@@ -244,11 +269,7 @@ async def test_too_few_requests_stay_inconclusive(platform: Platform, tmp_path: 
     await platform.cli(
         "evolve", "start", "account", refactor, "--min-requests", "1000", "--min-stage-seconds", "0"
     )
-
-    async def following() -> bool:
-        return "waiting for traffic" in (await platform.status())["decisions"][-1]["reason"]
-
-    await eventually(following, what="the shadow to follow live", timeout=60)
+    await platform.following()
     async with traffic(platform.nc, limit=60) as seen:
 
         async def compared_all() -> dict[str, Any] | None:

@@ -16,6 +16,7 @@ from o_bus.cli.common import emit
 from o_bus.common.connect import connect
 from o_bus.common.urls import resolve_url
 from o_bus.errors import AgentUnavailableError, ErrorCode, InvalidRequestError
+from o_bus.evolution.live_code import route_definition
 from o_bus.handlers.supervisor.service import RESET_SUBJECT
 from o_bus.replay.fork import fork
 from o_bus.replay.rebuild import rebuild
@@ -77,7 +78,8 @@ async def cmd_state(args: argparse.Namespace) -> int:
     at_time = normalise_time(args.at_time) if args.at_time else None
     async with connect(resolve_url(args.nats), "o-bus-cli") as (nc, js):
         record = await Registry(js).get(args.agent)
-        definition = Catalogue.discover(args.agents).get(record.definition)
+        registered = Catalogue.discover(args.agents).get(record.definition)
+        definition, live = await route_definition(js, args.agent, registered)
         rebuilt = await rebuild(
             definition,
             JetStreamEventLog(nc, js, args.agent),
@@ -92,6 +94,8 @@ async def cmd_state(args: argparse.Namespace) -> int:
         {
             "agent": args.agent,
             "definition": record.definition,
+            "code_version": definition.version,
+            "live": live,
             "seq": rebuilt.position.seq,
             "state": rebuilt.state.model_dump(mode="json"),
             "from_snapshot": rebuilt.snapshot.seq if rebuilt.snapshot else None,

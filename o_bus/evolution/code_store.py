@@ -179,6 +179,24 @@ class CodeStore:
         log.info("agent %s: code version %s (%s) stored", agent, digest, filename)
         return version
 
+    async def share(self, agent: str, ref: str, into: str, *, by: str, note: str) -> CodeVersion:
+        """Make ``agent``'s version ``ref`` a version of ``into`` too (a fork runs the code
+        its source ran). The content is already stored; only the record is added."""
+        layout.validate_agent_name(into)
+        found = await self.get(agent, ref)
+        version = found.model_copy(
+            update={"agent": into, "deployed_at": utc_now(), "deployed_by": by, "note": note}
+        )
+        try:
+            kv = await self._kv()
+            try:
+                await kv.create(f"{into}.{found.hex}", version.model_dump_json().encode())
+            except KeyWrongLastSequenceError:
+                return await self.get(into, found.digest)
+        except nats.errors.Error as err:
+            raise StorageError(f"cannot store code version {found.digest} of {into!r}") from err
+        return version
+
     # -- reading -----------------------------------------------------------------------------
 
     async def list(self, agent: str) -> VersionList:

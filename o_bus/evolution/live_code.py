@@ -24,7 +24,7 @@ from o_bus.evolution.routes import Route, RouteStore
 if TYPE_CHECKING:
     from o_bus.evolution.code_store import CodeStore
 
-__all__ = ["CodeResolver", "CodeTarget", "RouteFollower"]
+__all__ = ["CodeResolver", "CodeTarget", "RouteFollower", "route_definition"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,16 @@ class CodeResolver:
             found = await self.store.load(self.agent, version)
             self._loaded[version] = found
         return found
+
+
+async def route_definition(
+    js: JetStreamContext, agent: str, registered: AgentDefinition[Any]
+) -> tuple[AgentDefinition[Any], str | None]:
+    """The code the agent's route names as live (``registered`` when it names none), and
+    that version: whatever shows or rebuilds an agent's state must fold with the code that
+    wrote it, not with what happens to be installed."""
+    route, _ = await RouteStore(js).get(agent)
+    return await CodeResolver(js, agent, registered).definition(route.live), route.live
 
 
 class CodeTarget(Protocol):
