@@ -69,6 +69,12 @@ def add_parsers(
     evolve.add_argument("--max-diff-rate", type=float)
     evolve.add_argument("--max-p99-ratio", type=float, default=1.5)
     evolve.add_argument("--min-fitness-gain", type=float, default=0.0)
+    evolve.add_argument(
+        "--max-fitness-requests",
+        type=int,
+        default=1000,
+        help="compared requests after which a fitness gain still undecided is judged by its mean",
+    )
     evolve.add_argument("--bake-seconds", type=float, default=3.0)
     evolve.add_argument("--ignore", action="append", default=[], help="path never compared")
     evolve.add_argument(
@@ -190,6 +196,7 @@ def _plan(args: argparse.Namespace) -> EvolutionPlan:
         max_diff_rate=args.max_diff_rate,
         max_p99_ratio=args.max_p99_ratio,
         min_fitness_gain=args.min_fitness_gain,
+        max_fitness_requests=args.max_fitness_requests,
         bake_seconds=args.bake_seconds,
         ignore=tuple(args.ignore),
         shadow_sample=args.shadow_sample,
