@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from support import eventually, running_platform
 
 from o_bus.agents.counter import counter
 from o_bus.evolution.candidate.budget import CpuBudget
@@ -94,3 +95,32 @@ def test_a_cpu_budget_asks_for_the_rest_that_brings_use_down_to_its_share() -> N
     assert budget.rest_needed() == 30.0  # never longer than max_rest
     budget.restart()
     assert budget.rest_needed() == 0.0
+
+
+async def test_a_shadow_forks_again_rather_than_queue_without_end(nats_url: str) -> None:
+    """Under SCHED_IDLE on a busy machine a shadow can fall far behind; past ``refork_lag``
+    it forks from live's latest state, and the records in between count as unread (they
+    lower its coverage), instead of queueing until records are lost."""
+    async with running_platform(nats_url, agents=("counter",)) as platform:
+        runner = ShadowRunner(
+            platform.nc, platform.js, "counter", "sha256:" + "0" * 64, counter, counter
+        )
+        await runner.fork()
+        for _ in range(20):  # while the shadow does not read
+            assert (await platform.send("counter", "increment", {"by": 1}))["ok"]
+        await runner.fork_again()
+        try:
+            assert runner.seq == 20
+            assert runner.counters.reforks == 1
+            assert runner.counters.unread >= 20
+            assert runner.counters.compared == 0
+            assert (await platform.send("counter", "increment", {"by": 1}))["ok"]
+            assert (await platform.send("counter", "increment", {"by": 1}))["ok"]
+
+            async def compared() -> bool:
+                return runner.counters.compared >= 1
+
+            await eventually(compared, what="the shadow to compare after forking again")
+            assert runner.live_state.model_dump()["value"] >= 21
+        finally:
+            await runner.stop()

@@ -95,6 +95,8 @@ class CandidateProcess:
             lag=counters.lag,
             shed=counters.shed,
             skipped=counters.skipped,
+            reforks=counters.reforks,
+            unread=counters.unread,
             rests=counters.rests,
             rested_seconds=round(counters.rested_seconds, 3),
             last_failure=failure,

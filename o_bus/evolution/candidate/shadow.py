@@ -63,6 +63,8 @@ class ShadowCounters:
     skipped: int = 0
     shed: int = 0  # not compared: sampled out, or skipped while far behind live
     rests: int = 0  # times the shadow stopped reading to keep within its CPU budget
+    reforks: int = 0  # times it forked again after falling more than refork_lag behind
+    unread: int = 0  # live records it never read (skipped by those forks)
     rested_seconds: float = 0.0
     candidate_latency: LatencyWindow = field(default_factory=LatencyWindow)
     live_latency: LatencyWindow = field(default_factory=LatencyWindow)
@@ -87,6 +89,7 @@ class ShadowRunner:
         ignore: tuple[str, ...] = (),
         sample: float = 1.0,
         shed_lag: int = 2000,
+        refork_lag: int = 20_000,
         cpu_budget: float | None = None,
         max_recorded_diffs: int = 10_000,
     ) -> None:
@@ -96,7 +99,7 @@ class ShadowRunner:
         self.noise = NoiseModel()
         self.counters = ShadowCounters()
         self.max_recorded_diffs = max_recorded_diffs
-        self.sample, self.shed_lag = sample, shed_lag
+        self.sample, self.shed_lag, self.refork_lag = sample, shed_lag, refork_lag
         self.budget = CpuBudget(cpu_budget) if cpu_budget else None
         self._governor: asyncio.Task[None] | None = None
         self.recorded_diffs = 0
@@ -131,26 +134,40 @@ class ShadowRunner:
     async def start(self) -> None:
         await self._subscribe()
         self._flusher = asyncio.create_task(self._flush_when_idle(), name="shadow-flush")
-        if self.budget is not None:
-            self._governor = asyncio.create_task(self._govern(self.budget), name="shadow-cpu")
+        self._governor = asyncio.create_task(self._govern(self.budget), name="shadow-govern")
 
-    async def _govern(self, budget: CpuBudget, period: float = 1.0) -> None:
-        """Keep within the CPU budget: stop reading, rest, fork again, follow again."""
-        budget.restart()
+    async def _govern(self, budget: CpuBudget | None, period: float = 0.5) -> None:
+        """Stop reading, and fork again from live's latest state, when the CPU cap (if any)
+        calls for a rest, or when the shadow is more than ``refork_lag`` records behind (under
+        SCHED_IDLE on a busy machine): its queue must never overflow, which would lose live
+        records. The records in between are never read (``unread``)."""
+        if budget is not None:
+            budget.restart()
         while True:
             await asyncio.sleep(period)
-            rest = budget.rest_needed()
-            if rest <= 0:
+            rest = budget.rest_needed() if budget is not None else 0.0
+            if rest <= 0 and self.counters.lag <= self.refork_lag:
                 continue
-            async with self._lock:
-                await self._unsubscribe()
-                self._group = []  # a request cut in half is not compared
+            await self.fork_again(rest)
+            if budget is not None:
+                budget.restart()
+
+    async def fork_again(self, rest: float = 0.0) -> None:
+        """Stop reading, rest ``rest`` seconds, fork from live's latest state, read again."""
+        async with self._lock:
+            await self._unsubscribe()
+            self._group = []  # a request cut in half is not compared
+        if rest > 0:
             self.counters.rests += 1
             self.counters.rested_seconds += rest
             await asyncio.sleep(rest)
-            await self.fork()
-            await self._subscribe()
-            budget.restart()
+        else:
+            self.counters.reforks += 1
+        read_up_to = self._after
+        await self.fork()
+        self.counters.unread += max(0, self._after - read_up_to)
+        self.counters.lag = 0
+        await self._subscribe()
 
     async def _unsubscribe(self) -> None:
         sub, self._sub = self._sub, None

@@ -70,16 +70,22 @@ class CandidateStats(BaseModel):
         default=0, description="mirrored requests not compared: sampled out, or shed while behind"
     )
     skipped: int = Field(default=0, description="requests the WAL no longer held")
+    reforks: int = Field(default=0, description="forks again after falling far behind live")
+    unread: int = Field(
+        default=0,
+        description="live records never read (about one per request): skipped by a fork "
+        "again after a rest or after falling far behind",
+    )
     last_failure: str | None = None
     fork_seq: int = Field(default=0, description="agent sequence the shadow forked at")
     seq: int = Field(default=0, description="agent sequence the shadow has reached")
 
     @property
     def seen(self) -> int:
-        """Live's requests the shadow read (compared or not); rests are not reading."""
-        return self.compared + self.shed + self.skipped
+        """Live's requests since the shadow started: compared, shed, skipped or unread."""
+        return self.compared + self.shed + self.skipped + self.unread
 
     @property
     def coverage(self) -> float | None:
-        """Share of the live requests it read that the shadow compared."""
+        """Share of live's requests the shadow compared (unread records count as requests)."""
         return self.compared / self.seen if self.seen else None
