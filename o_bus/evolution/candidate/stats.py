@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 __all__ = ["CandidateStats", "LatencyWindow"]
 
@@ -80,11 +80,13 @@ class CandidateStats(BaseModel):
     fork_seq: int = Field(default=0, description="agent sequence the shadow forked at")
     seq: int = Field(default=0, description="agent sequence the shadow has reached")
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def seen(self) -> int:
         """Live's requests since the shadow started: compared, shed, skipped or unread."""
         return self.compared + self.shed + self.skipped + self.unread
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def coverage(self) -> float | None:
         """Share of live's requests the shadow compared (unread records count as requests)."""
