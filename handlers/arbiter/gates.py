@@ -235,6 +235,8 @@ def live_gate(
         "rejections_before": before.rejections,
         "error_rate_before": before.error_rate,
     }
+    if running is None:
+        return Verdict("inconclusive", "live agent not answering its status", figures)
     if running != code_version or after is None:
         return Verdict(
             "inconclusive", f"live still runs {running}; waiting for the reload", figures
