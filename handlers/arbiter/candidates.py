@@ -25,6 +25,7 @@ __all__ = ["CandidateHandle"]
 
 log = logging.getLogger(__name__)
 STARTUP_SECONDS = 30.0  # Python start-up and loading the code, before the first stats
+# (time spent waiting for a CPU not counted)
 FINAL_STATS_SECONDS = 1.0  # after an exit with code 1, for the stats message saying why
 
 
@@ -82,11 +83,20 @@ class CandidateHandle:
             self._failed_stats.set()
 
     async def _watch_startup(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.first_stats.wait(), STARTUP_SECONDS)
-            return
-        self._end(f"no stats within {STARTUP_SECONDS:g} s of starting; killed")
-        self._kill()
+        """Kill a candidate that sends no stats within STARTUP_SECONDS of starting, not
+        counting time it waited for a CPU (under SCHED_IDLE a busy host may starve it)."""
+        assert self.pid is not None
+        startup = Watchdog(self.pid, STARTUP_SECONDS)
+        first = asyncio.ensure_future(self.first_stats.wait())
+        fired = asyncio.ensure_future(startup.wait())
+        try:
+            await asyncio.wait({first, fired}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            first.cancel()
+            fired.cancel()
+            await startup.stop()
+        if startup.fired:
+            self._end(f"no stats within {STARTUP_SECONDS:g} s of starting: {startup.reason}")
 
     async def _watch_watchdog(self, watchdog: Watchdog) -> None:
         reason = await watchdog.wait()

@@ -251,9 +251,10 @@ async def spawn_sandboxed(
 class Watchdog:
     """Kills a process by PID when no :meth:`beat` arrives within ``timeout`` seconds.
 
-    Time the process spent runnable but waiting for a CPU (``/proc/<pid>/schedstat``) does
-    not count: a process under SCHED_IDLE on a busy machine is starved, not hung, and gets
-    the CPU back when live leaves a core idle. A loop or a blocked process is still caught.
+    A process that is runnable but has had less than half the time on a CPU
+    (``/proc/<pid>/schedstat``) is starved, not hung: under SCHED_IDLE on a busy machine it
+    waits for a core live leaves idle, and the watchdog waits too. A loop (it runs) or a
+    blocked process (it is not runnable) is still caught.
 
     Create it inside a running event loop; it watches from a background task until it fires
     or :meth:`stop` is called. It holds a pidfd where the kernel offers one, so a recycled PID
@@ -267,7 +268,7 @@ class Watchdog:
         self.timeout = timeout
         self.reason: str | None = None
         self._last_beat = time.monotonic()
-        self._waited_at_beat = 0.0
+        self._cpu_at_beat = 0.0
         self._fired = asyncio.Event()
         self._pidfd: int | None = None
         self._gone = False
@@ -277,26 +278,36 @@ class Watchdog:
             self._gone = True
         except (OSError, AttributeError):
             pass  # no pidfd on this kernel: fall back to kill by PID
-        self._waited_at_beat = self._runqueue_wait()
+        self._cpu_at_beat = self._on_cpu()
         self._task = asyncio.get_running_loop().create_task(self._watch(), name=f"watchdog-{pid}")
 
     def beat(self) -> None:
         """Record a sign of life (for example, a heartbeat from the process)."""
         self._last_beat = time.monotonic()
-        self._waited_at_beat = self._runqueue_wait()
+        self._cpu_at_beat = self._on_cpu()
 
-    def _runqueue_wait(self) -> float:
-        """Seconds the process has waited, runnable, for a CPU (0 where the kernel does not
-        say)."""
+    def _on_cpu(self) -> float:
+        """Seconds the process (its main thread) has run on a CPU; 0 where unknown."""
         try:
             with open(f"/proc/{self.pid}/schedstat") as stat:
-                return int(stat.read().split()[1]) / 1e9
+                return int(stat.read().split()[0]) / 1e9
         except (OSError, IndexError, ValueError):
             return 0.0
 
-    def _silent(self) -> float:
-        starved = self._runqueue_wait() - self._waited_at_beat
-        return time.monotonic() - self._last_beat - max(0.0, starved)
+    def _runnable(self) -> bool:
+        try:
+            with open(f"/proc/{self.pid}/stat") as stat:
+                return stat.read().rsplit(") ", 1)[1].startswith("R")
+        except (OSError, IndexError):
+            return False
+
+    def silence(self) -> float:
+        """Seconds since the last beat, or 0 while the process is starved: runnable, yet it
+        ran less than half of that time (a hung loop runs; a blocked process is not
+        runnable; a SCHED_IDLE process on a busy host waits for a core)."""
+        wall = time.monotonic() - self._last_beat
+        starved = self._runnable() and self._on_cpu() - self._cpu_at_beat < wall / 2
+        return 0.0 if starved else wall
 
     @property
     def fired(self) -> bool:
@@ -323,14 +334,14 @@ class Watchdog:
 
     async def _watch(self) -> None:
         while True:
-            silent = self._silent()
+            silent = self.silence()
             if silent >= self.timeout:
                 break
-            await asyncio.sleep(self.timeout - silent)
+            await asyncio.sleep(max(0.1, self.timeout - silent))
         outcome = self._kill()
         self.reason = (
-            f"no sign of life from pid {self.pid} for {silent:.2f} s, not counting time "
-            f"it waited for a CPU (limit {self.timeout:g} s): {outcome}"
+            f"no sign of life from pid {self.pid} for {silent:.2f} s while it could run "
+            f"(limit {self.timeout:g} s): {outcome}"
         )
         self._fired.set()
         self._close()
