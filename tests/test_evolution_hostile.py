@@ -230,11 +230,12 @@ async def test_a_candidate_that_raises_on_every_request_is_rolled_back(
         source = scorer_source("1.5.0", handler_prelude="raise KeyError('weights')")
         done, _ = await rejected_run(platform, arbiter, pids, tmp_path, "raises", source)
         reason = done.decisions[-1].reason
-        assert "candidate code raised on" in reason, reason
-        assert "(live raised on 0)" in reason, reason
+        assert "candidate code fails more than live" in reason, reason
+        assert "live on 0" in reason, reason
         assert "last: KeyError: 'weights'" in reason, reason
         metrics = done.decisions[-1].metrics
-        assert metrics["candidate_failures"] == metrics["compared"] >= 3
+        # Two failures where live had none are already significant (p = 0.01 ** 2).
+        assert metrics["candidate_failures"] == metrics["compared"] >= 2
         await assert_live_log_is_live_code(platform)
 
 
@@ -278,7 +279,7 @@ async def test_a_candidate_that_starts_processes_in_a_handler_is_refused(
             source = scorer_source(f"1.6.{minor}", handler_prelude=prelude)
             done, _ = await rejected_run(platform, arbiter, pids, tmp_path, name, source)
             reason = done.decisions[-1].reason
-            assert "candidate code raised on" in reason, reason
+            assert "candidate code fails more than live" in reason, reason
             assert expected in reason, (name, reason)
         sandbox = next(iter(pids.stats.values())).sandbox
         if "seccomp:" not in sandbox:

@@ -201,7 +201,11 @@ def _plan(args: argparse.Namespace) -> EvolutionPlan:
         ignore=tuple(args.ignore),
         shadow_sample=args.shadow_sample,
         shadow_cpu=args.shadow_cpu or None,
-        limits=SandboxLimits(memory_bytes=args.memory_mb * MiB, wall_clock_seconds=args.timeout),
+        limits=SandboxLimits(
+            memory_bytes=args.memory_mb * MiB,
+            wall_clock_seconds=args.timeout,
+            idle_scheduling=True,
+        ),
     )
 
 

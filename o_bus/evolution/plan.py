@@ -72,7 +72,10 @@ class EvolutionPlan(BaseModel):
         description="hard cap: share of one core the shadow may use (None: no cap; the "
         "shadow runs under SCHED_IDLE on cores live leaves idle)",
     )
-    limits: SandboxLimits = SandboxLimits()
+    limits: SandboxLimits = Field(
+        default=SandboxLimits(idle_scheduling=True),
+        description="the candidate's sandbox; it runs under SCHED_IDLE, on idle cores only",
+    )
 
 
 class EvolutionDecision(BaseModel):

@@ -68,7 +68,7 @@ class SandboxLimits(BaseModel):
     open_files: int = Field(default=256, gt=0, description="RLIMIT_NOFILE")
     nice: int = Field(default=10, ge=0, le=19, description="scheduling niceness")
     idle_scheduling: bool = Field(
-        default=True,
+        default=False,
         description="run under SCHED_IDLE: only on CPU time no other process wants "
         "(where refused, niceness 19 instead)",
     )
@@ -251,10 +251,10 @@ async def spawn_sandboxed(
 class Watchdog:
     """Kills a process by PID when no :meth:`beat` arrives within ``timeout`` seconds.
 
-    A process that is runnable but has had less than half the time on a CPU
-    (``/proc/<pid>/schedstat``) is starved, not hung: under SCHED_IDLE on a busy machine it
-    waits for a core live leaves idle, and the watchdog waits too. A loop (it runs) or a
-    blocked process (it is not runnable) is still caught.
+    A SCHED_IDLE process that is runnable but has had less than a quarter of the time on a
+    CPU (``/proc/<pid>/schedstat``) is starved, not hung: on a busy machine it waits for a
+    core live leaves idle, and the watchdog waits too. A loop is caught once a core is free
+    (it then runs), a blocked process at once (it is not runnable).
 
     Create it inside a running event loop; it watches from a background task until it fires
     or :meth:`stop` is called. It holds a pidfd where the kernel offers one, so a recycled PID
@@ -279,12 +279,14 @@ class Watchdog:
         except (OSError, AttributeError):
             pass  # no pidfd on this kernel: fall back to kill by PID
         self._cpu_at_beat = self._on_cpu()
+        self._idle = self._idle_policy()
         self._task = asyncio.get_running_loop().create_task(self._watch(), name=f"watchdog-{pid}")
 
     def beat(self) -> None:
         """Record a sign of life (for example, a heartbeat from the process)."""
         self._last_beat = time.monotonic()
         self._cpu_at_beat = self._on_cpu()
+        self._idle = self._idle_policy()
 
     def _on_cpu(self) -> float:
         """Seconds the process (its main thread) has run on a CPU; 0 where unknown."""
@@ -301,13 +303,20 @@ class Watchdog:
         except (OSError, IndexError):
             return False
 
+    def _idle_policy(self) -> bool:
+        try:
+            return os.sched_getscheduler(self.pid) == os.SCHED_IDLE
+        except OSError:
+            return False
+
     def silence(self) -> float:
-        """Seconds since the last beat, or 0 while the process is starved: runnable, yet it
-        ran less than half of that time (a hung loop runs; a blocked process is not
-        runnable; a SCHED_IDLE process on a busy host waits for a core)."""
+        """Seconds since the last beat; 0 while a SCHED_IDLE process is starved: runnable,
+        yet it ran less than a quarter of that time (on a busy host it waits for a core; a
+        hung loop gets the core once it is free, and a blocked process is not runnable)."""
         wall = time.monotonic() - self._last_beat
-        starved = self._runnable() and self._on_cpu() - self._cpu_at_beat < wall / 2
-        return 0.0 if starved else wall
+        if self._idle and self._runnable() and self._on_cpu() - self._cpu_at_beat < wall / 4:
+            return 0.0
+        return wall
 
     @property
     def fired(self) -> bool:

@@ -46,7 +46,7 @@ READY_SECONDS = 60.0
 # Under full load a niced candidate can wait long for the CPU; the benchmark measures its cost,
 # so the watchdog only guards against a real hang.
 WALL_CLOCK_SECONDS = 30.0
-# How shadows are scheduled: niceness, SCHED_IDLE (the sandbox's default), and a hard CPU
+# How shadows are scheduled: niceness, SCHED_IDLE (evolutions' default), and a hard CPU
 # cap in share of one core (the route's ``cpu``; None: no cap).
 SCHEDULING: dict[str, tuple[int, bool, float | None]] = {
     "idle": (10, True, None),
