@@ -232,14 +232,22 @@ class EvolutionRun:
         self._stage_started = time.monotonic()
         self._last_wait = None
         until = self.evolution.marks.get("baseline_until") or await self._mark("baseline_until")
-        before = await count_outcomes(self.js, self.agent, max(0, until - BASELINE_RECORDS), until)
+        before: OutcomeCounts | None = None
         while True:
             if await self._aborted():
                 return
             running = await self._live_code_version()
             if running == self.evolution.code_version:
                 await self._mark("bake_from")  # live reports the new code: it decides from here
-            after = await self._outcomes_since_reload()
+            try:
+                if before is None:
+                    start = max(0, until - BASELINE_RECORDS)
+                    before = await count_outcomes(self.js, self.agent, start, until)
+                after = await self._outcomes_since_reload()
+            except OBusError as err:  # no verdict on a log that cannot be read now
+                await self._wait(f"cannot read live's log: {err.message}", {})
+                await asyncio.sleep(self.tick)
+                continue
             age = time.monotonic() - self._stage_started
             verdict = live_gate(
                 self.evolution.plan, before, after, running, self.evolution.code_version, age
