@@ -54,9 +54,14 @@ def test_paired_failures_need_evidence_beyond_the_allowance() -> None:
     # The same failures as live are no evidence against the candidate.
     same = paired_failures_test(6, 6, 60, allowed_rate=0.0, alpha=0.05, min_sample=50)
     assert same.outcome == "not_worse"
-    # With no allowance, a single failure where live succeeded is decisive.
-    strict = paired_failures_test(1, 0, 5, allowed_rate=0.0, alpha=0.05, min_sample=50)
+    # With no allowance, a single failure where live succeeded is significant, but on a
+    # small sample only three failures make a verdict.
+    strict = paired_failures_test(1, 0, 50, allowed_rate=0.0, alpha=0.05, min_sample=50)
     assert strict.outcome == "worse"
+    early = paired_failures_test(2, 0, 2, allowed_rate=0.01, alpha=0.05, min_sample=50)
+    assert early.outcome == "inconclusive"
+    decisive = paired_failures_test(3, 0, 3, allowed_rate=0.01, alpha=0.05, min_sample=50)
+    assert decisive.outcome == "worse"
 
 
 def test_few_requests_are_inconclusive_never_a_pass() -> None:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from o_bus.evolution.candidate.stats import CandidateStats
 from o_bus.evolution.plan import EvolutionPlan
 from o_bus.evolution.significance import (
+    EARLY_FAILURES,
     binomial_sf,
     mean_gain_bound,
     paired_failures_test,
@@ -192,7 +193,11 @@ def canary_gate(
     attempts = decided + failed
     p = binomial_sf(failed, attempts, plan.max_error_rate) if attempts else 1.0
     figures["canary_failure_p_value"] = p
-    if failed and p < plan.alpha:
+    if (
+        failed
+        and p < plan.alpha
+        and (failed >= EARLY_FAILURES or attempts >= plan.min_canary_requests)
+    ):
         return Verdict(
             "fail",
             f"canary failed {failed} of {attempts} requests (live decided those instead; "

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
+    "EARLY_FAILURES",
     "RateTest",
     "binomial_sf",
     "fisher_greater",
@@ -29,6 +30,9 @@ __all__ = [
 ]
 
 RateOutcome = Literal["worse", "not_worse", "inconclusive"]
+# Below the minimum sample, "worse" needs at least this many failures as well as significance:
+# one or two crashes on a handful of requests say little about a rate.
+EARLY_FAILURES = 3
 
 
 def _log_comb(n: int, k: int) -> float:
@@ -96,15 +100,16 @@ def paired_failures_test(
 ) -> RateTest:
     """The candidate's failures beyond live's, on the same ``compared`` requests, against an
     allowed excess rate: worse when ``P(X >= excess | Binomial(compared, allowed_rate))`` is
-    below ``alpha``. Worse evidence counts even on a small sample (it can only grow); a pass
-    needs ``min_sample`` requests."""
+    below ``alpha``. Below ``min_sample`` requests only strong evidence is a verdict
+    (significant and at least ``EARLY_FAILURES`` excess failures); a pass needs the sample."""
     excess = max(0, candidate_failures - live_failures)
     p = binomial_sf(excess, compared, allowed_rate) if compared else 1.0
     figures = (
         f"candidate raised on {candidate_failures} of {compared} requests, live on "
         f"{live_failures}; excess {excess} vs allowed {_pct(allowed_rate)}: p={p:.3g}"
     )
-    if excess and p < alpha:
+    enough = compared >= min_sample or excess >= EARLY_FAILURES
+    if excess and p < alpha and enough:
         return RateTest("worse", p, f"{figures} < {alpha:g}")
     if compared < min_sample:
         return RateTest("inconclusive", p, f"{figures}; {compared}/{min_sample} requests")
@@ -141,7 +146,7 @@ def rates_test(
             f"({before_n} requests before); vs allowed {_pct(allowed_rate)}: p={p:.3g}"
         )
         worse = after_errors > 0 and p < alpha
-    if worse:
+    if worse and (after_n >= min_sample or after_errors >= EARLY_FAILURES):
         return RateTest("worse", p, f"{figures} < {alpha:g}")
     if after_n < min_sample:
         return RateTest("inconclusive", p, f"{figures}; {after_n}/{min_sample} requests")
