@@ -3,13 +3,13 @@ starved of CPU for a hung one. Real processes pinned to one core."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 
 import pytest
+from support import eventually
 
 from o_bus.evolution.sandbox import Watchdog, idle_scheduling
 
@@ -55,11 +55,14 @@ async def test_the_watchdog_does_not_count_time_starved_of_cpu(
     idle_scheduling(idle)
     starved, hung = Watchdog(idle, 60.0), Watchdog(sleeper, 60.0)
     try:
-        await asyncio.sleep(1.5)
-        # The idle loop is runnable but waits for the core: its silence does not count.
+
+        async def silent_for_a_while() -> bool:
+            # A blocked process is not starved: its silence counts in full.
+            return hung.silence() >= 1.5
+
+        await eventually(silent_for_a_while, what="the blocked process to be silent 1.5 s")
+        # Meanwhile the idle loop was runnable but waited for the core: no silence counts.
         assert starved.silence() == 0.0
-        # A blocked process is not starved: its silence counts in full.
-        assert hung.silence() >= 1.5
     finally:
         await starved.stop()
         await hung.stop()

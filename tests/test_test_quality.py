@@ -23,6 +23,9 @@ FIXED_PAUSES = {
     ("test_crash_recovery.py", "_send_until_ok"): "a client's pause before re-sending",
     ("test_ps.py", "loop"): "heartbeats at the agents' own cadence",
     ("test_evolution_processes.py", "loop"): "the pace of background traffic",
+    ("test_evolution_account.py", "loop"): (
+        "the pace of background traffic, and its pause while the platform restarts"
+    ),
     ("test_tools_policy.py", "stuck"): "a tool that never finishes, for the timeout to stop",
     ("test_memory_queries.py", "test_two_serving_processes_never_both_answer"): (
         "an absence (no second answer) can only be watched for a while"
