@@ -16,7 +16,7 @@ from o_bus.cli.common import emit
 from o_bus.common.connect import connect
 from o_bus.common.urls import resolve_url
 from o_bus.errors import AgentUnavailableError, ErrorCode, InvalidRequestError
-from o_bus.evolution.live_code import route_definition
+from o_bus.evolution.live_code import route_definition, share_live_code
 from o_bus.handlers.supervisor.service import RESET_SUBJECT
 from o_bus.replay.fork import fork
 from o_bus.replay.rebuild import rebuild
@@ -146,7 +146,11 @@ async def cmd_history(args: argparse.Namespace) -> int:
 
 async def cmd_fork(args: argparse.Namespace) -> int:
     async with connect(resolve_url(args.nats), "o-bus-cli") as (nc, js):
-        copied = await fork(nc, js, args.agent, args.at, args.into)
+
+        async def same_code() -> None:
+            await share_live_code(js, args.agent, args.into, args.at)
+
+        copied = await fork(nc, js, args.agent, args.at, args.into, before_register=same_code)
     emit({"ok": True, "agent": args.into, "forked_from": args.agent, "seq": copied}, args.json)
     return 0
 

@@ -24,7 +24,7 @@ from o_bus.evolution.routes import Route, RouteStore
 if TYPE_CHECKING:
     from o_bus.evolution.code_store import CodeStore
 
-__all__ = ["CodeResolver", "CodeTarget", "RouteFollower", "route_definition"]
+__all__ = ["CodeResolver", "CodeTarget", "RouteFollower", "route_definition", "share_live_code"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,19 @@ async def route_definition(
     wrote it, not with what happens to be installed."""
     route, _ = await RouteStore(js).get(agent)
     return await CodeResolver(js, agent, registered).definition(route.live), route.live
+
+
+async def share_live_code(js: JetStreamContext, source: str, into: str, at_seq: int) -> None:
+    """Make ``into`` (a fork of ``source``) run the code version ``source``'s route names."""
+    from o_bus.evolution.code_store import CodeStore, default_cache_dir
+
+    routes = RouteStore(js)
+    live = (await routes.get(source))[0].live
+    if live is None:
+        return
+    why = f"forked from {source} at seq {at_seq}: runs the code {source} runs"
+    await CodeStore(js, default_cache_dir()).share(source, live, into, by="fork", note=why)
+    await routes.update(into, lambda r: r.model_copy(update={"live": live}), by="fork", reason=why)
 
 
 class CodeTarget(Protocol):

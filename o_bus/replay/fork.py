@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from o_bus.errors import ErrorCode, InvalidRequestError
-from o_bus.evolution.code_store import CodeStore, default_cache_dir
-from o_bus.evolution.routes import RouteStore
 from o_bus.store import layout
 from o_bus.store.event_log import NewEvent, StoredEvent, event_headers, utc_now
 from o_bus.store.jetstream_event_log import JetStreamEventLog
@@ -20,11 +20,20 @@ __all__ = ["fork"]
 CHUNK = 1000  # the atomic batch limit
 
 
-async def fork(nc: Client, js: JetStreamContext, source: str, at_seq: int, into: str) -> int:
+async def fork(
+    nc: Client,
+    js: JetStreamContext,
+    source: str,
+    at_seq: int,
+    into: str,
+    *,
+    before_register: Callable[[], Awaitable[None]] | None = None,
+) -> int:
     """Copy ``source``'s events 1..``at_seq`` into a new agent ``into``; return events copied.
 
     The copy is claimed by optimistic concurrency (the new log must be empty) and the new agent
     is registered only once its history is complete, so no worker starts on a partial log.
+    ``before_register`` runs just before that (the CLI gives the new agent its source's code).
     """
     layout.validate_agent_name(into)
     registry = Registry(js)
@@ -71,7 +80,8 @@ async def fork(nc: Client, js: JetStreamContext, source: str, at_seq: int, into:
             batch.append(NewEvent(event.data, headers))
         written_to = await dst.append(written_to, batch)
         copied = chunk[-1].seq
-    await _same_code(js, source, into, at_seq)
+    if before_register is not None:
+        await before_register()
     await registry.register(
         AgentRecord(
             name=into,
@@ -83,14 +93,3 @@ async def fork(nc: Client, js: JetStreamContext, source: str, at_seq: int, into:
         create_only=True,
     )
     return copied
-
-
-async def _same_code(js: JetStreamContext, source: str, into: str, at_seq: int) -> None:
-    """The fork runs the code version its source's route names, not the installed one."""
-    routes = RouteStore(js)
-    live = (await routes.get(source))[0].live
-    if live is None:
-        return
-    why = f"forked from {source} at seq {at_seq}: runs the code {source} runs"
-    await CodeStore(js, default_cache_dir()).share(source, live, into, by="fork", note=why)
-    await routes.update(into, lambda r: r.model_copy(update={"live": live}), by="fork", reason=why)
