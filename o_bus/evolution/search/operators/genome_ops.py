@@ -1,0 +1,28 @@
+"""Genome mutation: move some tunable parameters within their bounds."""
+
+from __future__ import annotations
+
+import random
+
+from o_bus.evolution.search.genome import GenomeSpace, write_genome
+from o_bus.evolution.search.operators.base import NoChild, Parent, Proposal
+
+__all__ = ["GenomeMutation"]
+
+
+class GenomeMutation:
+    name = "genome"
+    arity = 1
+
+    def __init__(self, space: GenomeSpace) -> None:
+        self.space = space
+
+    async def propose(self, parents: list[Parent], rng: random.Random) -> Proposal:
+        parent = parents[0]
+        values = parent.genome or self.space.defaults()
+        child = self.space.mutate(values, rng)
+        changed = sorted(k for k in child if child[k] != values.get(k))
+        if not changed:
+            raise NoChild("genome mutation changed nothing")
+        detail = ", ".join(f"{k}: {values.get(k)!r} -> {child[k]!r}" for k in changed)
+        return Proposal(write_genome(parent.source, child), child, detail)
