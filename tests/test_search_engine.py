@@ -11,7 +11,7 @@ import sys
 import textwrap
 
 from nats.aio.client import Client
-from search_support import small_config
+from search_support import EXAMPLE, small_config
 from support import eventually
 
 from o_bus.agent.catalogue import Catalogue, load_definition
@@ -22,7 +22,6 @@ from o_bus.evolution.search.lineage.events import Evaluated
 from o_bus.evolution.search.lineage.projection import project
 from o_bus.evolution.search.lineage.stream import LineageStream
 from o_bus.store.provision import provision
-from search_support import EXAMPLE
 
 
 async def test_same_seed_same_search_and_the_stream_rebuilds_the_archive(nc: Client) -> None:
