@@ -66,12 +66,17 @@ class Tally:
             return self.agreed / self.compared
         return 1.0 - self.failures / self.requests
 
+    def _reason(self, reason: str | None) -> str | None:
+        if reason and self.last_failure:
+            return f"{reason} (last: {self.last_failure})"
+        return reason or self.last_failure
+
     def final(self, outcome: str, reason: str | None, done: int) -> dict[str, Any]:
         ordered = sorted(self.latency_ms)
         return {
             "final": True,
             "outcome": outcome,
-            "reason": reason or self.last_failure if outcome != "ok" else None,
+            "reason": self._reason(reason) if outcome != "ok" else None,
             "fitness": self.score(),
             "requests": done,
             "failures": self.failures,
