@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["OPERATORS", "OperatorName", "SearchConfig", "SearchResult", "auto_workers"]
 
-OperatorName = Literal["genome", "ast", "crossover", "llm"]
-OPERATORS: tuple[OperatorName, ...] = ("genome", "ast", "crossover", "llm")
+OperatorName = Literal["genome", "ast", "crossover", "llm", "random"]
+OPERATORS: tuple[OperatorName, ...] = ("genome", "ast", "crossover", "llm", "random")
 
 
 def auto_workers() -> int:

@@ -10,7 +10,7 @@ from o_bus.evolution.search.genome import GenomeSpace
 from o_bus.evolution.search.operators.ast_ops import AstMutation
 from o_bus.evolution.search.operators.base import Operator
 from o_bus.evolution.search.operators.crossover import Crossover
-from o_bus.evolution.search.operators.genome_ops import GenomeMutation
+from o_bus.evolution.search.operators.genome_ops import GenomeMutation, RandomGenome
 from o_bus.evolution.search.operators.llm import LlmPatch
 from o_bus.tools.llm_tool import KEY_ENV, OpenAICompatibleChat
 
@@ -24,6 +24,8 @@ def build_operators(config: SearchConfig, space: GenomeSpace | None) -> list[Ope
     for name in dict.fromkeys(config.operators):
         if name == "genome" and space is not None:
             found.append(GenomeMutation(space))
+        elif name == "random" and space is not None:
+            found.append(RandomGenome(space))
         elif name == "ast":
             found.append(AstMutation())
         elif name == "crossover":
