@@ -12,7 +12,7 @@ import textwrap
 
 from nats.aio.client import Client
 from search_support import EXAMPLE, small_config
-from support import eventually
+from support import eventually, running_platform
 
 from o_bus.agent.catalogue import Catalogue, load_definition
 from o_bus.cli.up import register_definitions
@@ -111,3 +111,26 @@ async def test_kill_9_then_resume_gives_the_uninterrupted_archive(
         reference.best_child,
         reference.best_fitness,
     )
+
+
+async def test_a_search_on_the_agents_own_wal_window(nats_url: str) -> None:
+    async with running_platform(
+        nats_url, agents=("autoscaler",), extra_definitions=(str(EXAMPLE),)
+    ) as platform:
+        await platform.wait_for_route("autoscaler")
+        loads = [120.0, 480.0, 950.0, 900.0, 300.0, 60.0, 0.0, 700.0]
+        for load in loads:
+            reply = await platform.send("autoscaler", "observe", {"load": load})
+            assert reply["ok"], reply
+        window = small_config(
+            dataset=None, window=5, search_id="window", generations=1, population=2, islands=1
+        )
+        result = await run_search(platform.nc, platform.js, window)
+        state = project(await LineageStream(platform.js, "autoscaler").read("window"))
+    assert result.baseline_fitness is not None
+    assert state.started is not None
+    assert "WAL of autoscaler" in state.started.dataset_origin
+    root = state.evaluations["root"]
+    # The starting version is live's own code: it agrees with every output live recorded.
+    assert root.figures["requests"] == 5
+    assert root.figures["agreement"] == 1.0

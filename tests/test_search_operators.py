@@ -34,7 +34,7 @@ async def _validated(source: str, folder: Path, name: str) -> None:
     path = folder / name
     path.write_text(source)
     found = await validate_code(path, expected_name="autoscaler")
-    assert "handler" not in found.definition_name
+    assert found.definition_name == "autoscaler"
     assert found.commands == ["observe"]
 
 
