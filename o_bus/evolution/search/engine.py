@@ -18,18 +18,17 @@ import asyncio
 import difflib
 import hashlib
 import logging
-import random
 import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from o_bus.agent.catalogue import find_definition, import_file
 from o_bus.errors import ConfigurationError, OBusError
+from o_bus.evolution.search.breeding import ROOT, Brood, breed
 from o_bus.evolution.search.config import SearchConfig, SearchResult
 from o_bus.evolution.search.descriptors import declared, descriptor_values, specs
 from o_bus.evolution.search.evaluate.dataset import Dataset
@@ -49,22 +48,34 @@ from o_bus.evolution.search.lineage.events import (
 )
 from o_bus.evolution.search.lineage.projection import SearchProjection
 from o_bus.evolution.search.lineage.stream import LineageStream
-from o_bus.evolution.search.operators.base import NoChild, Operator, Parent, Proposal
+from o_bus.evolution.search.operators.base import Operator, Proposal
 from o_bus.evolution.search.operators.registry import build_operators
 from o_bus.evolution.search.population.islands import apply_migrations, migrations
-from o_bus.evolution.search.population.selection import survivors, tournament
+from o_bus.evolution.search.population.selection import survivors
 from o_bus.evolution.search.window import wal_window
 
 __all__ = ["Progress", "run_search"]
 
 log = logging.getLogger(__name__)
-ROOT = "root"
 
 Progress = Callable[[SearchProjection, int], None]  # (state, planned evaluations)
 
 
 def _digest(source: str) -> str:
     return "sha256:" + hashlib.sha256(source.encode()).hexdigest()
+
+
+def _diff(parent: ChildCreated | None, source: str, child: str) -> str:
+    if parent is None:
+        return ""
+    lines = difflib.unified_diff(
+        parent.source.splitlines(keepends=True),
+        source.splitlines(keepends=True),
+        parent.child,
+        child,
+        n=1,
+    )
+    return "".join(lines)
 
 
 class _Search:
@@ -164,7 +175,9 @@ class _Search:
             remaining = self._budget_left()
             if remaining <= 0 or self.state.fitness.get(ROOT) is None:
                 break
-            children = await self._propose(generation, remaining)
+            children = await breed(
+                self.state, self.config, self.operators, generation, remaining, self.record
+            )
             await self._generation(generation, children)
             await self._close(generation, children)
         return await self._finish()
@@ -174,67 +187,10 @@ class _Search:
             return 1 << 30
         return self.config.max_evals - self.evaluations
 
-    async def _propose(
-        self, generation: int, budget: int
-    ) -> dict[int, list[tuple[str, list[str], str, Proposal | None]]]:
-        """Every island's children of ``generation``: (id, parents, operator, proposal).
-        A recorded child is taken from the lineage; a new one is drawn from its own seed."""
-        out: dict[int, list[tuple[str, list[str], str, Proposal | None]]] = {}
-        fitness = self.state.fitness
-        slots = 0
-        for island, population in enumerate(self.state.populations):
-            members = [c for c in population if c in fitness] or [ROOT]
-            out[island] = []
-            for slot in range(self.config.population):
-                if slots >= budget:
-                    break
-                slots += 1
-                child = f"g{generation}.i{island}.c{slot}"
-                recorded = self.state.children.get(child)
-                if recorded is not None:
-                    proposal = Proposal(recorded.source, recorded.genome, recorded.detail)
-                    out[island].append((child, recorded.parents, recorded.operator, proposal))
-                    continue
-                rng = random.Random(f"{self.config.seed}:{generation}:{island}:{slot}")
-                usable = [o for o in self.operators if o.arity == 1 or len(members) > 1]
-                operator = rng.choice(usable or self.operators)
-                parents = [tournament(members, fitness, self.config.tournament, rng)]
-                if operator.arity == 2:
-                    others = [m for m in members if m != parents[0]] or members
-                    parents.append(tournament(others, fitness, self.config.tournament, rng))
-                try:
-                    made: Proposal | None = await operator.propose(
-                        [self._parent(p) for p in parents], rng
-                    )
-                except NoChild as err:
-                    made = None
-                    if child not in self.state.discarded:
-                        await self.record(
-                            ChildDiscarded(
-                                search=self.search_id, child=child, reason=f"{operator.name}: {err}"
-                            )
-                        )
-                out[island].append((child, parents, operator.name, made))
-        return out
-
-    def _parent(self, child: str) -> Parent:
-        created = self.state.children[child]
-        evaluation = self.state.evaluations.get(child)
-        feedback = ""
-        if evaluation is not None:
-            feedback = evaluation.reason or str(evaluation.figures.get("last_failure") or "")
-        return Parent(
-            child,
-            created.source,
-            created.genome,
-            evaluation.fitness if evaluation else None,
-            feedback,
-        )
-
     async def _generation(
         self,
         generation: int,
-        children: dict[int, list[tuple[str, list[str], str, Proposal | None]]],
+        children: Brood,
     ) -> None:
         """Record and evaluate the children not yet evaluated; identical code is evaluated once."""
         pending: list[tuple[str, Proposal]] = []
@@ -244,19 +200,7 @@ class _Search:
                     continue
                 if child not in self.state.children:
                     first = self.state.children.get(parents[0]) if parents else None
-                    diff = (
-                        "".join(
-                            difflib.unified_diff(
-                                (first.source if first else "").splitlines(keepends=True),
-                                proposal.source.splitlines(keepends=True),
-                                parents[0] if parents else "",
-                                child,
-                                n=1,
-                            )
-                        )
-                        if first
-                        else ""
-                    )
+                    diff = _diff(first, proposal.source, child)
                     await self.record(
                         ChildCreated(
                             search=self.search_id,
@@ -294,13 +238,10 @@ class _Search:
         for child, original in sorted(copies):
             done = self.state.evaluations.get(original)
             if done is None:
-                continue
-            if done.outcome == "invalid":
+                why = self.state.discarded.get(original, "not evaluated")
                 await self.record(
                     ChildDiscarded(
-                        search=self.search_id,
-                        child=child,
-                        reason=f"same code as {original}: {done.reason}",
+                        search=self.search_id, child=child, reason=f"same code as {original}: {why}"
                     )
                 )
                 continue
@@ -356,7 +297,7 @@ class _Search:
     async def _close(
         self,
         generation: int,
-        children: dict[int, list[tuple[str, list[str], str, Proposal | None]]],
+        children: Brood,
     ) -> None:
         fitness = self.state.fitness
         populations = [
@@ -452,7 +393,3 @@ async def run_search(
         search = _Search(config, lineage, Path(folder), progress)
         await search.load_dataset(nc, js)
         return await search.run()
-
-
-def describe(result: SearchResult) -> dict[str, Any]:
-    return result.model_dump(mode="json")
