@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 import textwrap
+from dataclasses import dataclass
 
 from nats.aio.client import Client
 from search_support import EXAMPLE, small_config
@@ -17,7 +18,9 @@ from support import eventually, running_platform
 from o_bus.agent.catalogue import Catalogue, load_definition
 from o_bus.cli.up import register_definitions
 from o_bus.evolution.code_store import CodeStore, default_cache_dir
-from o_bus.evolution.search import run_search
+from o_bus.evolution.deploy import deploy
+from o_bus.evolution.routes import RouteStore
+from o_bus.evolution.search import run_search, run_triggered_search
 from o_bus.evolution.search.lineage.events import Evaluated
 from o_bus.evolution.search.lineage.projection import project
 from o_bus.evolution.search.lineage.stream import LineageStream
@@ -54,13 +57,31 @@ async def test_same_seed_same_search_and_the_stream_rebuilds_the_archive(nc: Cli
         assert stored.read_text() == one.children[first.best_child].source
 
 
+@dataclass(frozen=True)
+class TriggerBudget:
+    max_evaluations: int
+    cpu_seconds: float
+    wall_seconds: float
+
+
+@dataclass(frozen=True)
+class TriggerRequest:
+    agent: str
+    search_id: str
+    reason: str
+    budget: TriggerBudget
+    nats_url: str
+
+
 SEARCH_PROCESS = textwrap.dedent(
     """
     import asyncio, sys
     sys.path.insert(0, {tests!r})
     from nats.aio.client import Client
     from search_support import small_config
-    from o_bus.evolution.search import run_search
+    from o_bus.evolution.deploy import deploy
+from o_bus.evolution.routes import RouteStore
+from o_bus.evolution.search import run_search, run_triggered_search
 
     async def main():
         nc = Client()
@@ -129,6 +150,23 @@ async def test_a_search_on_the_agents_own_wal_window(nats_url: str) -> None:
         )
         result = await run_search(platform.nc, platform.js, window)
         state = project(await LineageStream(platform.js, "autoscaler").read("window"))
+        # A self-trigger's request: the engine starts from the code version live serves.
+        version = await deploy(platform.js, "autoscaler", EXAMPLE, by="test")
+        await RouteStore(platform.js).update(
+            "autoscaler",
+            lambda route: route.model_copy(update={"live": version.digest}),
+            by="test",
+            reason="serve the deployed copy",
+        )
+        request = TriggerRequest(
+            "autoscaler", "triggered", "fitness below 0.7", TriggerBudget(3, 60.0, 120.0), nats_url
+        )
+        triggered = await run_triggered_search(request)
+        traced = project(await LineageStream(platform.js, "autoscaler").read("triggered"))
+    assert triggered["evaluations"] <= 3
+    assert triggered["baseline_fitness"] is not None
+    assert traced.finished is not None
+    assert traced.finished.reason.startswith("evaluation budget spent")
     assert result.baseline_fitness is not None
     assert state.started is not None
     assert "WAL of autoscaler" in state.started.dataset_origin

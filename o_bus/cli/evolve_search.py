@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import inspect
 import sys
 from pathlib import Path
 from typing import Any
 
-from nats.js import JetStreamContext
-
-from o_bus.agent.catalogue import Catalogue
 from o_bus.cli.common import emit, resolve_url
 from o_bus.errors import ErrorCode, InvalidRequestError, NotFoundError
-from o_bus.evolution.code_store import CodeStore, default_cache_dir
-from o_bus.evolution.routes import RouteStore
 from o_bus.evolution.search.config import OPERATORS, SearchConfig, auto_workers
 from o_bus.evolution.search.lineage.projection import SearchProjection, project
 from o_bus.evolution.search.lineage.stream import LineageStream
+from o_bus.evolution.search.starting import starting_source
 from o_bus.runtime.connect import connect
-from o_bus.store.registry import Registry
 
 __all__ = ["SEARCH_ACTIONS", "add_search_arguments", "cmd_search_action", "render_archive"]
 
@@ -51,35 +44,6 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-deploy", action="store_true", help="do not store the best as a version"
     )
     group.add_argument("--search", help="`lineage` / `archive`: which search (default: latest)")
-
-
-async def _starting_source(js: JetStreamContext, agent: str, path: Path | None) -> tuple[str, str]:
-    """(source, filename) of the version a search starts from: ``--source``, else the route's
-    live code version, else the installed definition's file."""
-    if path is not None:
-        return await asyncio.to_thread(path.read_text), path.name
-    route, _ = await RouteStore(js).get(agent)
-    if route.live:
-        code = CodeStore(js, default_cache_dir())
-        version = await code.get(agent, route.live)
-        fetched = await code.fetch(version.digest)
-        return await asyncio.to_thread(fetched.read_text), version.filename
-    record = await Registry(js).get(agent)
-    definition = Catalogue.discover().get(record.definition)
-    module = next(
-        (
-            m
-            for m in list(sys.modules.values())
-            if any(v is definition for v in getattr(m, "__dict__", {}).values())
-        ),
-        None,
-    )
-    file = inspect.getsourcefile(module) if module is not None else None
-    if file is None:
-        raise NotFoundError(
-            f"cannot find the source of {agent!r}'s definition: give it with --source FILE"
-        )
-    return await asyncio.to_thread(Path(file).read_text), Path(file).name
 
 
 def _config(args: argparse.Namespace, source: str, filename: str) -> SearchConfig:
@@ -140,7 +104,7 @@ async def cmd_search_action(args: argparse.Namespace) -> int:
     async with connect(resolve_url(args.nats), "o-bus-evolve") as (nc, js):
         lineage = LineageStream(js, args.agent)
         if args.action == "search":
-            source, filename = await _starting_source(js, args.agent, args.source)
+            source, filename = await starting_source(js, args.agent, args.source)
             config = _config(args, source, filename)
             total = config.max_evals or (
                 1 + config.generations * config.population * config.islands

@@ -10,6 +10,10 @@ Entry point for other components (triggers, red/blue, the CLI)::
 
 ``run_search`` is resumable: give ``search_id`` of a recorded search and it continues where
 the lineage stream says it was, re-running only evaluations that were in flight.
+
+Self-triggers call ``await run_triggered_search(request)`` (agent, search_id, reason, budget
+with max_evaluations / cpu_seconds / wall_seconds, nats_url): a search on the agent's recent
+WAL traffic within that budget, its result as a dict.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from o_bus.evolution.search.config import SearchConfig, SearchResult
 
 if TYPE_CHECKING:
     from o_bus.evolution.search.engine import run_search
+    from o_bus.evolution.search.starting import run_triggered_search
 
-__all__ = ["SearchConfig", "SearchResult", "run_search"]
+__all__ = ["SearchConfig", "SearchResult", "run_search", "run_triggered_search"]
 
 
 def __getattr__(name: str) -> Any:
@@ -31,4 +36,8 @@ def __getattr__(name: str) -> Any:
         from o_bus.evolution.search.engine import run_search
 
         return run_search
+    if name == "run_triggered_search":
+        from o_bus.evolution.search.starting import run_triggered_search
+
+        return run_triggered_search
     raise AttributeError(name)

@@ -40,6 +40,12 @@ class SearchConfig(BaseModel):
     migration_interval: int = Field(default=3, ge=1, description="generations between migrations")
     migrants: int = Field(default=1, ge=0)
     max_evals: int | None = Field(default=None, gt=0, description="evaluation budget")
+    max_cpu_seconds: float | None = Field(
+        default=None, gt=0, description="budget of evaluation CPU seconds"
+    )
+    max_seconds: float | None = Field(
+        default=None, gt=0, description="wall-time budget: no generation starts after it"
+    )
     workers: int = Field(default_factory=auto_workers, ge=1)
     seed: int = 0
     operators: tuple[OperatorName, ...] = ("genome", "ast", "crossover")

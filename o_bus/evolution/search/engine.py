@@ -19,6 +19,7 @@ import difflib
 import hashlib
 import logging
 import tempfile
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -106,6 +107,7 @@ class _Search:
             config.workers, timeout=config.timeout, memory_mb=config.memory_mb, workdir=folder
         )
         self.resumed = False
+        self.started = time.monotonic()
 
     async def load_dataset(self, nc: Client, js: JetStreamContext) -> None:
         if self.config.dataset is not None:
@@ -173,7 +175,7 @@ class _Search:
             max(1, self.state.closed_generation + 1), self.config.generations + 1
         ):
             remaining = self._budget_left()
-            if remaining <= 0 or self.state.fitness.get(ROOT) is None:
+            if self._spent() or self.state.fitness.get(ROOT) is None:
                 break
             children = await breed(
                 self.state, self.config, self.operators, generation, remaining, self.record
@@ -181,6 +183,24 @@ class _Search:
             await self._generation(generation, children)
             await self._close(generation, children)
         return await self._finish()
+
+    def _spent(self) -> str | None:
+        """Which budget is spent, if one is."""
+        if self._budget_left() <= 0:
+            return f"evaluation budget spent ({self.evaluations})"
+        if self.config.max_cpu_seconds is not None:
+            cpu = sum(
+                float(e.figures.get("cpu_s") or 0.0)
+                for e in self.state.evaluations.values()
+                if e.cached_from is None
+            )
+            if cpu >= self.config.max_cpu_seconds:
+                return f"CPU budget spent ({cpu:.1f} s of evaluation)"
+        if self.config.max_seconds is not None:
+            elapsed = time.monotonic() - self.started
+            if elapsed >= self.config.max_seconds:
+                return f"wall-time budget spent ({elapsed:.0f} s)"
+        return None
 
     def _budget_left(self) -> int:
         if self.config.max_evals is None:
@@ -332,7 +352,7 @@ class _Search:
         best = self.state.best()
         root_fitness = self.state.fitness.get(ROOT)
         if self.state.finished is None:
-            reason = "budget spent" if self._budget_left() <= 0 else "generations done"
+            reason = self._spent() or "generations done"
             if root_fitness is None:
                 reason = "the starting version could not be evaluated"
             if best is not None and best[0] != ROOT and self.config.deploy_best:

@@ -68,6 +68,14 @@ def _as_live_events(live: Any, events: list[Any]) -> tuple[list[Any], int]:
     return read, invalid
 
 
+def _violations(live: Any, state: Any) -> int:
+    """How many of the starting version's invariants ``state`` breaks (as live reads it)."""
+    try:
+        return len(live.violated_invariants(live.state_type.model_validate(state.model_dump())))
+    except Exception:
+        return 1  # a state live cannot even read breaks the contract
+
+
 def run(job: EvaluationJob, out: Any) -> None:
     from o_bus.errors import ConfigurationError
     from o_bus.evolution.candidate.evaluation import evaluate
@@ -99,7 +107,9 @@ def run(job: EvaluationJob, out: Any) -> None:
         if dataset.state is None
         else candidate.state_type.model_validate(dataset.state)
     )
-    invariants = list(getattr(candidate, "invariants", ()) or ())
+    # Invariants, where the definition declares them (``@definition.invariant``), judged
+    # by the starting version's declarations.
+    checks_invariants = bool(getattr(live, "invariants", None))
     # The candidate is judged by the baseline's fitness function: a candidate must not
     # change how it is judged.
     judge = live.fitness_function or candidate.fitness_function
@@ -138,12 +148,7 @@ def run(job: EvaluationJob, out: Any) -> None:
                         evaluation.failure = f"tool continuation raised {type(exc).__name__}"
                 else:
                     unknown += 1
-        violated = 0
-        for invariant in invariants:
-            try:
-                violated += 0 if invariant(after) else 1
-            except Exception:
-                violated += 1
+        violated = _violations(live, after) if checks_invariants else 0
         agrees = None if request.output is None else evaluation.output == request.output
         tally.add(
             fitness=fitness,
