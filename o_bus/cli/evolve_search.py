@@ -38,7 +38,7 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--source", type=Path, help="starting version (default: the live code)")
     group.add_argument("--resume", help="search id to resume (`evolve lineage` shows the latest)")
     group.add_argument(
-        "--eval-timeout", type=float, default=10.0, help="hard limit per evaluation (s)"
+        "--eval-timeout", type=float, default=120.0, help="kill an evaluation silent this long (s)"
     )
     group.add_argument(
         "--no-deploy", action="store_true", help="do not store the best as a version"
@@ -73,6 +73,7 @@ def _config(args: argparse.Namespace, source: str, filename: str) -> SearchConfi
         seed=args.seed,
         operators=operators,
         timeout=args.eval_timeout,
+        cpu_seconds=args.eval_cpu,
         search_id=args.resume,
         deploy_best=not args.no_deploy,
     )

@@ -53,7 +53,10 @@ class SearchConfig(BaseModel):
     minibatch_margin: float = Field(
         default=0.8, ge=0, description="full evaluation only above this share of the baseline"
     )
-    timeout: float = Field(default=10.0, gt=0, description="hard wall-clock limit per evaluation")
+    timeout: float = Field(
+        default=120.0, gt=0, description="an evaluation silent this long (s) is killed"
+    )
+    cpu_seconds: int = Field(default=10, gt=0, description="CPU-time limit per evaluation")
     memory_mb: int = Field(default=512, gt=0)
     descriptors: tuple[str, ...] = Field(
         default=(), description="behaviour descriptors; empty: the agent's, else code_size,latency"

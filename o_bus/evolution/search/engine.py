@@ -104,7 +104,11 @@ class _Search:
         self.specs = specs(self.descriptor_names, self.space, config.bins)
         self.operators: list[Operator] = build_operators(config, self.space)
         self.pool = EvaluationPool(
-            config.workers, timeout=config.timeout, memory_mb=config.memory_mb, workdir=folder
+            config.workers,
+            timeout=config.timeout,
+            memory_mb=config.memory_mb,
+            cpu_seconds=config.cpu_seconds,
+            workdir=folder,
         )
         self.resumed = False
         self.started = time.monotonic()

@@ -3,8 +3,11 @@
 Each evaluation is its own process under :func:`~o_bus.evolution.sandbox.spawn_sandboxed`
 (memory, CPU-time and open-file limits, no child processes, ``nice 19``), moved to the
 ``SCHED_IDLE`` scheduling class where the kernel offers it, so live traffic keeps the CPU.
-A :class:`~o_bus.evolution.sandbox.Watchdog` kills it from outside when it prints nothing
-(each request's result is a sign of life) for the timeout. An evaluation that did not
+The CPU-time limit (``RLIMIT_CPU``) ends a child that computes too long; a
+:class:`~o_bus.evolution.sandbox.Watchdog` kills it from outside when it prints nothing
+(each request's result is a sign of life) for the wall-clock timeout, which catches children
+that block. Under SCHED_IDLE a child may wait long for CPU on a busy machine, so the
+wall-clock limit is generous and the CPU limit does the precise work. An evaluation that did not
 complete is a failure with its reason, never a score.
 """
 
@@ -14,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -44,13 +48,19 @@ class EvaluationPool:
     """Runs :class:`EvaluationJob`\\ s, at most ``workers`` at a time."""
 
     def __init__(
-        self, workers: int, *, timeout: float, memory_mb: int, workdir: Path | None = None
+        self,
+        workers: int,
+        *,
+        timeout: float,
+        memory_mb: int,
+        cpu_seconds: int = 10,
+        workdir: Path | None = None,
     ) -> None:
         self.workers = workers
         self.timeout = timeout
         self.limits = SandboxLimits(
             memory_bytes=memory_mb * MiB,
-            cpu_seconds=max(2, int(timeout * 4)),
+            cpu_seconds=cpu_seconds,
             nice=19,
             wall_clock_seconds=timeout,
         )
@@ -105,6 +115,13 @@ class EvaluationPool:
                     "reason": f"no sign of life for {self.timeout:g} s: killed with SIGKILL",
                     "sandbox": sandbox,
                 }
+            if final is None and returncode in (-signal.SIGXCPU, -signal.SIGKILL):
+                return {
+                    "outcome": "killed",
+                    "reason": f"{_signal_name(returncode)}: over the CPU-time limit of "
+                    f"{self.limits.cpu_seconds} s",
+                    "sandbox": sandbox,
+                }
             if final is None:
                 tail = stderr.strip()[-_STDERR_TAIL:]
                 return {
@@ -116,6 +133,13 @@ class EvaluationPool:
             final.pop("final", None)
             final["sandbox"] = sandbox
             return final
+
+
+def _signal_name(returncode: int) -> str:
+    try:
+        return f"killed by {signal.Signals(-returncode).name}"
+    except ValueError:
+        return f"killed by signal {-returncode}"
 
 
 async def _tail(stream: asyncio.StreamReader | None, limit: int = _STDERR_TAIL) -> str:
