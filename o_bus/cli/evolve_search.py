@@ -40,6 +40,7 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--eval-timeout", type=float, default=120.0, help="kill an evaluation silent this long (s)"
     )
+    group.add_argument("--eval-cpu", type=int, default=10, help="CPU-time limit per evaluation (s)")
     group.add_argument(
         "--no-deploy", action="store_true", help="do not store the best as a version"
     )
