@@ -11,6 +11,7 @@ import sys
 import textwrap
 from dataclasses import dataclass
 
+import pytest
 from nats.aio.client import Client
 from search_support import EXAMPLE, small_config
 from support import eventually, running_platform
@@ -27,6 +28,7 @@ from o_bus.evolution.search.lineage.stream import LineageStream
 from o_bus.store.provision import provision
 
 
+@pytest.mark.timeout(1200)  # evaluations only get idle CPU: slow on a busy machine, not stuck
 async def test_same_seed_same_search_and_the_stream_rebuilds_the_archive(nc: Client) -> None:
     js = nc.jetstream()
     await provision(js)
@@ -79,9 +81,7 @@ SEARCH_PROCESS = textwrap.dedent(
     sys.path.insert(0, {tests!r})
     from nats.aio.client import Client
     from search_support import small_config
-    from o_bus.evolution.deploy import deploy
-from o_bus.evolution.routes import RouteStore
-from o_bus.evolution.search import run_search, run_triggered_search
+    from o_bus.evolution.search import run_search
 
     async def main():
         nc = Client()
@@ -93,6 +93,7 @@ from o_bus.evolution.search import run_search, run_triggered_search
 )
 
 
+@pytest.mark.timeout(1200)  # evaluations only get idle CPU: slow on a busy machine, not stuck
 async def test_kill_9_then_resume_gives_the_uninterrupted_archive(
     nc: Client, nats_url: str
 ) -> None:
@@ -105,6 +106,7 @@ async def test_kill_9_then_resume_gives_the_uninterrupted_archive(
     )
 
     async def some_evaluated() -> bool:
+        assert process.returncode is None, "the search process ended before it was killed"
         events = await lineage.read("killed")
         return sum(isinstance(e, Evaluated) for e in events) >= 4
 
