@@ -258,8 +258,8 @@ class AgentDefinition(Generic[S]):
             return fn
 
         @functools.wraps(fn)
-        def bound(*args: Any) -> Any:
-            return fn(*args, **dict.fromkeys(names, self.genome))
+        def bound(*args: Any, **kwargs: Any) -> Any:
+            return fn(*args, **kwargs, **dict.fromkeys(names, self.genome))
 
         kept = [p for n, p in signature.parameters.items() if n not in names]
         bound.__signature__ = signature.replace(parameters=kept)  # type: ignore[attr-defined]
