@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from o_bus.cli.common import emit, resolve_url
-from o_bus.errors import ErrorCode, InvalidRequestError, NotFoundError
+from o_bus.errors import ErrorCode, EvolutionNotFoundError, InvalidRequestError
 from o_bus.evolution.search.config import OPERATORS, SearchConfig, auto_workers
 from o_bus.evolution.search.lineage.projection import SearchProjection, project
 from o_bus.evolution.search.lineage.stream import LineageStream
@@ -118,7 +118,7 @@ async def cmd_search_action(args: argparse.Namespace) -> int:
             return 0 if result.baseline_fitness is not None else 1
         search = args.search or await lineage.latest_search()
         if search is None:
-            raise NotFoundError(f"agent {args.agent!r} has no recorded search")
+            raise EvolutionNotFoundError(f"agent {args.agent!r} has no recorded search")
         state = project(await lineage.read(search))
         if args.action == "lineage":
             if args.json:

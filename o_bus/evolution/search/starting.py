@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from nats.js import JetStreamContext
 
 from o_bus.agent.catalogue import Catalogue
-from o_bus.errors import InvalidRequestError, NotFoundError
+from o_bus.errors import ConfigurationError, InvalidRequestError
 from o_bus.evolution.code_store import CodeStore, default_cache_dir
 from o_bus.evolution.routes import RouteStore
 from o_bus.evolution.search.config import SearchConfig
@@ -64,7 +64,7 @@ async def starting_source(js: JetStreamContext, agent: str, path: Path | None) -
     try:
         definition = Catalogue.discover().get(record.definition)
     except InvalidRequestError as err:
-        raise NotFoundError(
+        raise ConfigurationError(
             f"{agent!r} serves no deployed code version and its definition is not installed: "
             "give the starting version with --source FILE"
         ) from err
@@ -78,7 +78,7 @@ async def starting_source(js: JetStreamContext, agent: str, path: Path | None) -
     )
     file = inspect.getsourcefile(module) if module is not None else None
     if file is None:
-        raise NotFoundError(
+        raise ConfigurationError(
             f"cannot find the source of {agent!r}'s definition: give it with --source FILE"
         )
     return await asyncio.to_thread(Path(file).read_text), Path(file).name

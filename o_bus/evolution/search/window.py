@@ -20,7 +20,7 @@ from nats.js.api import DeliverPolicy
 from pydantic_core import to_jsonable_python
 
 from o_bus.agent.definition import AgentDefinition
-from o_bus.errors import NotFoundError, StorageError
+from o_bus.errors import AgentNotFoundError, StorageError
 from o_bus.evolution.candidate.live_records import LiveRecord, decode, recorded_output
 from o_bus.evolution.search.evaluate.dataset import Dataset, DatasetError, Request
 from o_bus.store import layout
@@ -38,7 +38,7 @@ async def _groups(js: JetStreamContext, agent: str) -> list[Group]:
     try:
         info = await js.stream_info(stream)
     except nats.errors.Error as err:
-        raise NotFoundError(f"agent {agent!r} has no event log") from err
+        raise AgentNotFoundError(f"agent {agent!r} has no event log") from err
     last = info.state.last_seq
     groups: list[Group] = []
     if not info.state.messages:
