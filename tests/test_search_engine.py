@@ -52,7 +52,7 @@ async def test_same_seed_same_search_and_the_stream_rebuilds_the_archive(nc: Cli
     assert again.archive.snapshot() == one.archive.snapshot()
     assert one.duplicates == 0
     # The best child is a deployed code version whose source is the child's.
-    if first.best_child != "root":
+    if first.best_child is not None and first.best_child != "root":
         assert first.best_version is not None
         code = CodeStore(js, default_cache_dir())
         stored = await code.fetch(first.best_version)

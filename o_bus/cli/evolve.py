@@ -13,9 +13,9 @@ import nats.errors
 from pydantic_core import from_json
 
 from o_bus.cli.common import emit
+from o_bus.cli.evolve_search import SEARCH_ACTIONS, add_search_arguments, cmd_search_action
 from o_bus.common.connect import connect
 from o_bus.common.urls import resolve_url
-from o_bus.cli.evolve_search import SEARCH_ACTIONS, add_search_arguments, cmd_search_action
 from o_bus.errors import ErrorCode, InvalidRequestError, NotFoundError
 from o_bus.evolution.code_store import CodeStore, default_cache_dir
 from o_bus.evolution.evolution_store import EvolutionStore

@@ -7,13 +7,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from o_bus.cli.common import emit, resolve_url
+from o_bus.cli.common import emit
+from o_bus.common.connect import connect
+from o_bus.common.urls import resolve_url
 from o_bus.errors import ErrorCode, EvolutionNotFoundError, InvalidRequestError
 from o_bus.evolution.search.config import OPERATORS, SearchConfig, auto_workers
 from o_bus.evolution.search.lineage.projection import SearchProjection, project
 from o_bus.evolution.search.lineage.stream import LineageStream
 from o_bus.evolution.search.starting import starting_source
-from o_bus.runtime.connect import connect
 
 __all__ = ["SEARCH_ACTIONS", "add_search_arguments", "cmd_search_action", "render_archive"]
 

@@ -17,11 +17,11 @@ from typing import Any, Protocol
 from nats.js import JetStreamContext
 
 from o_bus.agent.catalogue import Catalogue
+from o_bus.common.connect import connect
 from o_bus.errors import ConfigurationError, InvalidRequestError
 from o_bus.evolution.code_store import CodeStore, default_cache_dir
 from o_bus.evolution.routes import RouteStore
 from o_bus.evolution.search.config import SearchConfig
-from o_bus.runtime.connect import connect
 from o_bus.store.registry import Registry
 
 __all__ = [
@@ -36,17 +36,25 @@ TRIGGER_WINDOW = 500  # recent WAL requests a triggered search evaluates on
 
 
 class TriggerBudget(Protocol):
-    max_evaluations: int
-    cpu_seconds: float
-    wall_seconds: float
+    @property
+    def max_evaluations(self) -> int: ...
+    @property
+    def cpu_seconds(self) -> float: ...
+    @property
+    def wall_seconds(self) -> float: ...
 
 
 class TriggerRequest(Protocol):
-    agent: str
-    search_id: str
-    reason: str
-    budget: TriggerBudget
-    nats_url: str
+    @property
+    def agent(self) -> str: ...
+    @property
+    def search_id(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def budget(self) -> TriggerBudget: ...
+    @property
+    def nats_url(self) -> str: ...
 
 
 async def starting_source(js: JetStreamContext, agent: str, path: Path | None) -> tuple[str, str]:

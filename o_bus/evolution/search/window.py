@@ -24,9 +24,10 @@ from o_bus.errors import AgentNotFoundError, StorageError
 from o_bus.evolution.candidate.live_records import LiveRecord, decode, recorded_output
 from o_bus.evolution.search.evaluate.dataset import Dataset, DatasetError, Request
 from o_bus.store import layout
-from o_bus.store.event_records import H_REQUEST, H_WAL
+from o_bus.wire import headers as h
 from o_bus.wire.codec import decode as decode_body
 from o_bus.wire.codec import encoding_for
+from o_bus.wire.wal_record import WalRecord
 
 __all__ = ["wal_window"]
 
@@ -49,7 +50,7 @@ async def _groups(js: JetStreamContext, agent: str) -> list[Group]:
         headers = msg.headers or {}
         kind = msg.subject.split(".", 2)[1]
         if kind in ("evt", "outcome"):
-            wal = int(headers.get(H_WAL, "0"))
+            wal = int(headers.get(h.CE_WALSEQ, "0"))
             if not groups or groups[-1][0] != wal:
                 groups.append((wal, []))
             groups[-1][1].append(LiveRecord(kind, dict(headers), msg.data))
@@ -89,20 +90,20 @@ async def wal_window(
                     state = live.apply(state, decode(live, record))
     requests: list[Request] = []
     for wal_seq, records in window:
-        if wal_seq == 0 or any(r.headers.get("O-Outcome") == "duplicate" for r in records):
+        if wal_seq == 0 or any(r.headers.get(h.O_OUTCOME) == "duplicate" for r in records):
             continue
         try:
             msg = await js.get_msg(layout.WAL_STREAM, wal_seq, direct=True)
         except nats.errors.Error:
             continue  # the WAL no longer holds it
-        headers = msg.headers or {}
-        content_type = headers.get("Content-Type")
-        data = decode_body(msg.data or b"", encoding_for(content_type)) if msg.data else None
+        wal = WalRecord.from_stored(wal_seq, msg.headers, msg.data)
+        data = decode_body(wal.data, encoding_for(wal.content_type)) if wal.data else None
         requests.append(
             Request(
-                id=records[0].headers.get(H_REQUEST) or f"wal-{wal_seq}",
-                command=headers.get("ce-type", ""),
+                id=wal.request_id or f"wal-{wal_seq}",
+                command=wal.command,
                 data=to_jsonable_python(data),
+                accepted_ns=wal.accepted_ns,
                 output=recorded_output(records),
             )
         )

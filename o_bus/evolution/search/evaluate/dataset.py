@@ -41,6 +41,7 @@ class Request(BaseModel):
     command: str
     data: Any = None
     content_type: str | None = None
+    accepted_ns: int = 0  # when the WAL accepted it (unix ns): the decision context's time
     output: dict[str, Any] | None = None
     tool_results: dict[str, Any] = Field(default_factory=dict)
 

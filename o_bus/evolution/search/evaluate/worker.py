@@ -77,12 +77,14 @@ def _violations(live: Any, state: Any) -> int:
 
 
 def run(job: EvaluationJob, out: Any) -> None:
+    from o_bus.decision.decider import context_of
     from o_bus.errors import ConfigurationError
     from o_bus.evolution.candidate.evaluation import evaluate
     from o_bus.evolution.search.evaluate.dataset import Dataset
     from o_bus.evolution.search.evaluate.scoring import Tally
     from o_bus.tools.records import ToolCallRequested, ToolResultCommand
     from o_bus.wire.codec import Encoding
+    from o_bus.wire.wal_record import WalRecord
 
     started = time.process_time()
     try:
@@ -118,17 +120,19 @@ def run(job: EvaluationJob, out: Any) -> None:
     minibatch_fitness: float | None = None
     for index, request in enumerate(dataset.requests):
         body = json.dumps(request.data).encode() if request.data is not None else b""
-        evaluation = evaluate(candidate, state, request.command, request.content_type, body)
+        record = WalRecord(
+            request.id, request.command, body, "application/json", accepted_ns=request.accepted_ns
+        )
+        evaluation = evaluate(candidate, state, record)
         live_events, invalid = _as_live_events(live, evaluation.events)
         fitness = None
         if judge is not None and evaluation.failure is None and evaluation.command is not None:
             try:
-                fitness = float(
-                    judge(
-                        live.state_type.model_validate(state.model_dump()),
-                        live.parse_command(request.command, body, Encoding.JSON),
-                        live_events,
-                    )
+                fitness = live.score(
+                    live.state_type.model_validate(state.model_dump()),
+                    live.parse_command(request.command, body, Encoding.JSON),
+                    live_events,
+                    context_of(record),
                 )
             except Exception as exc:
                 evaluation.failure = f"judging it raised {type(exc).__name__}: {exc}"[:300]

@@ -20,6 +20,7 @@ from o_bus.errors import StorageError
 from o_bus.evolution.search.lineage.events import LineageEvent, event_adapter
 from o_bus.store import layout
 from o_bus.store.provision import _base, storage_config
+from o_bus.wire.headers import NATS_MSG_ID
 
 __all__ = ["LINEAGE_PREFIX", "LINEAGE_STREAM", "LineageStream", "lineage_subject"]
 
@@ -74,7 +75,7 @@ class LineageStream:
                 lineage_subject(self.agent, event.search),
                 data,
                 stream=LINEAGE_STREAM,
-                headers={"Nats-Msg-Id": _message_id(event)},
+                headers={NATS_MSG_ID: _message_id(event)},
             )
         except nats.errors.Error as err:
             raise StorageError(f"cannot record {event.kind} of search {event.search}") from err
