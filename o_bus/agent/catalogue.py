@@ -13,9 +13,10 @@ from typing import Any
 from o_bus.agent.definition import AgentDefinition
 from o_bus.errors import ConfigurationError, ErrorCode, InvalidRequestError
 
-__all__ = ["Catalogue", "find_definition", "import_file", "load_definition"]
+__all__ = ["GENOME_ATTR", "Catalogue", "find_definition", "import_file", "load_definition"]
 
 ENTRY_POINT_GROUP = "o_bus.agents"
+GENOME_ATTR = "O_BUS_GENOME"  # a module-level dict: the genome values of this code version
 
 
 def import_file(path: Path, module_name: str, source: bytes | None = None) -> ModuleType:
@@ -49,6 +50,11 @@ def find_definition(module: ModuleType, attr: str | None, what: str) -> AgentDef
         found = next(iter(defs.values())) if len(defs) == 1 else None
     if not isinstance(found, AgentDefinition):
         raise ConfigurationError(f"{what!r} does not name one AgentDefinition")
+    genome = getattr(module, GENOME_ATTR, None)
+    if genome is not None:
+        if not isinstance(genome, dict):
+            raise ConfigurationError(f"{what!r}: {GENOME_ATTR} must be a dict of genome values")
+        found.set_genome(genome)
     return found
 
 

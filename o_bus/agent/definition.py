@@ -22,12 +22,13 @@ or id declares a parameter annotated with :class:`~o_bus.agent.context.DecisionC
 
 from __future__ import annotations
 
+import functools
 import inspect
 import typing
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import from_json
 
 from o_bus.agent.context import DecisionContext, context_parameter
@@ -119,6 +120,7 @@ class AgentDefinition(Generic[S]):
         version: str,
         state_schema_version: int = 1,
         description: str = "",
+        genome: type[BaseModel] | None = None,
     ) -> None:
         self.name = name
         self.state_type = state
@@ -136,16 +138,22 @@ class AgentDefinition(Generic[S]):
         self.state_migrations = StateMigrations()
         self.fitness_function: Fitness | None = None
         self._fitness_context: str | None = None  # name of its DecisionContext parameter
+        # Tunable parameters; see set_genome. Handlers ask for them with a parameter annotated
+        # with this model.
+        self.genome_type = genome
+        self.genome: BaseModel | None = genome() if genome is not None else None
 
     # -- declaration -------------------------------------------------------------------------
 
     def command(self, fn: Callable[..., HandlerResult]) -> Callable[..., HandlerResult]:
         """Register a pure handler ``(state, command) -> event | [events] | None``, which may
-        also declare a ``DecisionContext`` parameter."""
-        command_type = _second_param_type(fn, Command)
+        also declare a ``DecisionContext`` parameter and a parameter annotated with the
+        genome model."""
+        bound = self._with_genome(fn)
+        command_type = _second_param_type(bound, Command)
         if command_type.command_name in self._handlers:
             raise ConfigurationError(f"command {command_type.command_name!r} registered twice")
-        self._handlers[command_type.command_name] = (command_type, fn, context_parameter(fn))
+        self._handlers[command_type.command_name] = (command_type, bound, context_parameter(fn))
         return fn
 
     def applies(self, fn: Callable[[S, E], S]) -> Callable[[S, E], S]:
@@ -183,9 +191,9 @@ class AgentDefinition(Generic[S]):
 
     def fitness(self, fn: Fitness) -> Fitness:
         """Register ``(state, command, events) -> float``: how good an outcome is (higher is
-        better), optionally with a ``DecisionContext`` parameter (the request's). The
-        evolution arbiter compares a candidate's mean fitness with live's."""
-        self.fitness_function = fn
+        better), optionally with a ``DecisionContext`` parameter (the request's) and the
+        genome. The evolution arbiter compares a candidate's mean fitness with live's."""
+        self.fitness_function = self._with_genome(fn)
         self._fitness_context = context_parameter(fn)
         return fn
 
@@ -210,12 +218,52 @@ class AgentDefinition(Generic[S]):
         """Register a read-only query handler ``(context, query) -> result`` (sync or async),
         optionally with a ``DecisionContext`` parameter (the query's id and arrival time);
         see :mod:`o_bus.agent.queries`."""
-        self.queries.register(_second_param_type(fn, Query), fn)
+        bound = self._with_genome(fn)
+        self.queries.register(_second_param_type(bound, Query), bound)
         return fn
 
     def projection(self, spec: ProjectionSpec[Any]) -> None:
         """Declare a projection of this agent's log (for example the memory index)."""
         self.projections.append(spec)
+
+    # -- genome ------------------------------------------------------------------------------
+
+    def set_genome(self, values: dict[str, Any]) -> None:
+        """Use these genome values (validated by the genome model) from now on.
+
+        A code version carries its genome in its source (``O_BUS_GENOME = {...}``, applied
+        when the version is loaded), so a genome change is a new content-addressed version.
+        """
+        if self.genome_type is None:
+            raise ConfigurationError(f"agent {self.name!r} declares no genome")
+        try:
+            self.genome = self.genome_type.model_validate(values)
+        except ValidationError as err:
+            raise ConfigurationError(
+                f"genome of {self.name!r} is invalid: {err.error_count()} error(s), "
+                f"first: {err.errors()[0]['msg']}"
+            ) from err
+
+    def _with_genome(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``fn`` with its parameters annotated with the genome model filled in at call time."""
+        if self.genome_type is None:
+            return fn
+        try:
+            hints = typing.get_type_hints(fn)
+        except (NameError, TypeError):
+            return fn  # reported by the caller's own annotation check
+        signature = inspect.signature(fn)
+        names = [n for n in signature.parameters if hints.get(n) is self.genome_type]
+        if not names:
+            return fn
+
+        @functools.wraps(fn)
+        def bound(*args: Any, **kwargs: Any) -> Any:
+            return fn(*args, **kwargs, **dict.fromkeys(names, self.genome))
+
+        kept = [p for n, p in signature.parameters.items() if n not in names]
+        bound.__signature__ = signature.replace(parameters=kept)  # type: ignore[attr-defined]
+        return bound
 
     # -- introspection -----------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ import nats.errors
 from pydantic_core import from_json
 
 from o_bus.cli.common import emit
+from o_bus.cli.evolve_search import SEARCH_ACTIONS, add_search_arguments, cmd_search_action
 from o_bus.common.connect import connect
 from o_bus.common.urls import resolve_url
 from o_bus.errors import ErrorCode, InvalidRequestError, NotFoundError
@@ -50,7 +51,7 @@ def add_parsers(
     route.add_argument("--reason", default="", help="why (recorded with the change)")
 
     evolve = common(sub.add_parser("evolve", help="shadow, canary and promote a code version"))
-    evolve.add_argument("action", choices=["start", "status", "abort"])
+    evolve.add_argument("action", choices=["start", "status", "abort", *SEARCH_ACTIONS])
     evolve.add_argument("agent")
     evolve.add_argument("version", nargs="?", help="`start`: the code version")
     evolve.add_argument("--canary-steps", default="10,50", help="weights in percent; '' skips")
@@ -90,6 +91,7 @@ def add_parsers(
     evolve.add_argument("--memory-mb", type=int, default=512, help="candidate memory limit")
     evolve.add_argument("--timeout", type=float, default=2.0, help="hard wall-clock limit (s)")
     evolve.add_argument("--reason", default="", help="`abort`: why")
+    add_search_arguments(evolve)
 
 
 async def _resolve(code: CodeStore, agent: str, ref: str) -> str | None:
@@ -147,6 +149,8 @@ async def cmd_route(args: argparse.Namespace) -> int:
 
 
 async def cmd_evolve(args: argparse.Namespace) -> int:
+    if args.action in SEARCH_ACTIONS:
+        return await cmd_search_action(args)
     async with connect(resolve_url(args.nats), "o-bus-cli") as (_, js):
         store = EvolutionStore(js)
         if args.action == "status":

@@ -1,0 +1,419 @@
+"""The search loop: propose children, evaluate them offline, select, record everything.
+
+Generation by generation, each island draws parents by tournament from its population and
+applies an operator; every child is recorded (``child_created``), validated and evaluated in
+the sandboxed pool (``evaluated``, or ``child_discarded`` with the reason), and the survivors
+(elites first, then the best children) become the island's next population
+(``generation_closed``); every few generations the best of each island migrate to the next.
+
+Everything random is drawn from a generator seeded by (seed, generation, island, slot), and
+every decision reads only recorded fitness, so the same seed gives the same search; and
+because the state is the fold of the lineage, a search killed at any point resumes where the
+lineage says it was, re-running only the evaluations that had not been recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import hashlib
+import logging
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from o_bus.agent.catalogue import find_definition, import_file
+from o_bus.errors import ConfigurationError, OBusError
+from o_bus.evolution.search.breeding import ROOT, Brood, breed
+from o_bus.evolution.search.config import SearchConfig, SearchResult
+from o_bus.evolution.search.descriptors import declared, descriptor_values, specs
+from o_bus.evolution.search.evaluate.dataset import Dataset
+from o_bus.evolution.search.evaluate.pool import EvaluationPool
+from o_bus.evolution.search.evaluate.worker import EvaluationJob
+from o_bus.evolution.search.genome import GenomeSpace, read_genome
+from o_bus.evolution.search.handoff import deploy_best
+from o_bus.evolution.search.lineage.events import (
+    ChildCreated,
+    ChildDiscarded,
+    Evaluated,
+    GenerationClosed,
+    LineageEvent,
+    Migrated,
+    SearchFinished,
+    SearchStarted,
+)
+from o_bus.evolution.search.lineage.projection import SearchProjection
+from o_bus.evolution.search.lineage.stream import LineageStream
+from o_bus.evolution.search.operators.base import Operator, Proposal
+from o_bus.evolution.search.operators.registry import build_operators
+from o_bus.evolution.search.population.islands import apply_migrations, migrations
+from o_bus.evolution.search.population.selection import survivors
+from o_bus.evolution.search.window import wal_window
+
+__all__ = ["Progress", "run_search"]
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[SearchProjection, int], None]  # (state, planned evaluations)
+
+
+def _digest(source: str) -> str:
+    return "sha256:" + hashlib.sha256(source.encode()).hexdigest()
+
+
+def _diff(parent: ChildCreated | None, source: str, child: str) -> str:
+    if parent is None:
+        return ""
+    lines = difflib.unified_diff(
+        parent.source.splitlines(keepends=True),
+        source.splitlines(keepends=True),
+        parent.child,
+        child,
+        n=1,
+    )
+    return "".join(lines)
+
+
+class _Search:
+    def __init__(
+        self,
+        config: SearchConfig,
+        lineage: LineageStream,
+        folder: Path,
+        progress: Progress | None,
+    ) -> None:
+        self.config = config
+        self.lineage = lineage
+        self.folder = folder
+        self.progress = progress
+        self.state = SearchProjection()
+        self.search_id = config.search_id or uuid.uuid4().hex[:12]
+        self.dataset = Dataset(requests=())
+        self.dataset_file = folder / "dataset.jsonl"
+        self.baseline_file = folder / config.filename
+        self.baseline_file.write_text(config.source)
+        module = import_file(self.baseline_file, f"o_bus_search_root_{self.search_id}")
+        self.root = find_definition(module, config.attr, config.filename)
+        self.space = GenomeSpace(self.root.genome_type) if self.root.genome_type else None
+        self.descriptor_names = config.descriptors or declared(config.source)
+        self.specs = specs(self.descriptor_names, self.space, config.bins)
+        self.operators: list[Operator] = build_operators(config, self.space)
+        self.pool = EvaluationPool(
+            config.workers,
+            timeout=config.timeout,
+            memory_mb=config.memory_mb,
+            cpu_seconds=config.cpu_seconds,
+            workdir=folder,
+        )
+        self.resumed = False
+        self.started = time.monotonic()
+
+    async def load_dataset(self, nc: Client, js: JetStreamContext) -> None:
+        if self.config.dataset is not None:
+            self.dataset = Dataset.from_jsonl(self.config.dataset)
+        elif self.config.window is not None:
+            self.dataset = await wal_window(
+                nc, js, self.config.agent, self.config.window, self.root
+            )
+        else:
+            raise ConfigurationError("a search needs a dataset file or a WAL window")
+        self.dataset.write_jsonl(self.dataset_file)
+
+    # -- recording ---------------------------------------------------------------------------
+
+    async def record(self, event: LineageEvent) -> None:
+        await self.lineage.append(event)
+        self.state.apply(event)
+
+    @property
+    def evaluations(self) -> int:
+        return sum(1 for e in self.state.evaluations.values() if e.cached_from is None)
+
+    def _notify(self, planned: int) -> None:
+        if self.progress is not None:
+            self.progress(self.state, planned)
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    async def run(self) -> SearchResult:
+        for event in await self.lineage.read(self.search_id):
+            self.state.apply(event)
+        self.resumed = self.state.started is not None
+        if not self.resumed:
+            await self.record(
+                SearchStarted(
+                    search=self.search_id,
+                    agent=self.config.agent,
+                    config=self.config.model_dump(mode="json", exclude={"source"}),
+                    dataset=self.dataset.identity,
+                    dataset_origin=self.dataset.origin,
+                    descriptors=[
+                        {"name": s.name, "low": s.low, "high": s.high, "bins": s.bins, "log": s.log}
+                        for s in self.specs
+                    ],
+                    root=ROOT,
+                )
+            )
+        elif self.state.started and self.state.started.dataset != self.dataset.identity:
+            raise ConfigurationError(
+                f"search {self.search_id} was recorded on dataset {self.state.started.dataset}; "
+                f"this dataset is {self.dataset.identity}"
+            )
+        genome = read_genome(self.config.source)
+        if genome is None and self.space is not None:
+            genome = self.space.defaults()
+        root = Proposal(self.config.source, genome, "the starting version")
+        await self._generation(0, {0: [(ROOT, [], "root", root)]})
+        if self.state.closed_generation < 0:
+            await self.record(
+                GenerationClosed(
+                    search=self.search_id, generation=0, populations=[[ROOT]] * self.config.islands
+                )
+            )
+        for generation in range(
+            max(1, self.state.closed_generation + 1), self.config.generations + 1
+        ):
+            remaining = self._budget_left()
+            if self._spent() or self.state.fitness.get(ROOT) is None:
+                break
+            children = await breed(
+                self.state, self.config, self.operators, generation, remaining, self.record
+            )
+            await self._generation(generation, children)
+            await self._close(generation, children)
+        return await self._finish()
+
+    def _spent(self) -> str | None:
+        """Which budget is spent, if one is."""
+        if self._budget_left() <= 0:
+            return f"evaluation budget spent ({self.evaluations})"
+        if self.config.max_cpu_seconds is not None:
+            cpu = sum(
+                float(e.figures.get("cpu_s") or 0.0)
+                for e in self.state.evaluations.values()
+                if e.cached_from is None
+            )
+            if cpu >= self.config.max_cpu_seconds:
+                return f"CPU budget spent ({cpu:.1f} s of evaluation)"
+        if self.config.max_seconds is not None:
+            elapsed = time.monotonic() - self.started
+            if elapsed >= self.config.max_seconds:
+                return f"wall-time budget spent ({elapsed:.0f} s)"
+        return None
+
+    def _budget_left(self) -> int:
+        if self.config.max_evals is None:
+            return 1 << 30
+        return self.config.max_evals - self.evaluations
+
+    async def _generation(
+        self,
+        generation: int,
+        children: Brood,
+    ) -> None:
+        """Record and evaluate the children not yet evaluated; identical code is evaluated once."""
+        pending: list[tuple[str, Proposal]] = []
+        for island, made in children.items():
+            for child, parents, operator, proposal in made:
+                if proposal is None:
+                    continue
+                if child not in self.state.children:
+                    first = self.state.children.get(parents[0]) if parents else None
+                    diff = _diff(first, proposal.source, child)
+                    await self.record(
+                        ChildCreated(
+                            search=self.search_id,
+                            child=child,
+                            parents=parents,
+                            operator=operator,
+                            detail=proposal.detail,
+                            island=island,
+                            generation=generation,
+                            genome=proposal.genome,
+                            digest=_digest(proposal.source),
+                            source=proposal.source,
+                            diff=diff,
+                        )
+                    )
+                if child not in self.state.evaluations and child not in self.state.discarded:
+                    pending.append((child, proposal))
+        by_digest = {
+            self.state.children[c].digest: c
+            for c, e in self.state.evaluations.items()
+            if e.cached_from is None
+        }
+        unique: dict[str, tuple[str, Proposal]] = {}
+        copies: list[tuple[str, str]] = []
+        for child, proposal in pending:
+            digest = self.state.children[child].digest
+            if digest in by_digest:
+                copies.append((child, by_digest[digest]))
+            elif digest in unique:
+                copies.append((child, unique[digest][0]))
+            else:
+                unique[digest] = (child, proposal)
+        self._notify(len(unique))
+        await asyncio.gather(*(self._evaluate(c, p) for c, p in unique.values()))
+        for child, original in sorted(copies):
+            done = self.state.evaluations.get(original)
+            if done is None:
+                why = self.state.discarded.get(original, "not evaluated")
+                await self.record(
+                    ChildDiscarded(
+                        search=self.search_id, child=child, reason=f"same code as {original}: {why}"
+                    )
+                )
+                continue
+            await self.record(done.model_copy(update={"child": child, "cached_from": original}))
+
+    async def _evaluate(self, child: str, proposal: Proposal) -> None:
+        floor = None
+        root = self.state.evaluations.get(ROOT)
+        if root is not None and root.figures.get("minibatch_fitness") is not None:
+            floor = float(root.figures["minibatch_fitness"]) * self.config.minibatch_margin
+        source_file = self.folder / f"{child}.py"
+        source_file.write_text(proposal.source)
+        job = EvaluationJob(
+            candidate=source_file,
+            baseline=self.baseline_file,
+            dataset=self.dataset_file,
+            expected_name=self.root.name,
+            attr=self.config.attr,
+            minibatch=self.config.minibatch,
+            minibatch_floor=floor if child != ROOT else None,
+        )
+        result = await self.pool.run(job)
+        outcome = result.pop("outcome")
+        reason = result.pop("reason", None)
+        if outcome == "invalid":
+            await self.record(
+                ChildDiscarded(search=self.search_id, child=child, reason=reason or "invalid")
+            )
+            self._notify(0)
+            return
+        fitness = result.get("fitness") if outcome == "ok" else None
+        descriptors = (
+            descriptor_values(
+                list(self.descriptor_names), proposal.source, proposal.genome, result, self.space
+            )
+            if outcome == "ok"
+            else {}
+        )
+        await self.record(
+            Evaluated(
+                search=self.search_id,
+                child=child,
+                outcome=outcome,
+                fitness=fitness,
+                descriptors=descriptors,
+                figures=result,
+                reason=reason,
+                dataset=self.dataset.identity,
+            )
+        )
+        self._notify(0)
+
+    async def _close(
+        self,
+        generation: int,
+        children: Brood,
+    ) -> None:
+        fitness = self.state.fitness
+        populations = [
+            survivors(
+                population,
+                [c for c, _, _, _ in children.get(island, [])],
+                fitness,
+                self.config.population,
+                self.config.elites,
+            )
+            for island, population in enumerate(self.state.populations)
+        ]
+        if generation % self.config.migration_interval == 0:
+            moves = migrations(populations, fitness, self.config.migrants)
+            for child, source, target, replaced in moves:
+                await self.record(
+                    Migrated(
+                        search=self.search_id,
+                        generation=generation,
+                        child=child,
+                        from_island=source,
+                        to_island=target,
+                        replaced=replaced,
+                    )
+                )
+            populations = apply_migrations(populations, moves)
+        await self.record(
+            GenerationClosed(search=self.search_id, generation=generation, populations=populations)
+        )
+
+    async def _finish(self) -> SearchResult:
+        best = self.state.best()
+        root_fitness = self.state.fitness.get(ROOT)
+        if self.state.finished is None:
+            reason = self._spent() or "generations done"
+            if root_fitness is None:
+                reason = "the starting version could not be evaluated"
+            if best is not None and best[0] != ROOT and self.config.deploy_best:
+                try:
+                    await self.record(
+                        await deploy_best(
+                            self.lineage.js,
+                            self.config,
+                            self.search_id,
+                            self.state.children[best[0]],
+                            best[1],
+                        )
+                    )
+                except OBusError as err:
+                    reason += f"; the best version was not deployed: {err}"
+            await self.record(
+                SearchFinished(
+                    search=self.search_id,
+                    reason=reason,
+                    best=best[0] if best else None,
+                    best_fitness=best[1] if best else None,
+                    evaluations=self.evaluations,
+                )
+            )
+        deployed = self.state.deployed
+        archive = self.state.archive
+        return SearchResult(
+            search_id=self.search_id,
+            agent=self.config.agent,
+            baseline_fitness=root_fitness,
+            best_fitness=best[1] if best else None,
+            best_child=best[0] if best else None,
+            best_version=deployed.code_version if deployed else None,
+            evaluations=self.evaluations,
+            discarded=len(self.state.discarded),
+            generations=max(0, self.state.closed_generation),
+            archive_cells=len(archive.cells) if archive else 0,
+            resumed=self.resumed,
+        )
+
+
+async def run_search(
+    nc: Client,
+    js: JetStreamContext,
+    config: SearchConfig,
+    *,
+    progress: Progress | None = None,
+) -> SearchResult:
+    """Run (or resume, when ``config.search_id`` is recorded) a search; see the module doc.
+
+    The dataset is ``config.dataset`` (JSONL) or the last ``config.window`` requests of the
+    agent's WAL. With ``config.deploy_best`` the best child, if it beats nothing else than
+    itself, is validated by ``o-bus deploy``'s validation and stored as a code version.
+    """
+    lineage = LineageStream(js, config.agent)
+    await lineage.ensure()
+    with tempfile.TemporaryDirectory(prefix="o-bus-search-") as folder:
+        search = _Search(config, lineage, Path(folder), progress)
+        await search.load_dataset(nc, js)
+        return await search.run()

@@ -1,0 +1,151 @@
+"""Evaluations in sandboxed worker processes, as many at once as there are workers.
+
+Each evaluation is its own process under :func:`~o_bus.evolution.sandbox.spawn_sandboxed`
+(memory, CPU-time and open-file limits, no child processes, ``nice 19``), moved to the
+``SCHED_IDLE`` scheduling class where the kernel offers it, so live traffic keeps the CPU.
+The CPU-time limit (``RLIMIT_CPU``) ends a child that computes too long; a
+:class:`~o_bus.evolution.sandbox.Watchdog` kills it from outside when it prints nothing
+(each request's result is a sign of life) for the wall-clock timeout, which catches children
+that block. Under SCHED_IDLE a child may wait long for CPU on a busy machine, so the
+wall-clock limit is generous and the CPU limit does the precise work. An evaluation that did not
+complete is a failure with its reason, never a score.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from o_bus.evolution.sandbox import MiB, SandboxLimits, Watchdog, spawn_sandboxed
+from o_bus.evolution.search.evaluate.worker import MARK, EvaluationJob
+
+__all__ = ["EvaluationPool"]
+
+_STDERR_TAIL = 4000
+
+
+def _idle_priority(pid: int) -> bool:
+    """Move ``pid`` to SCHED_IDLE: it runs only when a core has nothing else to do."""
+    policy = getattr(os, "SCHED_IDLE", None)
+    if policy is None:
+        return False
+    try:
+        os.sched_setscheduler(pid, policy, os.sched_param(0))
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
+class EvaluationPool:
+    """Runs :class:`EvaluationJob`\\ s, at most ``workers`` at a time."""
+
+    def __init__(
+        self,
+        workers: int,
+        *,
+        timeout: float,
+        memory_mb: int,
+        cpu_seconds: int = 10,
+        workdir: Path | None = None,
+    ) -> None:
+        self.workers = workers
+        self.timeout = timeout
+        self.limits = SandboxLimits(
+            memory_bytes=memory_mb * MiB,
+            cpu_seconds=cpu_seconds,
+            nice=19,
+            wall_clock_seconds=timeout,
+        )
+        self._slots = asyncio.Semaphore(workers)
+        self._workdir = workdir
+
+    async def run(self, job: EvaluationJob) -> dict[str, Any]:
+        """The worker's summary (``outcome`` ok / invalid / failed / pruned / killed), with
+        ``wall_s`` and ``sandbox``."""
+        async with self._slots:
+            started = time.monotonic()
+            result = await self._run(job)
+            result["wall_s"] = round(time.monotonic() - started, 4)
+            return result
+
+    async def _run(self, job: EvaluationJob) -> dict[str, Any]:
+        with tempfile.TemporaryDirectory(prefix="o-bus-eval-", dir=self._workdir) as folder:
+            job_file = Path(folder) / "job.json"
+            job_file.write_text(job.model_dump_json())
+            process = await spawn_sandboxed(
+                ["-m", "o_bus.evolution.search.evaluate.worker", str(job_file)],
+                self.limits,
+                cwd=folder,
+                env={"PYTHONSAFEPATH": "1"},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                inherit_env=False,
+            )
+            idle = _idle_priority(process.pid)
+            final: dict[str, Any] | None = None
+            async with Watchdog(process.pid, self.timeout) as watchdog:
+                stderr_task = asyncio.create_task(_tail(process.stderr))
+                assert process.stdout is not None
+                while line := await process.stdout.readline():
+                    watchdog.beat()
+                    text = line.decode(errors="replace")
+                    if text.startswith(MARK):
+                        with contextlib.suppress(ValueError):
+                            record = json.loads(text.removeprefix(MARK))
+                            if record.get("final"):
+                                final = record
+                returncode = await process.wait()
+                stderr = await stderr_task
+                fired = watchdog.fired
+            sandbox = (
+                f"nice 19{', SCHED_IDLE' if idle else ''}, {self.limits.memory_bytes // MiB} MiB"
+            )
+            if fired:
+                return {
+                    "outcome": "killed",
+                    "reason": f"no sign of life for {self.timeout:g} s: killed with SIGKILL",
+                    "sandbox": sandbox,
+                }
+            if final is None and returncode in (-signal.SIGXCPU, -signal.SIGKILL):
+                return {
+                    "outcome": "killed",
+                    "reason": f"{_signal_name(returncode)}: over the CPU-time limit of "
+                    f"{self.limits.cpu_seconds} s",
+                    "sandbox": sandbox,
+                }
+            if final is None:
+                tail = stderr.strip()[-_STDERR_TAIL:]
+                return {
+                    "outcome": "failed",
+                    "reason": f"evaluation process exited with code {returncode}"
+                    + (f": {tail[-500:]}" if tail else ""),
+                    "sandbox": sandbox,
+                }
+            final.pop("final", None)
+            final["sandbox"] = sandbox
+            return final
+
+
+def _signal_name(returncode: int) -> str:
+    try:
+        return f"killed by {signal.Signals(-returncode).name}"
+    except ValueError:
+        return f"killed by signal {-returncode}"
+
+
+async def _tail(stream: asyncio.StreamReader | None, limit: int = _STDERR_TAIL) -> str:
+    kept = bytearray()
+    while stream is not None and (chunk := await stream.read(65536)):
+        kept += chunk
+        if len(kept) > limit:
+            del kept[:-limit]
+    return kept.decode(errors="replace")

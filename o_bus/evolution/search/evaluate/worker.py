@@ -1,0 +1,208 @@
+"""The evaluation process: ``python -m o_bus.evolution.search.evaluate.worker JOB`` in the sandbox.
+
+It imports the candidate (the same check as ``o-bus deploy``'s validation), then replays the
+dataset's requests through the pure handler machinery, stage by stage (the cascade): a few
+requests, the minibatch, then the rest, unless an earlier stage already rules the candidate
+out. Each request's result is printed on its own line, which is also the sign of life the
+parent's watchdog waits for; the last line is the summary. Tool calls the candidate asks for
+are answered from the results recorded in the dataset when they match, otherwise counted as
+unknown; nothing is ever executed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from o_bus.evolution.validate import _describe
+
+__all__ = ["MARK", "EvaluationJob", "main"]
+
+MARK = "O-BUS-EVAL "
+SMOKE = 3
+
+
+class EvaluationJob(BaseModel):
+    candidate: Path
+    baseline: Path
+    dataset: Path
+    expected_name: str
+    attr: str | None = None
+    minibatch: int = 16
+    minibatch_floor: float | None = None  # prune below this minibatch fitness
+
+
+def _emit(out: Any, record: dict[str, Any]) -> None:
+    out.write(MARK + json.dumps(record, default=str) + "\n")
+    out.flush()
+
+
+def _load(path: Path, name: str, attr: str | None) -> Any:
+    from o_bus.agent.catalogue import find_definition, import_file
+
+    module = import_file(path, name, source=path.read_bytes())
+    return module, find_definition(module, attr, path.name)
+
+
+def _tool_key(tool: str, data: Any) -> str:
+    return f"{tool}:{json.dumps(data, sort_keys=True, separators=(',', ':'))}"
+
+
+def _as_live_events(live: Any, events: list[Any]) -> tuple[list[Any], int]:
+    """The candidate's events as the baseline code reads them, and how many it cannot read."""
+    read, invalid = [], 0
+    for event in events:
+        try:
+            read.append(
+                live.decode_event(
+                    event.event_type, event.event_version, event.model_dump_json().encode()
+                )
+            )
+        except Exception:
+            invalid += 1
+    return read, invalid
+
+
+def _violations(live: Any, state: Any) -> int:
+    """How many of the starting version's invariants ``state`` breaks (as live reads it)."""
+    try:
+        return len(live.violated_invariants(live.state_type.model_validate(state.model_dump())))
+    except Exception:
+        return 1  # a state live cannot even read breaks the contract
+
+
+def run(job: EvaluationJob, out: Any) -> None:
+    from o_bus.decision.decider import context_of
+    from o_bus.errors import ConfigurationError
+    from o_bus.evolution.candidate.evaluation import evaluate
+    from o_bus.evolution.search.evaluate.dataset import Dataset
+    from o_bus.evolution.search.evaluate.scoring import Tally
+    from o_bus.tools.records import ToolCallRequested, ToolResultCommand
+    from o_bus.wire.codec import Encoding
+    from o_bus.wire.wal_record import WalRecord
+
+    started = time.process_time()
+    try:
+        _, candidate = _load(job.candidate, "o_bus_search_candidate", job.attr)
+    except ConfigurationError as err:
+        _emit(out, {"final": True, "outcome": "invalid", "reason": str(err)})
+        return
+    except BaseException as exc:  # anything the candidate raises is its error, reported
+        _emit(out, {"final": True, "outcome": "invalid", "reason": _describe(exc, job.candidate)})
+        return
+    if candidate.name != job.expected_name:
+        reason = f"defines agent {candidate.name!r}, not {job.expected_name!r}"
+        _emit(out, {"final": True, "outcome": "invalid", "reason": reason})
+        return
+    _, live = _load(job.baseline, "o_bus_search_baseline", job.attr)
+    dataset = Dataset.from_jsonl(job.dataset)
+    recorded_tools: dict[str, Any] = {}
+    for request in dataset.requests:
+        recorded_tools.update(request.tool_results)
+    state = (
+        candidate.initial_state()
+        if dataset.state is None
+        else candidate.state_type.model_validate(dataset.state)
+    )
+    # Invariants, where the definition declares them (``@definition.invariant``), judged
+    # by the starting version's declarations.
+    checks_invariants = bool(getattr(live, "invariants", None))
+    # The candidate is judged by the baseline's fitness function: a candidate must not
+    # change how it is judged.
+    judge = live.fitness_function or candidate.fitness_function
+    tally = Tally(has_fitness=judge is not None)
+    _emit(out, {"stage": "import", "ok": True})
+    minibatch_fitness: float | None = None
+    for index, request in enumerate(dataset.requests):
+        body = json.dumps(request.data).encode() if request.data is not None else b""
+        record = WalRecord(
+            request.id, request.command, body, "application/json", accepted_ns=request.accepted_ns
+        )
+        evaluation = evaluate(candidate, state, record)
+        live_events, invalid = _as_live_events(live, evaluation.events)
+        fitness = None
+        if judge is not None and evaluation.failure is None and evaluation.command is not None:
+            try:
+                fitness = live.score(
+                    live.state_type.model_validate(state.model_dump()),
+                    live.parse_command(request.command, body, Encoding.JSON),
+                    live_events,
+                    context_of(record),
+                )
+            except Exception as exc:
+                evaluation.failure = f"judging it raised {type(exc).__name__}: {exc}"[:300]
+        answered = unknown = 0
+        after = evaluation.state_after if evaluation.state_after is not None else state
+        for event in evaluation.events:
+            if isinstance(event, ToolCallRequested):
+                key = _tool_key(event.tool, event.input)
+                if key in recorded_tools and evaluation.failure is None:
+                    answered += 1
+                    reply = ToolResultCommand(
+                        call_id=event.call_id, tool=event.tool, ok=True, output=recorded_tools[key]
+                    )
+                    try:
+                        after = candidate.decide(after, reply).state
+                    except Exception as exc:
+                        evaluation.failure = f"tool continuation raised {type(exc).__name__}"
+                else:
+                    unknown += 1
+        violated = _violations(live, after) if checks_invariants else 0
+        agrees = None if request.output is None else evaluation.output == request.output
+        tally.add(
+            fitness=fitness,
+            failure=evaluation.failure,
+            invalid=invalid,
+            violated=violated,
+            agrees=agrees,
+            elapsed_ms=evaluation.elapsed_ms,
+            tools_answered=answered,
+            tools_unknown=unknown,
+        )
+        _emit(out, {"request": request.id, "fitness": fitness, "failure": evaluation.failure})
+        state = after
+        done = index + 1
+        if done == min(SMOKE, len(dataset.requests)) and tally.failures == done:
+            _emit(out, tally.final("failed", "every request of the smoke stage failed", done))
+            return
+        if done == job.minibatch:
+            minibatch_fitness = tally.score()
+        if (
+            done == job.minibatch
+            and done < len(dataset.requests)
+            and job.minibatch_floor is not None
+            and tally.score() < job.minibatch_floor
+        ):
+            reason = f"minibatch fitness {tally.score():.4g} below {job.minibatch_floor:.4g}"
+            _emit(out, tally.final("pruned", reason, done))
+            return
+    final = tally.final("ok", None, len(dataset.requests))
+    final["minibatch_fitness"] = minibatch_fitness
+    final["cpu_s"] = time.process_time() - started
+    _emit(out, final)
+
+
+def main(argv: list[str]) -> None:
+    real_stdout = sys.stdout
+    sys.stdout = sys.stderr  # whatever the candidate prints must not be taken for an answer
+    job = EvaluationJob.model_validate_json(Path(argv[0]).read_text())
+    try:
+        run(job, real_stdout)
+    except MemoryError:
+        _emit(
+            real_stdout,
+            {
+                "final": True,
+                "outcome": "failed",
+                "reason": "MemoryError: over the sandbox's memory limit",
+            },
+        )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,1 @@
+"""See o_bus.evolution.search."""

@@ -1,0 +1,178 @@
+"""The search engine end to end on a real nats-server with real sandboxed evaluations:
+reproducible with a seed, its archive rebuilt from the lineage stream, resumable after kill -9,
+its best version deployed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import textwrap
+from dataclasses import dataclass
+
+import pytest
+from nats.aio.client import Client
+from search_support import EXAMPLE, small_config
+from support import eventually, running_platform
+
+from o_bus.agent.catalogue import Catalogue, load_definition
+from o_bus.cli.up import register_definitions
+from o_bus.evolution.code_store import CodeStore, default_cache_dir
+from o_bus.evolution.deploy import deploy
+from o_bus.evolution.routes import RouteStore
+from o_bus.evolution.search import run_search, run_triggered_search
+from o_bus.evolution.search.lineage.events import Evaluated
+from o_bus.evolution.search.lineage.projection import project
+from o_bus.evolution.search.lineage.stream import LineageStream
+from o_bus.store.provision import provision
+
+
+@pytest.mark.timeout(1200)  # evaluations only get idle CPU: slow on a busy machine, not stuck
+async def test_same_seed_same_search_and_the_stream_rebuilds_the_archive(nc: Client) -> None:
+    js = nc.jetstream()
+    await provision(js)
+    await register_definitions(js, Catalogue([load_definition(str(EXAMPLE))]))
+    first = await run_search(nc, js, small_config(search_id="first", deploy_best=True))
+    second = await run_search(nc, js, small_config(search_id="second"))
+    assert first.baseline_fitness is not None
+    assert first.best_fitness is not None
+    assert first.best_fitness >= first.baseline_fitness
+    lineage = LineageStream(js, "autoscaler")
+    one, two = project(await lineage.read("first")), project(await lineage.read("second"))
+    assert one.archive is not None
+    assert two.archive is not None
+    assert one.archive.snapshot() == two.archive.snapshot()
+    assert one.fitness == two.fitness
+    assert one.populations == two.populations
+    assert (second.best_child, second.best_fitness) == (first.best_child, first.best_fitness)
+    # Folding the stream again gives the same archive; nothing was recorded twice.
+    again = project(await lineage.read("first"))
+    assert again.archive is not None
+    assert again.archive.snapshot() == one.archive.snapshot()
+    assert one.duplicates == 0
+    # The best child is a deployed code version whose source is the child's.
+    if first.best_child is not None and first.best_child != "root":
+        assert first.best_version is not None
+        code = CodeStore(js, default_cache_dir())
+        stored = await code.fetch(first.best_version)
+        assert stored.read_text() == one.children[first.best_child].source
+
+
+@dataclass(frozen=True)
+class TriggerBudget:
+    max_evaluations: int
+    cpu_seconds: float
+    wall_seconds: float
+
+
+@dataclass(frozen=True)
+class TriggerRequest:
+    agent: str
+    search_id: str
+    reason: str
+    budget: TriggerBudget
+    nats_url: str
+
+
+SEARCH_PROCESS = textwrap.dedent(
+    """
+    import asyncio, sys
+    sys.path.insert(0, {tests!r})
+    from nats.aio.client import Client
+    from search_support import small_config
+    from o_bus.evolution.search import run_search
+
+    async def main():
+        nc = Client()
+        await nc.connect({url!r})
+        await run_search(nc, nc.jetstream(), small_config(search_id="killed", generations=3))
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.mark.timeout(1200)  # evaluations only get idle CPU: slow on a busy machine, not stuck
+async def test_kill_9_then_resume_gives_the_uninterrupted_archive(
+    nc: Client, nats_url: str
+) -> None:
+    js = nc.jetstream()
+    lineage = LineageStream(js, "autoscaler")
+    await lineage.ensure()
+    tests = os.path.dirname(__file__)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SEARCH_PROCESS.format(tests=tests, url=nats_url)
+    )
+
+    async def some_evaluated() -> bool:
+        assert process.returncode is None, "the search process ended before it was killed"
+        events = await lineage.read("killed")
+        return sum(isinstance(e, Evaluated) for e in events) >= 4
+
+    try:
+        # Evaluations run under SCHED_IDLE: on a busy machine they wait for idle CPU, so the
+        # hang guard here is generous.
+        await eventually(some_evaluated, what="four recorded evaluations", timeout=600)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+    before = project(await lineage.read("killed"))
+    assert before.finished is None, "the search ended before it was killed: nothing to resume"
+    resumed = await run_search(nc, js, small_config(search_id="killed", generations=3))
+    assert resumed.resumed
+    reference = await run_search(nc, js, small_config(search_id="reference", generations=3))
+    after = project(await lineage.read("killed"))
+    whole = project(await lineage.read("reference"))
+    assert after.duplicates == 0
+    assert after.archive is not None
+    assert whole.archive is not None
+    assert after.archive.snapshot() == whole.archive.snapshot()
+    assert after.fitness == whole.fitness
+    # Evaluations finished before the kill were kept, not run again.
+    for child, evaluation in before.evaluations.items():
+        assert after.evaluations[child] == evaluation
+    assert (resumed.best_child, resumed.best_fitness) == (
+        reference.best_child,
+        reference.best_fitness,
+    )
+
+
+async def test_a_search_on_the_agents_own_wal_window(nats_url: str) -> None:
+    async with running_platform(
+        nats_url, agents=("autoscaler",), extra_definitions=(str(EXAMPLE),)
+    ) as platform:
+        await platform.wait_for_route("autoscaler")
+        loads = [120.0, 480.0, 950.0, 900.0, 300.0, 60.0, 0.0, 700.0]
+        for load in loads:
+            reply = await platform.send("autoscaler", "observe", {"load": load})
+            assert reply["ok"], reply
+        window = small_config(
+            dataset=None, window=5, search_id="window", generations=1, population=2, islands=1
+        )
+        result = await run_search(platform.nc, platform.js, window)
+        state = project(await LineageStream(platform.js, "autoscaler").read("window"))
+        # A self-trigger's request: the engine starts from the code version live serves.
+        version = await deploy(platform.js, "autoscaler", EXAMPLE, by="test")
+        await RouteStore(platform.js).update(
+            "autoscaler",
+            lambda route: route.model_copy(update={"live": version.digest}),
+            by="test",
+            reason="serve the deployed copy",
+        )
+        request = TriggerRequest(
+            "autoscaler", "triggered", "fitness below 0.7", TriggerBudget(3, 60.0, 120.0), nats_url
+        )
+        triggered = await run_triggered_search(request)
+        traced = project(await LineageStream(platform.js, "autoscaler").read("triggered"))
+    assert triggered["evaluations"] <= 3
+    assert triggered["baseline_fitness"] is not None
+    assert traced.finished is not None
+    assert traced.finished.reason.startswith("evaluation budget spent")
+    assert result.baseline_fitness is not None
+    assert state.started is not None
+    assert "WAL of autoscaler" in state.started.dataset_origin
+    root = state.evaluations["root"]
+    # The starting version is live's own code: it agrees with every output live recorded.
+    assert root.figures["requests"] == 5
+    assert root.figures["agreement"] == 1.0
