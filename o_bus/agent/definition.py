@@ -45,6 +45,7 @@ from o_bus.wire.codec import Encoding, decode
 
 if TYPE_CHECKING:
     from o_bus.agent.tool_binding import AgentTools, Continuation
+    from o_bus.evolution.triggers.spec import SearchBudget, Trigger
     from o_bus.tools.spec import Tool
 
 __all__ = ["AgentDefinition", "Decision"]
@@ -53,7 +54,8 @@ S = TypeVar("S", bound=State)
 E = TypeVar("E", bound=Event)
 HandlerResult = Event | Sequence[Event] | None
 Handler = Callable[..., HandlerResult]  # (state, command) and maybe a DecisionContext
-Fitness = Callable[..., float]  # (state, command, events) and maybe a DecisionContext
+Fitness = Callable[..., float]  # (state, command, events), maybe a DecisionContext, feedback
+Invariant = Callable[[Any], bool]
 
 
 class Decision(Generic[S]):
@@ -119,6 +121,8 @@ class AgentDefinition(Generic[S]):
         version: str,
         state_schema_version: int = 1,
         description: str = "",
+        triggers: Sequence[Trigger] = (),
+        search_budget: SearchBudget | None = None,
     ) -> None:
         self.name = name
         self.state_type = state
@@ -136,6 +140,9 @@ class AgentDefinition(Generic[S]):
         self.state_migrations = StateMigrations()
         self.fitness_function: Fitness | None = None
         self._fitness_context: str | None = None  # name of its DecisionContext parameter
+        self.invariants: dict[str, Invariant] = {}
+        self.triggers: tuple[Trigger, ...] = tuple(triggers)  # when it asks to be improved
+        self.search_budget = search_budget  # None: the trigger service's default
 
     # -- declaration -------------------------------------------------------------------------
 
@@ -205,6 +212,29 @@ class AgentDefinition(Generic[S]):
         if context is None:
             raise ConfigurationError(f"{fn.__qualname__} needs a decision context; none was given")
         return float(fn(state, command, events, **{self._fitness_context: context}))
+
+    def invariant(self, fn: Callable[[S], bool]) -> Callable[[S], bool]:
+        """Register ``(state) -> bool``: a property every reachable state must have. Evaluation
+        reports a state where it is false (or raises) as a failure named after the function."""
+        name = fn.__name__
+        if name in self.invariants:
+            raise ConfigurationError(f"invariant {name!r} registered twice")
+        if len(inspect.signature(fn).parameters) != 1:
+            raise ConfigurationError(f"invariant {fn.__qualname__} must take exactly (state)")
+        self.invariants[name] = fn
+        return fn
+
+    def violated_invariants(self, state: S) -> list[str]:
+        """Names of the invariants ``state`` breaks; one that raises counts as broken."""
+        broken: list[str] = []
+        for name, check in self.invariants.items():
+            try:
+                holds = check(state) is True
+            except Exception:  # an invariant that cannot be evaluated does not hold
+                holds = False
+            if not holds:
+                broken.append(name)
+        return broken
 
     def query(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """Register a read-only query handler ``(context, query) -> result`` (sync or async),
