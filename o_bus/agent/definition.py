@@ -191,7 +191,22 @@ class AgentDefinition(Generic[S]):
     def fitness(self, fn: Fitness) -> Fitness:
         """Register ``(state, command, events) -> float``: how good an outcome is (higher is
         better), optionally with a ``DecisionContext`` parameter (the request's). The
-        evolution arbiter compares a candidate's mean fitness with live's."""
+        evolution arbiter compares a candidate's mean fitness with live's. A parameter annotated
+        ``Feedback | None = None`` receives the request's feedback (see
+        :mod:`o_bus.evolution.feedback.fitness`)."""
+        context = context_parameter(fn)
+        required = [
+            p
+            for p in inspect.signature(fn).parameters.values()
+            if p.default is inspect.Parameter.empty
+            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            and p.name != context
+        ]
+        if len(required) > 3:
+            raise ConfigurationError(
+                f"{fn.__qualname__}: fitness takes (state, command, events); give any other "
+                "parameter (such as feedback) a default"
+            )
         self.fitness_function = fn
         self._fitness_context = context_parameter(fn)
         return fn

@@ -58,7 +58,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 # The bus services `o-bus up` runs, each in its own process. The supervisor runs the agents.
-SERVICES = ("splitter", "supervisor", "health", "arbiter")
+SERVICES = ("splitter", "supervisor", "health", "arbiter", "feedback", "triggers")
 
 
 def _installed_specs(args: argparse.Namespace) -> list[str]:
