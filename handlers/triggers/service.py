@@ -69,7 +69,8 @@ class TriggerService:
         self.leases = LeaseStore(js)
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
         self.searches: dict[str, asyncio.Task[None]] = {}
-        self._since: dict[str, float] = {}  # when this leader began watching each agent
+        # when this leader began watching each agent: a schedule that never fired counts from it
+        self.watching_since: dict[str, float] = {}
         self._lease: Lease | None = None
         self._main: asyncio.Task[None] | None = None
 
@@ -126,6 +127,8 @@ class TriggerService:
     async def round(self) -> None:
         """Judge every registered agent's triggers once."""
         for record in await Registry(self.js).all():
+            if record.definition not in self.catalogue.names():
+                continue  # its code is not installed here, so neither are its triggers
             try:
                 definition = await self._definition(record.name, record.definition)
                 if definition.triggers:
@@ -147,7 +150,7 @@ class TriggerService:
         if status.paused or (running is not None and not running.done()):
             return
         now = time.time()
-        since = self._since.setdefault(agent, now)
+        since = self.watching_since.setdefault(agent, now)
         firing = await due(self.nc, self.js, definition, agent, status, now=now, since=since)
         if firing is None:
             return
