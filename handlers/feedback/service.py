@@ -19,6 +19,7 @@ from pydantic_core import from_json, to_json
 
 from o_bus.errors import OBusError
 from o_bus.evolution.feedback.intake import FeedbackIntake
+from o_bus.evolution.feedback.model import FeedbackAccepted
 from o_bus.store import layout
 from o_bus.store.dead_letter import DeadLetters
 from o_bus.wire.reply import error_reply_from
@@ -59,13 +60,9 @@ class FeedbackService:
         reply: dict[str, Any]
         try:
             feedback, regression = await self.intake.accept(agent, msg.data)
-            reply = {
-                "ok": True,
-                "agent": agent,
-                "request_id": feedback.request_id,
-                "seq": feedback.seq,
-                "regression": regression,
-            }
+            reply = FeedbackAccepted(
+                agent=agent, request_id=feedback.request_id, seq=feedback.seq, regression=regression
+            ).model_dump()
         except OBusError as err:
             request_id = _request_id_of(msg.data)
             self.dead_letters.reject(agent, request_id, err, msg.data, msg.headers)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["NEGATIVE_BELOW", "Feedback", "FeedbackIn"]
+__all__ = ["NEGATIVE_BELOW", "Feedback", "FeedbackAccepted", "FeedbackIn"]
 
 NEGATIVE_BELOW = 0.0  # a score below this puts the request into the regression set
 
@@ -29,3 +31,13 @@ class Feedback(FeedbackIn):
     @property
     def negative(self) -> bool:
         return self.score < NEGATIVE_BELOW
+
+
+class FeedbackAccepted(BaseModel):
+    """The reply to an accepted feedback (a refused one gets the bus's ``ErrorReply``)."""
+
+    ok: Literal[True] = True
+    agent: str
+    request_id: str
+    seq: int = Field(description="position of the feedback in the O_FEEDBACK stream")
+    regression: bool = Field(description="the rated request joined the agent's regression set")
