@@ -54,7 +54,7 @@ def test_play_reports_the_invariant_and_the_step() -> None:
 
 
 async def test_red_finds_the_planted_off_by_one() -> None:
-    report = await red_search(quota, RedConfig(budget=150, seed=3))
+    report = await red_search(quota, RedConfig(budget=150, seed=3, timeout=10.0))
     assert report.evaluations <= 150
     invariant_findings = [c for c in report.findings if c.failure and c.failure.kind == "invariant"]
     assert invariant_findings, report.as_dict()
@@ -68,14 +68,14 @@ async def test_red_finds_the_planted_off_by_one() -> None:
         if not answer.startswith("rejected")
     )
     assert used == LIMIT + 1  # exactly one unit over: the boundary the bug lets through
-    again = await red_search(quota, RedConfig(budget=150, seed=3))
+    again = await red_search(quota, RedConfig(budget=150, seed=3, timeout=10.0))
     assert [c.case_id for c in again.findings] == [c.case_id for c in report.findings]
 
 
 async def test_regression_set_blocks_a_candidate_that_reintroduces_the_bug(
     tmp_path: Path,
 ) -> None:
-    report = await red_search(quota, RedConfig(budget=150, seed=3))
+    report = await red_search(quota, RedConfig(budget=150, seed=3, timeout=10.0))
     cases = report.findings
     assert cases
     assert await regressions_pass(fixed_quota(tmp_path), cases)
@@ -115,3 +115,23 @@ def test_definition_spec_names_a_loadable_definition() -> None:
     orphan: AgentDefinition[QuotaState] = AgentDefinition("x", state=QuotaState, version="1")
     with pytest.raises(ConfigurationError, match="no commands"):
         definition_spec(orphan)
+
+
+async def test_red_reports_where_two_versions_answer_differently(tmp_path: Path) -> None:
+    from o_bus.agent.catalogue import load_definition
+
+    fixed = load_definition(fixed_quota(tmp_path))
+    report = await red_search(fixed, RedConfig(budget=150, seed=3, timeout=10.0), reference=quota)
+    divergences = [c for c in report.findings if c.failure and c.failure.kind == "divergence"]
+    assert divergences, report.as_dict()
+    failure = divergences[0].failure
+    assert failure is not None
+    assert failure.message.startswith("rejected:command_rejected")  # the fixed one refuses
+
+
+async def test_red_reports_slow_requests_when_given_a_latency_limit() -> None:
+    from o_bus.agent.catalogue import load_definition
+
+    config = RedConfig(budget=30, seed=1, latency_ms=0.0, timeout=1.0)
+    report = await red_search(load_definition(STUCK), config)
+    assert any(c.failure and c.failure.kind == "latency" for c in report.findings)

@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     red.add_argument(
         "--definition", help="module:attr or file.py:attr to attack offline (no bus, no record)"
     )
+    red.add_argument(
+        "--reference", help="module:attr or file.py:attr: an answer differing from it is a finding"
+    )
     red.add_argument("--agent-def", dest="agents", action="append", help="extra definitions")
     red.add_argument("--no-record", action="store_true", help="do not add to the regression set")
     trig = sub.add_parser("triggers", help="pause, resume or show an agent's self-triggers")
@@ -92,12 +95,15 @@ async def cmd_red(args: argparse.Namespace) -> int:
         timeout=args.timeout,
     )
     recorded: list[int] = []
+    reference = load_definition(args.reference) if args.reference else None
     if args.definition:
-        report = await red_search(load_definition(args.definition), config, version="offline")
+        report = await red_search(
+            load_definition(args.definition), config, reference=reference, version="offline"
+        )
     else:
         async with connect(resolve_url(args.nats), "o-bus-cli") as (_, js):
             definition, version = await _red_definition(args, js)
-            report = await red_search(definition, config, version=version)
+            report = await red_search(definition, config, reference=reference, version=version)
             if not args.no_record:
                 regressions = RegressionLog(js)
                 recorded = [await regressions.add(case) for case in report.findings]

@@ -1,4 +1,5 @@
-"""Test agent ``stuck``: ``spin`` with ``forever`` loops forever, ``boom`` raises."""
+"""Test agent ``stuck``: ``spin`` with ``forever`` loops forever, ``boom`` raises, and
+``crawl`` takes a while (a few milliseconds of work)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,10 @@ class Boom(Command):
     pass
 
 
+class Crawl(Command):
+    pass
+
+
 class Spun(Event):
     pass
 
@@ -36,6 +41,13 @@ def spin(state: StuckState, cmd: Spin) -> Spun:
 @stuck.command
 def boom(state: StuckState, cmd: Boom) -> Spun:
     raise ZeroDivisionError("boom")
+
+
+@stuck.command
+def crawl(state: StuckState, cmd: Crawl) -> Spun:
+    total = sum(i * i for i in range(200_000))
+    assert total > 0
+    return Spun()
 
 
 @stuck.applies

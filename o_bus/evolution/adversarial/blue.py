@@ -29,6 +29,8 @@ WORKER_MODULE = "o_bus.evolution.adversarial.blue_worker"
 class JobResult:
     failure: Failure | None
     slowest_ms: float
+    accepted: int = 0  # steps the agent accepted (not rejected)
+    distinct: int = 0  # distinct answers among the steps
 
 
 def definition_spec(definition: AgentDefinition[Any]) -> str:
@@ -149,4 +151,6 @@ class BlueWorker:
             return JobResult(failure, 0.0)
         answer = json.loads(reading.result())
         found = Failure.model_validate(answer["failure"]) if answer["failure"] else None
-        return JobResult(found, float(answer["slowest_ms"]))
+        return JobResult(
+            found, float(answer["slowest_ms"]), int(answer["accepted"]), int(answer["distinct"])
+        )

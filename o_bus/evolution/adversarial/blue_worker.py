@@ -28,7 +28,14 @@ def _answer(line: str, definition: Any, reference: Any) -> dict[str, Any]:
         latency_ms=job.get("latency_ms"),
     )
     failure = None if result.failure is None else result.failure.model_dump()
-    return {"id": job["id"], "failure": failure, "slowest_ms": result.slowest_ms}
+    accepted = sum(1 for answer in result.answers if not answer.startswith("rejected"))
+    return {
+        "id": job["id"],
+        "failure": failure,
+        "slowest_ms": result.slowest_ms,
+        "accepted": accepted,
+        "distinct": len(set(result.answers)),
+    }
 
 
 def main(argv: list[str]) -> None:

@@ -5,7 +5,8 @@ runs it in a sandboxed worker (:class:`~.blue.BlueWorker`); an individual that f
 finding, cut to the failing step and shrunk (earlier steps dropped while it still fails the
 same way), then kept once per failure signature. The next generation keeps the best, mutates
 them (a payload nudged, a step inserted, dropped, duplicated or replaced) and adds fresh random
-sequences. Seeded: the same seed, budget and agent code give the same findings.
+sequences. Seeded: the same seed, budget and agent code give the same findings (unless a
+latency limit is set or a sequence hits the timeout: both depend on timing).
 """
 
 from __future__ import annotations
@@ -98,6 +99,15 @@ class _Red:
             out[index] = self.step()
         return out
 
+    def score(self, result: JobResult) -> float:
+        """How promising a sequence that did not fail is. Accepted steps build up state, which
+        is how limits are reached; distinct answers reward variety. Latency counts only when a
+        limit is set: timings vary from run to run, and the search is meant to be repeatable."""
+        value = result.accepted + 0.5 * result.distinct
+        if self.config.latency_ms:
+            value += result.slowest_ms / self.config.latency_ms
+        return value
+
     async def run(self, steps: list[Step]) -> JobResult:
         key = json.dumps([s.model_dump(mode="json") for s in steps], sort_keys=True)
         cached = self._seen.get(key)
@@ -145,7 +155,7 @@ async def red_search(
                 if red.evaluations >= config.budget:
                     break
                 result = await red.run(individual)
-                score = result.slowest_ms
+                score = red.score(result)
                 if result.failure is not None:
                     score = 1e9 - len(individual)
                     if result.failure.signature not in found:
@@ -161,7 +171,7 @@ async def red_search(
             report.generations += 1
             if red.evaluations == before:  # nothing new left to try in this space
                 break
-            scored.sort(key=lambda item: -item[0])
+            scored.sort(key=lambda item: -item[0])  # stable: ties keep their order
             elite = [ind for _, ind in scored[: max(2, config.population // 4)]] or [red.fresh()]
             population = list(elite)
             while len(population) < config.population:
