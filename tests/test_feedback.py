@@ -99,8 +99,9 @@ async def test_bad_feedback_gets_a_clear_error_and_a_dead_letter(
 async def test_feedback_for_an_unknown_agent_is_refused(platform: Platform) -> None:
     reply = await send_feedback(platform.nc, "nobody", "r1", 1)
     assert reply["error"]["code"] == "unknown_agent"
-    bad_name = from_json((await platform.nc.request("o.feedback.a*b", b"{}", timeout=5)).data)
-    assert bad_name["ok"] is False
+    bad_name = from_json((await platform.nc.request("o.feedback.-x", b"{}", timeout=5)).data)
+    assert bad_name["error"]["code"] == "malformed_request"
+    assert "invalid agent name" in bad_name["error"]["message"]
 
 
 async def test_the_cli_sends_feedback(platform: Platform) -> None:

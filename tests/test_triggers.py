@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from processes import ProcessGroup, wait_for_service
 from pydantic_core import from_json
 from support import Platform, eventually, run_cli, running_platform
 
@@ -230,3 +231,32 @@ async def test_start_search_is_where_the_engine_is_called(
     outcome = await start_search(request)
     assert called == [request]
     assert (outcome.status, outcome.detail) == ("finished", {"best": "v9"})
+
+
+async def test_feedback_and_trigger_services_as_processes(
+    platform: Platform, group: ProcessGroup
+) -> None:
+    """`o-bus run feedback` and `o-bus run triggers`: negative feedback sent with the CLI
+    makes the agent's own trigger fire and a search start through the engine's entry point."""
+    group.spawn("feedback")
+    group.spawn("triggers", "--agent", IMPROVER)
+    await wait_for_service(platform.nc, "feedback")
+    await wait_for_service(platform.nc, "triggers")
+    await platform.send("improver", "answer", {"quality": 2}, request_id="q1")
+    code, out, err = await run_cli(
+        "feedback", "improver", "q1", "-1", "--text", "off topic", "--nats", platform.url
+    )
+    assert code == 0, err
+    assert from_json(out)["regression"] is True
+
+    async def finished() -> list[TriggerRecord] | None:
+        records = await TriggerLog(platform.js).records("improver")
+        return records if records and records[-1].kind == "search_finished" else None
+
+    records = await eventually(finished, what="the triggered search to be recorded")
+    assert [r.kind for r in records] == ["fired", "search_started", "search_finished"]
+    assert "off topic" in records[0].reason
+    assert records[1].budget == SearchBudget(max_evaluations=20, cpu_seconds=10, wall_seconds=30)
+    outcome = records[2].outcome
+    assert outcome is not None
+    assert outcome["status"] in {"unavailable", "finished", "failed", "timed_out"}

@@ -118,6 +118,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
     async with connect(url, f"o-bus-{args.service}") as (nc, js):
         # Imported here: an agent process (the most often started) needs none of these.
         from o_bus.handlers.arbiter.service import Arbiter
+        from o_bus.handlers.feedback.service import FeedbackService
         from o_bus.handlers.health.service import HealthMonitor
         from o_bus.handlers.splitter.service import Splitter
         from o_bus.handlers.supervisor.service import Supervisor

@@ -1,6 +1,7 @@
 """Test agent ``improver``: ``answer`` with a quality 0-10, ``fail`` raises (an error, not a
 rejection). Fitness is the quality scaled to [0, 1], blended with the request's feedback.
-Tests give it triggers (``improver.triggers``) to see when it asks to be improved."""
+It asks to be improved on any negative feedback; tests give it other triggers
+(``improver.triggers``) to see when it does."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pydantic import Field
 
 from o_bus import AgentDefinition, Command, Event, State
 from o_bus.evolution.feedback.model import Feedback
+from o_bus.evolution.triggers import OnFeedback, SearchBudget
 
 __all__ = ["improver"]
 
@@ -31,7 +33,11 @@ class Answered(Event):
 
 
 improver: AgentDefinition[ImproverState] = AgentDefinition(
-    "improver", state=ImproverState, version="1"
+    "improver",
+    state=ImproverState,
+    version="1",
+    triggers=[OnFeedback(below=0.0, count=1)],
+    search_budget=SearchBudget(max_evaluations=20, cpu_seconds=10, wall_seconds=30),
 )
 
 
