@@ -16,6 +16,7 @@ __all__ = ["PayloadGenerator"]
 
 _BIG = 2**31
 _TEXT = string.ascii_letters + string.digits + " -_.\u00e9\u4e2d"
+_WORD = string.ascii_letters + string.digits + "_"
 
 
 class PayloadGenerator:
@@ -70,7 +71,7 @@ class PayloadGenerator:
         if kind == "integer":
             return self._integer(schema)
         if kind == "number":
-            return float(self._integer(schema)) + self.rng.choice([0.0, 0.5, -0.25])
+            return self._number(schema)
         if kind == "boolean":
             return self.rng.random() < 0.5
         if kind == "string":
@@ -115,8 +116,23 @@ class PayloadGenerator:
         span_lo = max(lo, -1000) if low is None else lo
         return self.rng.randint(min(span_lo, span_hi), max(span_lo, span_hi))
 
+    def _number(self, schema: dict[str, Any]) -> float:
+        lo = float(schema.get("minimum", schema.get("exclusiveMinimum", -1e6)))
+        hi = float(schema.get("maximum", schema.get("exclusiveMaximum", 1e6)))
+        if self.rng.random() < 0.1:  # just outside the bounds
+            return self.rng.choice([lo - 0.25, hi + 0.25])
+        inside = [v for v in (lo, hi, (lo + hi) / 2, 0.0) if lo <= v <= hi]
+        if inside and self.rng.random() < 0.6:
+            return self.rng.choice(inside)
+        return self.rng.uniform(lo, hi)
+
     def _string(self, schema: dict[str, Any]) -> str:
         low = int(schema.get("minLength", 0))
         high = int(schema.get("maxLength", max(low, 16)))
+        high = min(high, max(low, 4096))  # an edge-length string, not a memory test
         length = self.rng.choice([low, high, low + 1, max(low, high - 1), (low + high) // 2])
-        return "".join(self.rng.choice(_TEXT) for _ in range(max(0, length)))
+        pattern = schema.get("pattern")
+        # Patterns are not generated from: word characters fit the common ones (identifiers,
+        # kinds); a string that does not fit is an invalid input, answered with a rejection.
+        alphabet = _WORD if pattern and self.rng.random() < 0.9 else _TEXT
+        return "".join(self.rng.choice(alphabet) for _ in range(max(0, length)))
