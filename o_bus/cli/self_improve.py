@@ -15,17 +15,33 @@ from o_bus.errors import OBusError
 __all__ = ["build_parser", "main"]
 
 
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be >= 1")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="o-bus evolve", description="red/blue and triggers")
     sub = parser.add_subparsers(dest="action", required=True)
     red = sub.add_parser("red", help="evolve requests that make AGENT fail; record what is found")
     red.add_argument("agent")
-    red.add_argument("--budget", type=int, default=300, help="evaluations (sequences run)")
+    red.add_argument(
+        "--budget", type=_at_least_one, default=300, help="evaluations (sequences run)"
+    )
     red.add_argument("--seed", type=int, default=0)
-    red.add_argument("--population", type=int, default=16)
-    red.add_argument("--max-steps", type=int, default=6, help="requests per sequence")
-    red.add_argument("--timeout", type=float, default=2.0, help="hard limit per sequence (s)")
-    red.add_argument("--latency-ms", type=float, help="a slower request is a finding")
+    red.add_argument("--population", type=_at_least_one, default=16)
+    red.add_argument("--max-steps", type=_at_least_one, default=6, help="requests per sequence")
+    red.add_argument("--timeout", type=_positive, default=2.0, help="hard limit per sequence (s)")
+    red.add_argument("--latency-ms", type=_positive, help="a slower request is a finding")
     red.add_argument(
         "--definition", help="module:attr or file.py:attr to attack offline (no bus, no record)"
     )
