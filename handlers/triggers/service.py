@@ -69,6 +69,8 @@ class TriggerService:
         self.leases = LeaseStore(js)
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
         self.searches: dict[str, asyncio.Task[None]] = {}
+        self._started: set[str] = set()  # search ids this instance started
+        self._resolvers: dict[str, CodeResolver] = {}
         # when this leader began watching each agent: a schedule that never fired counts from it
         self.watching_since: dict[str, float] = {}
         self._lease: Lease | None = None
@@ -137,14 +139,22 @@ class TriggerService:
                 log.exception("triggers of %r could not be judged", record.name)
 
     async def _definition(self, agent: str, definition_name: str) -> AgentDefinition[Any]:
-        registered = self.catalogue.get(definition_name)
+        resolver = self._resolvers.get(agent)
+        if resolver is None or resolver.registered.name != definition_name:
+            resolver = CodeResolver(self.js, agent, self.catalogue.get(definition_name))
+            self._resolvers[agent] = resolver
         route, _ = await RouteStore(self.js).get(agent)
-        return await CodeResolver(self.js, agent, registered).definition(route.live)
+        return await resolver.definition(route.live)
 
     async def _judge(self, agent: str, definition: AgentDefinition[Any]) -> None:
         status = await self.log.status(agent)
         running = self.searches.get(agent)
         if status.running is not None and (running is None or running.done()):
+            if status.running.search_id in self._started:
+                # Ours just ended: its record shows on the next round; if it still does not,
+                # the record was lost and the search is closed as abandoned then.
+                self._started.discard(status.running.search_id)
+                return
             await self._abandon(agent, status)
             return
         if status.paused or (running is not None and not running.done()):
@@ -164,6 +174,7 @@ class TriggerService:
             budget=budget,
         )
         request = SearchRequest(agent, uuid.uuid4().hex, firing.reason, budget, self.url)
+        self._started.add(request.search_id)
         await self._record(
             "search_started",
             agent,
