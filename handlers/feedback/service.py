@@ -40,6 +40,7 @@ class FeedbackService:
 
     async def start(self) -> None:
         self._sub = await self.nc.subscribe(layout.FEEDBACK_WILDCARD, queue=QUEUE, cb=self._on_msg)
+        await self.nc.flush()  # the server knows the subscription before start() returns
 
     async def stop(self) -> None:
         if self._sub is not None:
