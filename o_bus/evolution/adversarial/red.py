@@ -24,6 +24,8 @@ from o_bus.evolution.adversarial.payloads import PayloadGenerator
 
 __all__ = ["RedConfig", "RedReport", "red_search"]
 
+STALE_GENERATIONS = 20  # this many generations with no new sequence: the space is exhausted
+
 
 @dataclass(frozen=True, slots=True)
 class RedConfig:
@@ -148,7 +150,8 @@ async def red_search(
     async with BlueWorker(spec, reference_spec=ref_spec, timeout=config.timeout) as worker:
         red = _Red(definition, worker, config)
         population = [red.fresh() for _ in range(config.population)]
-        while red.evaluations < config.budget:
+        stale = 0  # generations in a row that tried nothing new
+        while red.evaluations < config.budget and stale < STALE_GENERATIONS:
             before = red.evaluations
             scored: list[tuple[float, list[Step]]] = []
             for individual in population:
@@ -169,8 +172,7 @@ async def red_search(
                         )
                 scored.append((score, individual))
             report.generations += 1
-            if red.evaluations == before:  # nothing new left to try in this space
-                break
+            stale = stale + 1 if red.evaluations == before else 0
             scored.sort(key=lambda item: -item[0])  # stable: ties keep their order
             elite = [ind for _, ind in scored[: max(2, config.population // 4)]] or [red.fresh()]
             population = list(elite)
