@@ -23,8 +23,8 @@ from o_bus.evolution.feedback.fitness import score
 from o_bus.evolution.feedback.log import FeedbackLog
 from o_bus.replay.rebuild import rebuild
 from o_bus.store import layout
-from o_bus.store.event_log import EventLog
 from o_bus.store.event_records import H_REQUEST, H_SEQ, H_TYPE, H_VERSION, H_WAL
+from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.snapshots import SnapshotStore
 from o_bus.wire.codec import Encoding
 
@@ -101,7 +101,7 @@ async def recent_fitness(
     first_seq = min((e[0] for r in requests for e in r.events), default=0)
     if not requests:
         return []
-    log = EventLog(nc, js, agent)
+    log = JetStreamEventLog(nc, js, agent)
     before = first_seq - 1 if first_seq else None
     state = (await rebuild(definition, log, SnapshotStore(js), at_seq=before)).state
     feedback = await FeedbackLog(js).by_request(agent)
