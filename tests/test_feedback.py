@@ -34,6 +34,9 @@ async def platform(nats_url: str) -> AsyncIterator[Platform]:
     ):
         service = FeedbackService(nc, js)
         await service.start()
+        # A connection's very first request can be answered "no responders" although the
+        # service is subscribed; a round trip first avoids it (send_feedback retries instead).
+        await running.nc.flush()
         try:
             yield running
         finally:
@@ -63,6 +66,7 @@ async def test_feedback_is_recorded_and_negative_feedback_joins_the_regression_s
 
     cases = await RegressionLog(platform.js).cases("improver")
     assert [(c.source, c.request_id, c.steps) for c in cases] == [("feedback", "r-bad", [])]
+    assert cases[0].wal_seq == 2  # the second request the WAL took
     runnable = await regression_requests(platform.js, "improver")
     assert len(runnable) == 1
     assert runnable[0].steps[0].command == "answer"

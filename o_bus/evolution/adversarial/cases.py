@@ -54,6 +54,7 @@ class RegressionCase(BaseModel):
     failure: Failure | None = Field(default=None, description="how it failed when found")
     found_in: str = Field(default="", description="code version that failed it")
     request_id: str | None = Field(default=None, description="feedback: the rated request")
+    wal_seq: int | None = Field(default=None, description="feedback: the request's WAL record")
     note: str = ""
 
     @property

@@ -1,8 +1,8 @@
 """The regression set of an agent: cases in the ``O_REGRESSION`` stream, one subject per agent.
 
 Two sources add cases: red's findings (:mod:`.red`) and negative feedback (the feedback
-service). A feedback case names its request; :func:`regression_requests` fills in the command
-and data from the WAL.
+service). A feedback case names its request (and its WAL record, when the request was already
+answered); :func:`regression_requests` fills in the command and data from the WAL.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import nats.errors
 from nats.js import JetStreamContext
 
 from o_bus.errors import StorageError
-from o_bus.evolution.adversarial.cases import RegressionCase, Step
+from o_bus.evolution.adversarial.cases import RegressionCase
+from o_bus.evolution.adversarial.request_lookup import request_at, wal_seqs_of
 from o_bus.store import layout
 from o_bus.store.subject_reader import read_subject
-from o_bus.wire.codec import Encoding, decode
 
 __all__ = ["RegressionLog", "regression_requests"]
 
@@ -50,32 +50,19 @@ class RegressionLog:
         return list(unique.values())
 
 
-def _encoding(content_type: str) -> Encoding:
-    return Encoding.MSGPACK if "msgpack" in content_type else Encoding.JSON
-
-
-async def _requests_by_id(js: JetStreamContext, agent: str, ids: set[str]) -> dict[str, Step]:
-    found: dict[str, Step] = {}
-    if not ids:
-        return found
-    for _, headers, body in await read_subject(js, layout.WAL_STREAM, layout.wal_subject(agent)):
-        request_id = headers.get("ce-id")
-        if request_id in ids and request_id not in found:
-            data = decode(body, _encoding(headers.get("Content-Type", ""))) if body else None
-            found[request_id] = Step(command=headers.get("ce-type", ""), data=data)
-    return found
-
-
 async def regression_requests(js: JetStreamContext, agent: str) -> list[RegressionCase]:
     """The regression set of ``agent`` as runnable requests, for a search to evaluate every
     candidate on. A feedback case whose request is no longer in the WAL is left out."""
     cases = await RegressionLog(js).cases(agent)
-    wanted = {c.request_id for c in cases if c.source == "feedback" and c.request_id}
-    requests = await _requests_by_id(js, agent, wanted)
+    unresolved = {
+        c.request_id for c in cases if c.source == "feedback" and c.request_id and not c.wal_seq
+    }
+    located = await wal_seqs_of(js, agent, unresolved)
     runnable: list[RegressionCase] = []
     for case in cases:
         if case.source == "feedback" and case.request_id:
-            step = requests.get(case.request_id)
+            wal_seq = case.wal_seq or located.get(case.request_id)
+            step = await request_at(js, wal_seq) if wal_seq else None
             if step is None:
                 continue
             case = case.model_copy(update={"steps": [step]})

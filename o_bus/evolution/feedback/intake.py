@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from o_bus.errors import ErrorCode, InvalidRequestError, NotFoundError
 from o_bus.evolution.adversarial.cases import Failure, RegressionCase
 from o_bus.evolution.adversarial.regression_log import RegressionLog
+from o_bus.evolution.adversarial.request_lookup import wal_seqs_of
 from o_bus.evolution.feedback.log import FeedbackLog
 from o_bus.evolution.feedback.model import Feedback, FeedbackIn
 from o_bus.store import layout
@@ -44,6 +45,7 @@ class FeedbackIntake:
     """Validate, record, and add negatively rated requests to the regression set."""
 
     def __init__(self, js: JetStreamContext) -> None:
+        self.js = js
         self.registry = Registry(js)
         self.log = FeedbackLog(js)
         self.regressions = RegressionLog(js)
@@ -60,11 +62,13 @@ class FeedbackIntake:
         feedback = await self.log.record(Feedback(agent=agent, at=utc_now(), **given.model_dump()))
         if not feedback.negative:
             return feedback, False
+        located = await wal_seqs_of(self.js, agent, {feedback.request_id})
         await self.regressions.add(
             RegressionCase(
                 agent=agent,
                 source="feedback",
                 request_id=feedback.request_id,
+                wal_seq=located.get(feedback.request_id),
                 failure=Failure(
                     kind="feedback",
                     step=0,
