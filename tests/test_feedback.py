@@ -13,6 +13,7 @@ from support import Platform, dead_letter, run_cli, running_platform
 
 from o_bus.agent.catalogue import load_definition
 from o_bus.agent.definition import AgentDefinition
+from o_bus.common.connect import connect
 from o_bus.errors import ConfigurationError
 from o_bus.events.model import Command, Event
 from o_bus.evolution.adversarial.regression_log import RegressionLog, regression_requests
@@ -21,7 +22,7 @@ from o_bus.evolution.feedback.fitness import feedback_parameter, score
 from o_bus.evolution.feedback.log import FeedbackLog
 from o_bus.evolution.feedback.model import Feedback
 from o_bus.handlers.feedback.service import FeedbackService
-from o_bus.runtime.connect import connect
+from o_bus.wire.codec import Encoding
 
 IMPROVER = str(Path(__file__).parent / "agents_for_tests" / "improver.py") + ":improver"
 
@@ -132,7 +133,7 @@ def test_fitness_receives_the_feedback_of_the_request() -> None:
     fn = definition.fitness_function
     assert fn is not None
     assert feedback_parameter(fn) == "feedback"
-    command = definition.command_types["answer"](quality=10)
+    command = definition.parse_command("answer", b'{"quality": 10}', Encoding.JSON)
     events = definition.decide(definition.initial_state(), command).events
     state = definition.initial_state()
     assert score(definition, state, command, events) == 1.0

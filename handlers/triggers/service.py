@@ -23,14 +23,14 @@ from nats.js import JetStreamContext
 
 from o_bus.agent.catalogue import Catalogue
 from o_bus.agent.definition import AgentDefinition
+from o_bus.agent.improvement import SearchBudget
+from o_bus.common.tasks import cancel_and_wait
 from o_bus.errors import OBusError, StorageError
 from o_bus.evolution.live_code import CodeResolver
 from o_bus.evolution.routes import RouteStore
 from o_bus.evolution.triggers.evaluate import due
 from o_bus.evolution.triggers.launch import Launcher, SearchOutcome, SearchRequest, start_search
 from o_bus.evolution.triggers.records import TriggerLog, TriggerRecord, TriggerStatus
-from o_bus.evolution.triggers.spec import SearchBudget
-from o_bus.runtime.tasks import cancel_and_wait
 from o_bus.store.event_records import utc_now
 from o_bus.store.lease import Lease, LeaseHolder, LeaseStore
 from o_bus.store.registry import Registry

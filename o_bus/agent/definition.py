@@ -44,8 +44,8 @@ from o_bus.events.upcasting import UpcasterChain
 from o_bus.wire.codec import Encoding, decode
 
 if TYPE_CHECKING:
+    from o_bus.agent.improvement import SearchBudget, Trigger
     from o_bus.agent.tool_binding import AgentTools, Continuation
-    from o_bus.evolution.triggers.spec import SearchBudget, Trigger
     from o_bus.tools.spec import Tool
 
 __all__ = ["AgentDefinition", "Decision"]

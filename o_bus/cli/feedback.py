@@ -6,9 +6,10 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from o_bus.cli.common import emit, resolve_url
+from o_bus.cli.common import emit
+from o_bus.common.connect import connect
+from o_bus.common.urls import resolve_url
 from o_bus.evolution.feedback.client import send_feedback
-from o_bus.runtime.connect import connect
 
 __all__ = ["add_parser", "cmd_feedback"]
 

@@ -9,7 +9,9 @@ import sys
 import time
 from typing import Any
 
-from o_bus.cli.common import emit, resolve_url, run
+from o_bus.cli.common import emit
+from o_bus.common.event_loop import run
+from o_bus.common.urls import resolve_url
 from o_bus.errors import OBusError
 
 __all__ = ["build_parser", "main"]
@@ -98,9 +100,9 @@ def _print_red(report: dict[str, Any], recorded: list[int]) -> None:
 
 async def cmd_red(args: argparse.Namespace) -> int:
     from o_bus.agent.catalogue import load_definition
+    from o_bus.common.connect import connect
     from o_bus.evolution.adversarial.red import RedConfig, red_search
     from o_bus.evolution.adversarial.regression_log import RegressionLog
-    from o_bus.runtime.connect import connect
 
     config = RedConfig(
         budget=args.budget,
@@ -132,8 +134,8 @@ async def cmd_red(args: argparse.Namespace) -> int:
 
 
 async def cmd_triggers(args: argparse.Namespace) -> int:
+    from o_bus.common.connect import connect
     from o_bus.evolution.triggers.records import TriggerLog, TriggerRecord
-    from o_bus.runtime.connect import connect
     from o_bus.store import layout
     from o_bus.store.event_records import utc_now
 

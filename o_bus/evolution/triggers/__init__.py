@@ -1,6 +1,6 @@
 """Self-triggers: when an agent asks to be improved, and the service that acts on it."""
 
-from o_bus.evolution.triggers.spec import (
+from o_bus.agent.improvement import (
     ErrorRateAbove,
     Every,
     FitnessBelow,

@@ -14,10 +14,10 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from o_bus.agent.definition import AgentDefinition
+from o_bus.agent.improvement import ErrorRateAbove, Every, FitnessBelow, OnFeedback, Trigger
 from o_bus.evolution.feedback.log import FeedbackLog
 from o_bus.evolution.triggers.figures import error_rate, recent_fitness, recent_requests
 from o_bus.evolution.triggers.records import TriggerStatus
-from o_bus.evolution.triggers.spec import ErrorRateAbove, Every, FitnessBelow, OnFeedback, Trigger
 
 __all__ = ["Firing", "due", "trigger_key"]
 

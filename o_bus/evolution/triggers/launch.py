@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from o_bus.evolution.triggers.spec import SearchBudget
+from o_bus.agent.improvement import SearchBudget
 
 __all__ = ["SEARCH_ENTRY_POINT", "Launcher", "SearchOutcome", "SearchRequest", "start_search"]
 

@@ -13,8 +13,8 @@ import nats.errors
 from nats.js import JetStreamContext
 from pydantic import BaseModel, ConfigDict
 
+from o_bus.agent.improvement import SearchBudget
 from o_bus.errors import StorageError
-from o_bus.evolution.triggers.spec import SearchBudget
 from o_bus.store import layout
 from o_bus.store.subject_reader import read_subject
 

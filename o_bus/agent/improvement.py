@@ -1,5 +1,7 @@
 """What an agent declares about its own improvement: triggers and a search budget.
 
+The trigger service (handlers/triggers) judges the triggers; see docs/self-improvement.md.
+
 Example::
 
     quota = AgentDefinition(
