@@ -20,7 +20,9 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from o_bus.agent.context import DecisionContext, context_parameter
 from o_bus.agent.definition import AgentDefinition
+from o_bus.errors import ConfigurationError
 from o_bus.events.model import Command, Event, State
 from o_bus.evolution.feedback.model import Feedback
 
@@ -53,13 +55,20 @@ def score(
     command: Command,
     events: Sequence[Event],
     feedback: Feedback | None = None,
+    context: DecisionContext | None = None,
 ) -> float | None:
-    """The agent's fitness of one outcome, given the request's feedback; ``None`` when the agent
-    declares no fitness function."""
+    """The agent's fitness of one outcome, given the request's feedback (and decision context,
+    if the function declares one); ``None`` when the agent declares no fitness function."""
     fn = definition.fitness_function
     if fn is None:
         return None
+    extra: dict[str, Any] = {}
     name = feedback_parameter(fn)
-    if name is None:
-        return float(fn(state, command, events))
-    return float(fn(state, command, events, **{name: feedback}))
+    if name is not None:
+        extra[name] = feedback
+    context_name = context_parameter(fn)
+    if context_name is not None:
+        if context is None:
+            raise ConfigurationError(f"{fn.__qualname__} needs a decision context; none was given")
+        extra[context_name] = context
+    return float(fn(state, command, events, **extra))
