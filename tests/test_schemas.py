@@ -29,8 +29,9 @@ from o_bus.errors import ErrorCode, InvalidRequestError
 from o_bus.handlers.health.aggregate import parse_heartbeat
 from o_bus.runtime.heartbeat import Heartbeat, HeartbeatPublisher, current_rss_bytes
 from o_bus.runtime.metrics import LATENCY_BUCKETS_MS
-from o_bus.schemas import evolution, health, paths, tools
+from o_bus.schemas import evolution, health, paths, self_improvement, tools
 from o_bus.schemas.evolution import EVOLUTION_FILES
+from o_bus.schemas.self_improvement import SELF_IMPROVEMENT_FILES
 from o_bus.schemas.tools import TOOLS_FILES
 from o_bus.store import layout
 from o_bus.store.dead_letter import DeadLetters
@@ -154,6 +155,7 @@ def test_every_expected_file_is_generated(
         "query-request.schema.json",
         "query-reply.schema.json",
         *EVOLUTION_FILES,
+        *SELF_IMPROVEMENT_FILES,
         *TOOLS_FILES,
     }
     assert {"counter", "echo"} <= {d.name for d in definitions}
@@ -204,6 +206,11 @@ def test_schema_files_have_id_dialect_and_title(
             tools.REQUESTED: "ToolCallRequested",
             tools.COMPLETED: "ToolCallCompleted",
             tools.RESULT: "ToolResultCommand",
+            self_improvement.FEEDBACK_REQUEST: "FeedbackIn",
+            self_improvement.FEEDBACK_REPLY: "FeedbackAccepted",
+            self_improvement.FEEDBACK: "Feedback",
+            self_improvement.REGRESSION_CASE: "RegressionCase",
+            self_improvement.TRIGGER_RECORD: "TriggerRecord",
         }
     )
     titles["query-request.schema.json"] = "QueryRequest"

@@ -24,6 +24,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from o_bus.errors import ErrorCode, StorageError
 from o_bus.store import layout
 from o_bus.store.event_records import H_WAL, stream_seq_of
+from o_bus.wire.headers import O_ERROR_CODE, O_OUTCOME
 
 __all__ = ["ERROR_CODES", "OutcomeCounts", "count_outcomes", "log_end"]
 
@@ -50,7 +51,7 @@ class OutcomeCounts:
 
     def add(self, kind: str, headers: dict[str, str]) -> None:
         wal = headers.get(H_WAL, "")
-        outcome = headers.get("O-Outcome")
+        outcome = headers.get(O_OUTCOME)
         if not wal or wal == self._last_wal or kind not in ("evt", "outcome"):
             return
         if kind == "outcome" and outcome not in ("rejected", "noop"):
@@ -58,7 +59,7 @@ class OutcomeCounts:
         self._last_wal = wal
         self.requests += 1
         if outcome == "rejected":
-            if headers.get("O-Error-Code", ErrorCode.INTERNAL.value) in ERROR_CODES:
+            if headers.get(O_ERROR_CODE, ErrorCode.INTERNAL.value) in ERROR_CODES:
                 self.errors += 1
             else:
                 self.rejections += 1

@@ -45,6 +45,7 @@ from o_bus.events.upcasting import UpcasterChain
 from o_bus.wire.codec import Encoding, decode
 
 if TYPE_CHECKING:
+    from o_bus.agent.improvement import SearchBudget, Trigger
     from o_bus.agent.tool_binding import AgentTools, Continuation
     from o_bus.tools.spec import Tool
 
@@ -54,7 +55,8 @@ S = TypeVar("S", bound=State)
 E = TypeVar("E", bound=Event)
 HandlerResult = Event | Sequence[Event] | None
 Handler = Callable[..., HandlerResult]  # (state, command) and maybe a DecisionContext
-Fitness = Callable[..., float]  # (state, command, events) and maybe a DecisionContext
+Fitness = Callable[..., float]  # (state, command, events), maybe a DecisionContext, feedback
+Invariant = Callable[[Any], bool]
 
 
 class Decision(Generic[S]):
@@ -121,6 +123,8 @@ class AgentDefinition(Generic[S]):
         state_schema_version: int = 1,
         description: str = "",
         genome: type[BaseModel] | None = None,
+        triggers: Sequence[Trigger] = (),
+        search_budget: SearchBudget | None = None,
     ) -> None:
         self.name = name
         self.state_type = state
@@ -142,6 +146,9 @@ class AgentDefinition(Generic[S]):
         # with this model.
         self.genome_type = genome
         self.genome: BaseModel | None = genome() if genome is not None else None
+        self.invariants: dict[str, Invariant] = {}
+        self.triggers: tuple[Trigger, ...] = tuple(triggers)  # when it asks to be improved
+        self.search_budget = search_budget  # None: the trigger service's default
 
     # -- declaration -------------------------------------------------------------------------
 
@@ -192,8 +199,24 @@ class AgentDefinition(Generic[S]):
     def fitness(self, fn: Fitness) -> Fitness:
         """Register ``(state, command, events) -> float``: how good an outcome is (higher is
         better), optionally with a ``DecisionContext`` parameter (the request's) and the
-        genome. The evolution arbiter compares a candidate's mean fitness with live's."""
-        self.fitness_function = self._with_genome(fn)
+        genome. The evolution arbiter compares a candidate's mean fitness with live's. A
+        parameter annotated ``Feedback | None = None`` receives the request's feedback (see
+        :mod:`o_bus.evolution.feedback.fitness`)."""
+        bound = self._with_genome(fn)  # its signature no longer shows the genome parameter
+        context = context_parameter(fn)
+        required = [
+            p
+            for p in inspect.signature(bound).parameters.values()
+            if p.default is inspect.Parameter.empty
+            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            and p.name != context
+        ]
+        if len(required) > 3:
+            raise ConfigurationError(
+                f"{fn.__qualname__}: fitness takes (state, command, events); give any other "
+                "parameter (such as feedback) a default"
+            )
+        self.fitness_function = bound
         self._fitness_context = context_parameter(fn)
         return fn
 
@@ -213,6 +236,29 @@ class AgentDefinition(Generic[S]):
         if context is None:
             raise ConfigurationError(f"{fn.__qualname__} needs a decision context; none was given")
         return float(fn(state, command, events, **{self._fitness_context: context}))
+
+    def invariant(self, fn: Callable[[S], bool]) -> Callable[[S], bool]:
+        """Register ``(state) -> bool``: a property every reachable state must have. Evaluation
+        reports a state where it is false (or raises) as a failure named after the function."""
+        name = fn.__name__
+        if name in self.invariants:
+            raise ConfigurationError(f"invariant {name!r} registered twice")
+        if len(inspect.signature(fn).parameters) != 1:
+            raise ConfigurationError(f"invariant {fn.__qualname__} must take exactly (state)")
+        self.invariants[name] = fn
+        return fn
+
+    def violated_invariants(self, state: S) -> list[str]:
+        """Names of the invariants ``state`` breaks; one that raises counts as broken."""
+        broken: list[str] = []
+        for name, check in self.invariants.items():
+            try:
+                holds = check(state) is True
+            except Exception:  # an invariant that cannot be evaluated does not hold
+                holds = False
+            if not holds:
+                broken.append(name)
+        return broken
 
     def query(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """Register a read-only query handler ``(context, query) -> result`` (sync or async),

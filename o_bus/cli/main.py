@@ -76,7 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
     svc = sub.add_parser("run", help="run one service in this process (used by `up`)")
     svc.add_argument(
         "service",
-        choices=["splitter", "agents", "agent", "supervisor", "host", "health", "arbiter"],
+        choices=[
+            "splitter",
+            "agents",
+            "agent",
+            "supervisor",
+            "host",
+            "health",
+            "arbiter",
+            "feedback",
+            "triggers",
+        ],
     )
     svc.add_argument("name", nargs="?", help="the agent, for `run agent`")
     svc.add_argument("--nats")
@@ -169,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_evolution_parsers(sub, common)
 
+    from o_bus.cli.feedback import add_parser as add_feedback_parser
+
+    add_feedback_parser(sub, common)
+
     bench = sub.add_parser("bench", help="run the benchmark (prints figures beside raw floors)")
     bench.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
@@ -195,6 +209,10 @@ def _async_command(name: str) -> Callable[[argparse.Namespace], Coroutine[Any, A
         from o_bus.cli import agent
 
         return agent.cmd_agent if name == "agent" else agent.cmd_place
+    if name == "feedback":
+        from o_bus.cli.feedback import cmd_feedback
+
+        return cmd_feedback
     if name == "query":
         from o_bus.cli.query import cmd_query
 
@@ -213,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
         from o_bus.cli.bench import run_bench
 
         return run_bench(argv[1:])
+    if argv[:1] == ["evolve"] and argv[1:2] in (["red"], ["triggers"]):
+        from o_bus.cli.self_improve import main as self_improve_main
+
+        return self_improve_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

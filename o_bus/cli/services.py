@@ -28,9 +28,11 @@ from o_bus.supervision.records import EXIT_UNLOADABLE
 
 if TYPE_CHECKING:
     from o_bus.handlers.arbiter.service import Arbiter
+    from o_bus.handlers.feedback.service import FeedbackService
     from o_bus.handlers.health.service import HealthMonitor
     from o_bus.handlers.splitter.service import Splitter
     from o_bus.handlers.supervisor.service import Supervisor
+    from o_bus.handlers.triggers.service import TriggerService
     from o_bus.runtime.host import AgentHost
 
 __all__ = ["cmd_run"]
@@ -116,12 +118,22 @@ async def cmd_run(args: argparse.Namespace) -> int:
     async with connect(url, f"o-bus-{args.service}") as (nc, js):
         # Imported here: an agent process (the most often started) needs none of these.
         from o_bus.handlers.arbiter.service import Arbiter
+        from o_bus.handlers.feedback.service import FeedbackService
         from o_bus.handlers.health.service import HealthMonitor
         from o_bus.handlers.splitter.service import Splitter
         from o_bus.handlers.supervisor.service import Supervisor
+        from o_bus.handlers.triggers.service import TriggerService
         from o_bus.runtime.host import AgentHost
 
-        service: Splitter | AgentHost | Supervisor | HealthMonitor | Arbiter
+        service: (
+            Splitter
+            | AgentHost
+            | Supervisor
+            | HealthMonitor
+            | Arbiter
+            | FeedbackService
+            | TriggerService
+        )
         if args.service == "splitter":
             service = Splitter(nc, js, config)
         elif args.service == "health":
@@ -130,6 +142,10 @@ async def cmd_run(args: argparse.Namespace) -> int:
             )
         elif args.service == "arbiter":
             service = Arbiter(nc, js, url, agent_args=_agent_specs(args))
+        elif args.service == "feedback":
+            service = FeedbackService(nc, js)
+        elif args.service == "triggers":
+            service = TriggerService(nc, js, url, catalogue=Catalogue.discover(args.agent))
         elif args.service in ("supervisor", "host"):
             agent_args = ["--snapshot-every", str(args.snapshot_every), *_agent_specs(args)]
             service = Supervisor(nc, js, url, agent_args=agent_args, host=_host_name(args))

@@ -58,7 +58,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 # The bus services `o-bus up` runs, each in its own process. The supervisor runs the agents.
-SERVICES = ("splitter", "supervisor", "health", "arbiter")
+SERVICES = ("splitter", "supervisor", "health", "arbiter", "feedback", "triggers")
 
 
 def _installed_specs(args: argparse.Namespace) -> list[str]:
@@ -78,6 +78,8 @@ def service_commands(url: str, args: argparse.Namespace) -> list[tuple[str, list
         "supervisor": 2,  # the second one stands by (leader lease) and adopts the agents
         "arbiter": 2,  # likewise
         "health": 1,  # serves the metrics port: one is enough, restarted if it dies
+        "feedback": 2,  # a queue group: either answers
+        "triggers": 2,  # the second one stands by (leader lease)
     }
     commands = []
     for service in SERVICES:

@@ -18,6 +18,7 @@ from .evolution import evolution_asyncapi
 from .messages import REPLY_TO_NOTE, agent_messages, bus_messages, ref
 from .paths import ASYNCAPI_FILE, ID_PREFIX, state_path
 from .queries import query_asyncapi
+from .self_improvement import self_improvement_asyncapi
 from .tools import tools_asyncapi_messages
 
 __all__ = ["asyncapi"]
@@ -210,6 +211,8 @@ def asyncapi(definitions: Sequence[AgentDefinition[Any]]) -> dict[str, Any]:
     messages.update(query_messages)
     evolution_channels, evolution_operations, evolution_messages = evolution_asyncapi(agent)
     messages.update(evolution_messages)
+    self_channels, self_operations, self_messages = self_improvement_asyncapi(agent)
+    messages.update(self_messages)
     messages.update(tools_asyncapi_messages())
     return {
         "asyncapi": "3.0.0",
@@ -229,11 +232,13 @@ def asyncapi(definitions: Sequence[AgentDefinition[Any]]) -> dict[str, Any]:
             **_channels(agent, examples, commands, events),
             **query_channels,
             **evolution_channels,
+            **self_channels,
         },
         "operations": {
             **_operations(commands, events),
             **query_operations,
             **evolution_operations,
+            **self_operations,
         },
         "components": {"messages": messages},
         "x-o-bus-definitions": {

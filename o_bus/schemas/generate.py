@@ -18,6 +18,7 @@ from .health import check_health_summary_matches_monitor
 from .paths import ASYNCAPI_FILE, README_FILE, REPLY
 from .queries import query_schemas
 from .readme import readme
+from .self_improvement import self_improvement_schemas
 from .tools import tools_schemas
 
 __all__ = ["render"]
@@ -35,6 +36,7 @@ def render(catalogue: Catalogue | None = None) -> dict[str, str]:
     documents[REPLY] = reply_schema()
     documents.update(system_schemas())
     documents.update(evolution_schemas())
+    documents.update(self_improvement_schemas())
     documents.update(tools_schemas())
     for definition in definitions:
         documents.update(agent_schemas(definition))

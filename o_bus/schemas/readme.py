@@ -43,6 +43,7 @@ from .paths import (
     state_path,
 )
 from .queries import QUERY_REPLY, QUERY_REQUEST, query_path
+from .self_improvement import SELF_IMPROVEMENT_ABOUT, self_improvement_guide
 from .tools import TOOLS_ABOUT
 
 __all__ = ["readme"]
@@ -63,6 +64,7 @@ _ABOUT: Mapping[str, str] = {
     QUERY_REQUEST: f"Body of a query on `{layout.QUERY_PREFIX}<agent>` (core NATS, not stored).",
     QUERY_REPLY: "Reply to a query: `QueryOkReply` or `QueryErrorReply`.",
     **EVOLUTION_ABOUT,
+    **SELF_IMPROVEMENT_ABOUT,
     **TOOLS_ABOUT,
 }
 
@@ -312,6 +314,7 @@ def readme(
         _other_streams(envelope[DEAD_LETTER_HEADERS]),
         _supervision_and_health(),
         evolution_guide(),
+        self_improvement_guide(),
         _error_codes(),
         _agent_definitions(definitions),
     ]

@@ -20,8 +20,10 @@ __all__ = [
     "DLQ_STREAM",
     "EVENTS_STREAM_PREFIX",
     "EVOLUTION_BUCKET",
+    "FEEDBACK_STREAM",
     "LEASES_BUCKET",
     "PLACEMENT_BUCKET",
+    "REGRESSION_STREAM",
     "ROUTES_BUCKET",
     "SNAPSHOTS_BUCKET",
     "SUPERVISOR_BUCKET",
@@ -35,14 +37,18 @@ __all__ = [
     "event_subject",
     "events_stream",
     "evolution_event_subject",
+    "feedback_record_subject",
+    "feedback_subject",
     "fence_subject",
     "heartbeat_subject",
     "lifecycle_subject",
     "outcome_subject",
     "query_subject",
+    "regression_subject",
     "request_subject",
     "route_event_subject",
     "system_event_subject",
+    "trigger_event_subject",
     "validate_agent_name",
     "version_token",
     "wal_subject",
@@ -88,6 +94,13 @@ SERVICE_PREFIX: Final = "o.svc."  # core-NATS requests to the bus services thems
 SUPERVISOR_RESET_SUBJECT: Final = "o.svc.supervisor.reset"
 DIFF_PREFIX: Final = "o.diff."
 CANDIDATE_PREFIX: Final = "o.cand."
+FEEDBACK_PREFIX: Final = "o.feedback."  # core-NATS request/reply: feedback in, verdict back
+FEEDBACK_WILDCARD: Final = "o.feedback.*"
+FEEDBACK_STREAM: Final = "O_FEEDBACK"  # accepted feedback, kept without age limit
+FEEDBACK_RECORD_PREFIX: Final = "o.fbrec."
+REGRESSION_STREAM: Final = "O_REGRESSION"  # requests every later candidate must pass
+REGRESSION_PREFIX: Final = "o.regress."
+TRIGGER_EVENT_PREFIX: Final = "o.sys.trigger."
 
 AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
@@ -201,3 +214,23 @@ def candidate_subject(agent: str, version: str, operation: str) -> str:
 def version_token(version: str) -> str:
     """A code version's short form, usable as one subject token: 16 hex digits."""
     return version.removeprefix("sha256:")[:16]
+
+
+def feedback_subject(agent: str) -> str:
+    """Where clients send feedback on one of ``agent``'s requests (request/reply)."""
+    return FEEDBACK_PREFIX + agent
+
+
+def feedback_record_subject(agent: str) -> str:
+    """Accepted feedback of ``agent``, in the ``O_FEEDBACK`` stream."""
+    return FEEDBACK_RECORD_PREFIX + agent
+
+
+def regression_subject(agent: str) -> str:
+    """``agent``'s regression set (red findings, negatively rated requests), ``O_REGRESSION``."""
+    return REGRESSION_PREFIX + agent
+
+
+def trigger_event_subject(agent: str) -> str:
+    """Self-trigger records of ``agent``: firings with their reason, pauses, searches."""
+    return TRIGGER_EVENT_PREFIX + agent

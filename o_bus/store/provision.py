@@ -76,6 +76,21 @@ def stream_configs(cfg: StorageConfig) -> list[StreamConfig]:
             subjects=[layout.DLQ_PREFIX + ">"],
             max_age=cfg.dlq_max_age,
         ),
+        # Feedback and the regression set are inputs of every later search: no age limit.
+        replace(
+            base,
+            name=layout.FEEDBACK_STREAM,
+            description="O feedback: scores and text about requests, as accepted",
+            subjects=[layout.FEEDBACK_RECORD_PREFIX + ">"],
+            duplicate_window=cfg.duplicate_window,
+        ),
+        replace(
+            base,
+            name=layout.REGRESSION_STREAM,
+            description="O regression sets: requests every later candidate must pass",
+            subjects=[layout.REGRESSION_PREFIX + ">"],
+            duplicate_window=cfg.duplicate_window,
+        ),
         # Requests where a candidate answered differently from live, with both outputs.
         replace(
             base,

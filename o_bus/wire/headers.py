@@ -34,6 +34,7 @@ __all__ = [
     "NATS_STREAM",
     "NATS_SUBJECT",
     "NATS_TIME_STAMP",
+    "O_CASE_SOURCE",
     "O_ERROR_CODE",
     "O_ERROR_MESSAGE",
     "O_HOLDER",
@@ -78,6 +79,7 @@ O_ORIGINAL_SIZE: Final = "O-Original-Size"  # dead letter: size of the refused b
 O_REQUEST_ID: Final = "O-Request-Id"  # dead letter: the refused request's id
 O_HOLDER: Final = "O-Holder"  # fence record: who took the log over
 O_VERSION: Final = "O-Version"  # diff record: the candidate version compared
+O_CASE_SOURCE: Final = "O-Case-Source"  # regression case: red, feedback or an operator
 
 # NATS and JetStream headers.
 NATS_PREFIX: Final = "Nats-"  # every header JetStream sets or reads starts so

@@ -1,0 +1,1 @@
+"""The feedback service: accepts scores and text about requests on ``o.feedback.<agent>``."""

@@ -1,0 +1,1 @@
+"""Red/blue: generated requests that look for failures, and the regression set they leave."""

@@ -1,0 +1,12 @@
+"""Self-triggers: when an agent asks to be improved, and the service that acts on it."""
+
+from o_bus.agent.improvement import (
+    ErrorRateAbove,
+    Every,
+    FitnessBelow,
+    OnFeedback,
+    SearchBudget,
+    Trigger,
+)
+
+__all__ = ["ErrorRateAbove", "Every", "FitnessBelow", "OnFeedback", "SearchBudget", "Trigger"]
