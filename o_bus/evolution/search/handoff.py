@@ -1,6 +1,8 @@
 """Handing the best version over: stored as a deployed code version, ready for the arbiter.
 
-The child goes through ``o-bus deploy`` itself (validated in the sandbox, stored by content),
+The child must first pass the agent's regression set (every case red or negative feedback
+once found, run in the sandbox): a child that reintroduces a known bug is never handed on.
+It then goes through ``o-bus deploy`` itself (validated in the sandbox, stored by content),
 so ``o-bus evolve start AGENT VERSION`` can take it through shadow, canary and promotion.
 """
 
@@ -11,11 +13,17 @@ from pathlib import Path
 
 from nats.js import JetStreamContext
 
+from o_bus.errors import OBusError
+from o_bus.evolution.adversarial.regressions import check_regressions, regression_requests
 from o_bus.evolution.deploy import deploy
 from o_bus.evolution.search.config import SearchConfig
 from o_bus.evolution.search.lineage.events import BestDeployed, ChildCreated
 
-__all__ = ["deploy_best"]
+__all__ = ["RegressionReintroduced", "deploy_best"]
+
+
+class RegressionReintroduced(OBusError):
+    """The best child fails a case of the agent's regression set; it is not deployed."""
 
 
 async def deploy_best(
@@ -24,6 +32,11 @@ async def deploy_best(
     with tempfile.TemporaryDirectory(prefix="o-bus-best-") as folder:
         path = Path(folder) / config.filename
         path.write_text(child.source)
+        cases = await regression_requests(js, config.agent)
+        if cases:
+            verdict = await check_regressions(f"{path}:{config.attr or ''}", cases)
+            if not verdict.passed:
+                raise RegressionReintroduced(f"child {child.child} {verdict.reason()}")
         version = await deploy(
             js,
             config.agent,
