@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import nats
 import nats.errors
@@ -13,14 +17,50 @@ from nats.js import JetStreamContext
 
 from o_bus.errors import StorageError
 
-__all__ = ["connect"]
+__all__ = ["ConnectOptions", "connect"]
 
 log = logging.getLogger(__name__)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConnectOptions:
+    """Who connects and how: credentials and TLS, resolved once and passed everywhere.
+
+    The default (all ``None``) is an anonymous plain-text connection.
+    """
+
+    nkey_seed_file: Path | None = None
+    """An nkey seed file (the identity's private key) for NATS nkey authentication."""
+    user: str | None = None
+    password: str | None = None
+    tls_ca_file: Path | None = None
+    """Verify the server against this CA bundle (enables TLS)."""
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+
+    def nats_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``nats.connect``."""
+        kwargs: dict[str, Any] = {}
+        if self.nkey_seed_file is not None:
+            kwargs["nkeys_seed"] = str(self.nkey_seed_file)
+        if self.user is not None:
+            kwargs["user"] = self.user
+            kwargs["password"] = self.password or ""
+        if self.tls_ca_file is not None:
+            context = ssl.create_default_context(cafile=str(self.tls_ca_file))
+            if self.tls_cert_file is not None and self.tls_key_file is not None:
+                context.load_cert_chain(str(self.tls_cert_file), str(self.tls_key_file))
+            kwargs["tls"] = context
+        return kwargs
+
+
 @contextlib.asynccontextmanager
 async def connect(
-    url: str, name: str, *, timeout: float = 5.0
+    url: str,
+    name: str,
+    *,
+    timeout: float = 5.0,
+    options: ConnectOptions | None = None,
 ) -> AsyncIterator[tuple[Client, JetStreamContext]]:
     """A NATS connection and JetStream context; drained on exit."""
 
@@ -35,8 +75,9 @@ async def connect(
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.25,
             error_cb=on_error,
+            **(options or ConnectOptions()).nats_kwargs(),
         )
-    except (nats.errors.Error, OSError) as err:
+    except (nats.errors.Error, OSError, ssl.SSLError) as err:
         raise StorageError(f"cannot connect to NATS at {url}: {err}") from err
     try:
         yield nc, nc.jetstream(timeout=timeout)
