@@ -19,6 +19,8 @@ from pydantic import ValidationError
 
 from o_bus.evolution.candidate.stats import CandidateStats
 from o_bus.evolution.sandbox import SandboxLimits, Watchdog, spawn_sandboxed
+from o_bus.security.identities import CANDIDATE
+from o_bus.security.issuing import identity_env, until_accepted
 from o_bus.store import layout
 
 __all__ = ["CandidateHandle"]
@@ -59,7 +61,9 @@ class CandidateHandle:
         subject = layout.candidate_subject(self.agent, self.version, "stats")
         self._sub = await self.nc.subscribe(subject, cb=self._on_stats)
         argv = ["-m", "o_bus.evolution.candidate", self.agent, self.version, "--nats", self.url]
-        self.process = await spawn_sandboxed([*argv, *self.agent_args], self.limits)
+        env = identity_env(CANDIDATE, self.agent)  # reads what it needs, writes its figures
+        await until_accepted(self.url, env)
+        self.process = await spawn_sandboxed([*argv, *self.agent_args], self.limits, env=env)
         log.info("candidate %s of %s started, pid %d", self.version[:19], self.agent, self.pid)
         self._tasks = [
             asyncio.create_task(self._wait_exit(self.process)),

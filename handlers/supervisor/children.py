@@ -11,6 +11,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from o_bus.security.identities import AGENT
+from o_bus.security.issuing import identity_env, until_accepted
 from o_bus.supervision.records import ProcessInfo
 
 __all__ = ["AgentChild", "pid_alive", "spawn_agent"]
@@ -73,7 +75,11 @@ async def spawn_agent(
     command = [sys.executable, "-m", "o_bus.cli.main", "run", "agent", agent, "--nats", url]
     if standby:
         command.append("--standby")
-    proc = await asyncio.create_subprocess_exec(*command, *extra_args, start_new_session=True)
+    env = identity_env(AGENT, agent)  # its own identity (the standby's is the same)
+    await until_accepted(url, env)
+    proc = await asyncio.create_subprocess_exec(
+        *command, *extra_args, start_new_session=True, env={**os.environ, **env} if env else None
+    )
     child = AgentChild(agent, proc.pid, standby, time.time(), proc=proc)
     if host is not None:
         child.host = host

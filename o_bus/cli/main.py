@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -44,6 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
             "then the URL of a local `o-bus up`, then nats://127.0.0.1:4222)",
         )
         p.add_argument("--json", action="store_true", help="one-line JSON output for scripts")
+        p.add_argument(
+            "--creds",
+            type=Path,
+            help="nkey seed file to connect with (default: $O_BUS_CREDS, then the operator's "
+            "seed in the data dir of a local `o-bus up`)",
+        )
         return p
 
     up = sub.add_parser("up", help="run the platform (embedded nats-server unless --nats)")
@@ -71,6 +78,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument(
         "--metrics-port", type=int, default=9464, help="health monitor HTTP port (0: any free)"
+    )
+    up.add_argument(
+        "--tls",
+        action="store_true",
+        help="TLS for every connection, with a CA and certificates generated into DATA_DIR/tls",
+    )
+    up.add_argument(
+        "--tls-dir",
+        type=Path,
+        help="TLS with supplied files: ca.pem, server.pem, server-key.pem, client.pem, "
+        "client-key.pem",
+    )
+    up.add_argument(
+        "--store-key-file",
+        type=Path,
+        help="encrypt the JetStream store at rest with this key (else $O_BUS_STORE_KEY, if set)",
+    )
+    up.add_argument("--cipher", choices=("chacha", "aes"), default="chacha")
+    up.add_argument(
+        "--insecure",
+        action="store_true",
+        help="no credentials: anyone who reaches the port may do anything (benchmarks only)",
     )
 
     svc = sub.add_parser("run", help="run one service in this process (used by `up`)")
@@ -225,6 +254,14 @@ def _async_command(name: str) -> Callable[[argparse.Namespace], Coroutine[Any, A
     return command
 
 
+def _adopt_identity(args: argparse.Namespace) -> None:
+    """Connect as ``--creds``, else as the identity the environment or the data dir gives."""
+    from o_bus.security.cli_identity import command_environment, default_data_dir
+
+    data_dir = default_data_dir(DEFAULT_DATA_DIR)
+    os.environ.update(command_environment(data_dir, getattr(args, "creds", None)))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bench"]:  # the benchmark parses its own options
@@ -250,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
             from o_bus.cli.cluster import cmd_cluster
 
             return cmd_cluster(args)
+        if args.command not in ("up", "run"):  # `run` is started with its identity set
+            _adopt_identity(args)
         if args.command == "run":
             from o_bus.cli.services import cmd_run
 

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from nats.aio.msg import Msg
@@ -42,6 +43,8 @@ from o_bus.platform.lock import DataDirLock, DataDirLockedError
 from o_bus.platform.server_keeper import ServerKeeper
 from o_bus.platform.service_set import ServiceSet
 from o_bus.runtime.registration import register_definitions
+from o_bus.security.bus import BusSecurity
+from o_bus.security.reloader import UserReloader
 from o_bus.server.embedded import EmbeddedServer
 from o_bus.store import layout
 from o_bus.store.provision import provision
@@ -95,10 +98,47 @@ def default_splitters() -> int:
     return max(2, (os.cpu_count() or 1) // 4)
 
 
-def _spawn(command: list[str]) -> subprocess.Popen[bytes]:
-    # Own session: Ctrl-C reaches `up` only, which stops the services in order. Parent-death
-    # signal: a `kill -9` of `up` takes them along.
-    return subprocess.Popen(command, start_new_session=True, preexec_fn=die_with_parent())
+# The services that start processes under other identities: agents, candidates.
+_ISSUERS = ("supervisor", "arbiter", "triggers")
+
+
+def _spawner(security: BusSecurity | None) -> Callable[[list[str]], subprocess.Popen[bytes]]:
+    """Starts a service command as its own identity (``run SERVICE`` names the role)."""
+    envs = (
+        {
+            service: {**os.environ, **security.env(service, issues_identities=service in _ISSUERS)}
+            for service in SERVICES
+        }
+        if security is not None
+        else {}
+    )
+
+    def spawn(command: list[str]) -> subprocess.Popen[bytes]:
+        # Own session: Ctrl-C reaches `up` only, which stops the services in order.
+        # Parent-death signal: a `kill -9` of `up` takes them along.
+        return subprocess.Popen(
+            command,
+            start_new_session=True,
+            preexec_fn=die_with_parent(),
+            env=envs.get(command[4]) if len(command) > 4 else None,
+        )
+
+    return spawn
+
+
+def _security(args: argparse.Namespace, data_dir: Path) -> BusSecurity | None:
+    """Credentials, TLS and store encryption of the embedded server (None: an open bus)."""
+    if args.insecure:
+        if args.tls or args.tls_dir or args.store_key_file:
+            raise ConfigurationError("--insecure cannot be combined with TLS or a store key")
+        return None
+    return BusSecurity.prepare(
+        data_dir,
+        tls=args.tls,
+        tls_dir=args.tls_dir,
+        store_key_file=args.store_key_file,
+        cipher=args.cipher,
+    )
 
 
 def _stop_orphans(known: set[int], timeout: float = 10.0) -> None:
@@ -190,7 +230,16 @@ def cmd_up(args: argparse.Namespace) -> int:
     become_subreaper()
     server: EmbeddedServer | None = None
     external = args.nats or nats_url_from_env()
-    services = ServiceSet(_spawn, say=_say)
+    try:
+        security = None if external else _security(args, data_dir)
+    except OBusError as err:
+        _say(err.message)
+        lock.release()
+        return 2
+    if security is not None:  # `up` itself acts as the operator
+        os.environ.update(security.options().env())
+    services = ServiceSet(_spawner(security), say=_say)
+    reloader: UserReloader | None = None
     stop = {"signal": 0}
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -208,8 +257,12 @@ def cmd_up(args: argparse.Namespace) -> int:
                 sync_interval=args.sync_interval,
                 preexec_fn=die_with_parent(signal.SIGTERM),  # it flushes its store on SIGTERM
                 pass_fds=(lock.fd,),  # the store stays locked until the server is gone
+                **(security.server_kwargs() if security is not None else {}),
             )
             server.start()
+            if security is not None:
+                reloader = UserReloader(server, security.identities)
+                reloader.start()
             url = server.url
             (data_dir / URL_FILE).write_text(url + "\n")
         lock.record_url(url)
@@ -232,6 +285,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 1
     finally:
         services.stop()
+        if reloader is not None:
+            reloader.stop()
         _stop_orphans(_known(services, server))
         if server is not None:
             server.stop()

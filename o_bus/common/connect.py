@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,23 @@ from nats.js import JetStreamContext
 
 from o_bus.errors import StorageError
 
-__all__ = ["ConnectOptions", "connect"]
+__all__ = [
+    "CREDS_ENV",
+    "TLS_CA_ENV",
+    "TLS_CERT_ENV",
+    "TLS_KEY_ENV",
+    "ConnectOptions",
+    "connect",
+    "inbox_prefix_for",
+    "inbox_prefix_of",
+]
+
+CREDS_ENV = "O_BUS_CREDS"
+"""An nkey seed file: the identity this process connects as (set per process by `o-bus up`)."""
+TLS_CA_ENV = "O_BUS_TLS_CA"
+TLS_CERT_ENV = "O_BUS_TLS_CERT"
+TLS_KEY_ENV = "O_BUS_TLS_KEY"
+INBOX_ROOT = "_INBOX."
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +43,8 @@ log = logging.getLogger(__name__)
 class ConnectOptions:
     """Who connects and how: credentials and TLS, resolved once and passed everywhere.
 
-    The default (all ``None``) is an anonymous plain-text connection.
+    All ``None`` is an anonymous plain-text connection; :func:`connect` without options uses
+    :meth:`from_env` (what `o-bus up` and the CLI set for the processes they start).
     """
 
     nkey_seed_file: Path | None = None
@@ -38,11 +56,39 @@ class ConnectOptions:
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
 
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ConnectOptions:
+        """The identity and TLS files named by ``$O_BUS_CREDS`` and ``$O_BUS_TLS_*`` (of
+        ``environ``, by default this process's environment)."""
+        env = os.environ if environ is None else environ
+
+        def path(name: str) -> Path | None:
+            value = env.get(name)
+            return Path(value) if value else None
+
+        return cls(
+            nkey_seed_file=path(CREDS_ENV),
+            tls_ca_file=path(TLS_CA_ENV),
+            tls_cert_file=path(TLS_CERT_ENV),
+            tls_key_file=path(TLS_KEY_ENV),
+        )
+
+    def env(self) -> dict[str, str]:
+        """These options as the environment variables :meth:`from_env` reads."""
+        pairs = (
+            (CREDS_ENV, self.nkey_seed_file),
+            (TLS_CA_ENV, self.tls_ca_file),
+            (TLS_CERT_ENV, self.tls_cert_file),
+            (TLS_KEY_ENV, self.tls_key_file),
+        )
+        return {name: str(value) for name, value in pairs if value is not None}
+
     def nats_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``nats.connect``."""
         kwargs: dict[str, Any] = {}
         if self.nkey_seed_file is not None:
             kwargs["nkeys_seed"] = str(self.nkey_seed_file)
+            kwargs["inbox_prefix"] = inbox_prefix_of(self.nkey_seed_file)
         if self.user is not None:
             kwargs["user"] = self.user
             kwargs["password"] = self.password or ""
@@ -52,6 +98,25 @@ class ConnectOptions:
                 context.load_cert_chain(str(self.tls_cert_file), str(self.tls_key_file))
             kwargs["tls"] = context
         return kwargs
+
+
+def inbox_prefix_of(seed_file: Path) -> str:
+    """The reply-inbox prefix of the identity in ``seed_file``: ``_INBOX.<16 chars of its
+    public key>``. The server lets each identity subscribe only under its own prefix, so no
+    one can read another identity's replies."""
+    import nkeys
+
+    try:
+        seed = seed_file.read_bytes().strip()
+        public: bytes = nkeys.from_seed(bytearray(seed)).public_key
+    except (OSError, nkeys.NkeysError) as err:
+        raise StorageError(f"cannot read the nkey seed {seed_file}: {err}") from err
+    return inbox_prefix_for(public.decode())
+
+
+def inbox_prefix_for(public_key: str) -> str:
+    """The reply-inbox prefix of the identity whose public key is ``public_key``."""
+    return INBOX_ROOT + public_key[1:17]
 
 
 @contextlib.asynccontextmanager
@@ -75,9 +140,9 @@ async def connect(
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.25,
             error_cb=on_error,
-            **(options or ConnectOptions()).nats_kwargs(),
+            **(options or ConnectOptions.from_env()).nats_kwargs(),
         )
-    except (nats.errors.Error, OSError, ssl.SSLError) as err:
+    except (nats.errors.Error, OSError, ssl.SSLError, ValueError) as err:
         raise StorageError(f"cannot connect to NATS at {url}: {err}") from err
     try:
         yield nc, nc.jetstream(timeout=timeout)

@@ -11,7 +11,55 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-__all__ = ["ClusterConfig", "ServerConfig", "render"]
+__all__ = [
+    "ClusterConfig",
+    "EncryptionConfig",
+    "Permissions",
+    "ServerConfig",
+    "TlsConfig",
+    "User",
+    "render",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """Certificate, key and the CA that verifies peers; ``verify`` asks clients (or route
+    peers) for a certificate signed by that CA. Paths may be ``$VAR``."""
+
+    cert_file: str
+    key_file: str
+    ca_file: str
+    verify: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Permissions:
+    """What one user may publish and subscribe to (nats-server subject permissions)."""
+
+    publish_allow: tuple[str, ...] = ()
+    publish_deny: tuple[str, ...] = ()
+    subscribe_allow: tuple[str, ...] = ()
+    subscribe_deny: tuple[str, ...] = ()
+    allow_responses: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """One nkey user (``nkey`` is its public key, ``U...``); ``role`` becomes a comment."""
+
+    nkey: str
+    permissions: Permissions
+    role: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptionConfig:
+    """JetStream encryption at rest: ``cipher`` (chacha or aes) and the key, usually ``$VAR``
+    so that it is read from the server's environment and never written to the file."""
+
+    key: str
+    cipher: str = "chacha"
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +71,7 @@ class ClusterConfig:
     port: int
     routes: tuple[str, ...]
     host: str | None = None
+    tls: TlsConfig | None = None  # TLS on the routes between nodes
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +80,8 @@ class ServerConfig:
 
     ``notes`` are comments written before a setting (keys: ``server_name``, ``host``,
     ``port``, ``http``, ``max_payload``, ``jetstream``, ``store_dir``, ``sync_interval``,
-    ``max_file_store``, ``cluster``, ``lame_duck``), ``header`` at the top of the file."""
+    ``max_file_store``, ``cluster``, ``lame_duck``, ``tls``, ``authorization``,
+    ``encryption``), ``header`` at the top of the file."""
 
     store_dir: str
     port: int = 4222
@@ -45,6 +95,9 @@ class ServerConfig:
     cluster: ClusterConfig | None = None
     lame_duck: tuple[str, str] | None = None  # (grace period, duration)
     pid_file: str | None = None
+    tls: TlsConfig | None = None  # TLS for clients
+    users: tuple[User, ...] | None = None  # None: anyone may connect; else these nkey users
+    encryption: EncryptionConfig | None = None
     header: str = ""
     notes: dict[str, str] = field(default_factory=dict)
 
@@ -55,6 +108,41 @@ def _quoted(value: str) -> str:
 
 def _name(value: str) -> str:
     return value if value.startswith("$") else _quoted(value)
+
+
+def _list(values: tuple[str, ...]) -> str:
+    return "[" + ", ".join(_quoted(value) for value in values) + "]"
+
+
+def _tls_lines(tls: TlsConfig, indent: str) -> list[str]:
+    lines = [
+        f"{indent}tls {{",
+        f"{indent}  cert_file: {_name(tls.cert_file)}",
+        f"{indent}  key_file: {_name(tls.key_file)}",
+        f"{indent}  ca_file: {_name(tls.ca_file)}",
+    ]
+    if tls.verify:
+        lines.append(f"{indent}  verify: true")
+    return [*lines, f"{indent}}}"]
+
+
+def _user_lines(user: User) -> list[str]:
+    perms = user.permissions
+    lines = [f"    # {user.role}"] if user.role else []
+    lines += ["    {", f"      nkey: {user.nkey}", "      permissions: {"]
+    for direction, allow, deny in (
+        ("publish", perms.publish_allow, perms.publish_deny),
+        ("subscribe", perms.subscribe_allow, perms.subscribe_deny),
+    ):
+        lines.append(f"        {direction}: {{")
+        if allow:
+            lines.append(f"          allow: {_list(allow)}")
+        if deny:
+            lines.append(f"          deny: {_list(deny)}")
+        lines.append("        }")
+    if perms.allow_responses:
+        lines.append("        allow_responses: true")
+    return [*lines, "      }", "    }"]
 
 
 class _Lines:
@@ -99,7 +187,22 @@ def render(config: ServerConfig) -> str:
         out.add("max_file_store", f"max_file_store: {config.max_file_store}", "  ")
     if config.max_memory_store is not None:
         out.add("max_memory_store", f"max_memory_store: {config.max_memory_store}", "  ")
+    if config.encryption is not None:
+        out.add("encryption", f"cipher: {config.encryption.cipher}", "  ")
+        out.lines.append(f"  key: {_name(config.encryption.key)}")
     out.lines.append("}")
+    if config.tls is not None:
+        out.blank()
+        first, *rest = _tls_lines(config.tls, "")
+        out.add("tls", first)
+        out.lines += rest
+    if config.users is not None:
+        out.blank()
+        out.add("authorization", "authorization {")
+        out.lines.append("  users: [")
+        for user in config.users:
+            out.lines += _user_lines(user)
+        out.lines += ["  ]", "}"]
     if config.cluster is not None:
         cluster = config.cluster
         out.blank()
@@ -108,6 +211,8 @@ def render(config: ServerConfig) -> str:
         if cluster.host is not None:
             out.lines.append(f"  host: {_quoted(cluster.host)}")
         out.lines.append(f"  port: {cluster.port}")
+        if cluster.tls is not None:
+            out.lines += _tls_lines(cluster.tls, "  ")
         out.lines.append("  routes: [")
         out.lines += [f"    {route}" for route in cluster.routes]
         out.lines += ["  ]", "}"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -21,7 +22,14 @@ from types import TracebackType
 from typing import Self
 
 from o_bus.errors import ConfigurationError
-from o_bus.server.config import ClusterConfig, ServerConfig, render
+from o_bus.server.config import (
+    ClusterConfig,
+    EncryptionConfig,
+    ServerConfig,
+    TlsConfig,
+    User,
+    render,
+)
 
 __all__ = ["NATS_SERVER_ENV", "EmbeddedServer", "find_nats_server"]
 
@@ -112,6 +120,10 @@ class EmbeddedServer:
         pass_fds: tuple[int, ...] = (),
         server_name: str | None = None,
         cluster: ClusterConfig | None = None,
+        tls: TlsConfig | None = None,
+        users: tuple[User, ...] | None = None,
+        encryption: EncryptionConfig | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         if not 0 <= port <= 65535:
             raise ConfigurationError(f"port must be in 0..65535, got {port}")
@@ -123,6 +135,9 @@ class EmbeddedServer:
         self.max_payload = max_payload
         self.server_name = server_name
         self.cluster = cluster  # a node of a JetStream cluster (see o_bus.server.cluster)
+        self.tls, self.users, self.encryption = tls, users, encryption
+        # Added to the server's environment: e.g. the store key a config's ``$VAR`` names.
+        self._env = env or {}
         self.log_file = Path(log_file) if log_file else self.data_dir / "nats-server.log"
         self.config_file = self.data_dir / "nats-server.conf"
         self._requested_port = port
@@ -179,6 +194,9 @@ class EmbeddedServer:
                 store_dir=str(self.data_dir.absolute()),
                 sync_interval=self.sync_interval,
                 cluster=self.cluster,
+                tls=self.tls,
+                users=self.users,
+                encryption=self.encryption,
             )
         )
 
@@ -193,6 +211,9 @@ class EmbeddedServer:
         binary = find_nats_server()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        # The config names every identity's public key and permissions: the owner's only.
+        self.config_file.touch(mode=0o600)
+        self.config_file.chmod(0o600)
         self.config_file.write_text(self.render_config(), encoding="utf-8")
         offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         with self.log_file.open("ab") as log:
@@ -204,6 +225,7 @@ class EmbeddedServer:
                 start_new_session=True,
                 preexec_fn=self._preexec_fn,
                 pass_fds=self._pass_fds,
+                env={**os.environ, **self._env} if self._env else None,
             )
         try:
             self._port = self._wait_ready(self._proc, offset, timeout)
@@ -245,6 +267,15 @@ class EmbeddedServer:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+    def reload(self, users: tuple[User, ...] | None = None) -> None:
+        """Rewrite the config (with ``users``, if given) and have the running server reload it
+        (SIGHUP): e.g. to admit an identity created since the start."""
+        if users is not None:
+            self.users = users
+        self.config_file.write_text(self.render_config(), encoding="utf-8")
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGHUP)
 
     def kill(self) -> None:
         """SIGKILL the server and reap it, as a crash would (``restart`` brings it back)."""

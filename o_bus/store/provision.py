@@ -139,6 +139,14 @@ async def _declare(js: JetStreamContext, stream: StreamConfig) -> None:
         log.warning("stream %s kept its existing config: %s", stream.name, err.description)
 
 
+async def _allow_direct(js: JetStreamContext, stream: str) -> None:
+    """Direct gets for a bucket created before they were enabled (see ``bucket_configs``)."""
+    info = await js.stream_info(stream)
+    if not info.config.allow_direct:
+        await js.update_stream(replace(info.config, allow_direct=True))
+        log.info("bucket stream %s: direct gets enabled", stream)
+
+
 async def storage_config(js: JetStreamContext) -> StorageConfig:
     """The storage settings `provision` recorded (defaults if none were)."""
     try:
@@ -166,12 +174,14 @@ def bucket_configs(cfg: StorageConfig) -> list[KeyValueConfig]:
     return [
         KeyValueConfig(
             bucket=layout.CONFIG_BUCKET,
+            direct=True,  # gets name the key in the subject: permissions can scope them
             description="O settings shared by every process (storage)",
             history=1,
             replicas=cfg.replicas,
         ),
         KeyValueConfig(
             bucket=layout.SNAPSHOTS_BUCKET,
+            direct=True,  # gets name the key in the subject: permissions can scope them
             description="O snapshots: latest states per agent, with code and schema version",
             history=cfg.snapshot_history,
             replicas=cfg.replicas,
@@ -179,18 +189,21 @@ def bucket_configs(cfg: StorageConfig) -> list[KeyValueConfig]:
         ),
         KeyValueConfig(
             bucket=layout.SUPERVISOR_BUCKET,
+            direct=True,  # gets name the key in the subject: permissions can scope them
             description="O supervisor: agent processes, restarts, status",
             history=1,
             replicas=cfg.replicas,
         ),
         KeyValueConfig(
             bucket=layout.PLACEMENT_BUCKET,
+            direct=True,  # gets name the key in the subject: permissions can scope them
             description="O placement: which host's supervisor runs an agent",
             history=1,
             replicas=cfg.replicas,
         ),
         KeyValueConfig(
             bucket=layout.LEASES_BUCKET,
+            direct=True,  # gets name the key in the subject: permissions can scope them
             description="O leases: which process may act for an agent",
             history=1,
             ttl=cfg.lease_ttl,
@@ -198,30 +211,35 @@ def bucket_configs(cfg: StorageConfig) -> list[KeyValueConfig]:
         ),
         KeyValueConfig(
             bucket=layout.ROUTES_BUCKET,
+            direct=True,  # gets name the key in the subject: permissions can scope them
             description="O routes: live, shadow and canary code versions per agent",
             history=10,
             replicas=cfg.replicas,
         ),
         KeyValueConfig(
             bucket=layout.EVOLUTION_BUCKET,
+            direct=True,  # gets name the key in the subject: permissions can scope them
             description="O evolutions: each agent's candidate under test, stage and decisions",
             history=5,
             replicas=cfg.replicas,
         ),
         KeyValueConfig(
             bucket=layout.CODE_VERSIONS_BUCKET,
+            direct=True,  # gets name the key in the subject: permissions can scope them
             description="O code versions: <agent>.<sha256> -> what it defines, who deployed it",
             history=1,
             replicas=cfg.replicas,
         ),
         KeyValueConfig(
             bucket=layout.AGENTS_BUCKET,
+            direct=True,  # gets name the key in the subject: permissions can scope them
             description="O agent registry: instance name -> definition",
             history=5,
             replicas=cfg.replicas,
         ),
         KeyValueConfig(
             bucket=layout.TOOL_KV_BUCKET,
+            direct=True,  # gets name the key in the subject: permissions can scope them
             description="O kv tool: values agents store and read through the built-in kv tool",
             history=1,
             replicas=cfg.replicas,
@@ -255,6 +273,8 @@ async def provision(js: JetStreamContext, cfg: StorageConfig | None = None) -> N
         except (NotFoundError, BadRequestError):
             await js.create_key_value(bucket)
             log.info("created bucket %s", bucket.bucket)
+            continue
+        await _allow_direct(js, f"KV_{bucket.bucket}")
     await ensure_code_store(js, cfg)
     kv = await js.key_value(layout.CONFIG_BUCKET)
     await kv.put("storage", cfg.model_dump_json().encode())
