@@ -16,11 +16,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from support import WAIT_SECONDS
 
+from o_bus.common.connect import ConnectOptions
 from o_bus.platform.lineage import PLATFORM_PID_ENV
+from o_bus.security.identities import IdentityStore
 from o_bus.server.embedded import find_nats_server
 
 __all__ = ["UpProcess", "pids_with_env", "platform_pids"]
@@ -104,6 +106,14 @@ class UpProcess:
         with self.log_path.open("rb") as log:
             log.seek(self._offset)
             return log.read().decode(errors="replace")
+
+    def seed(self, role: str = "operator") -> Path:
+        """The nkey seed `up` generated for ``role`` (its platform runs with credentials)."""
+        return IdentityStore.of_data_dir(self.data_dir).path(role)
+
+    def connect_kwargs(self, role: str = "operator") -> dict[str, Any]:
+        """``nats.connect`` keyword arguments to connect as ``role``."""
+        return ConnectOptions(nkey_seed_file=self.seed(role)).nats_kwargs()
 
     def children(self, service: str) -> list[int]:
         """PIDs of the running ``o-bus run SERVICE`` processes of this platform."""

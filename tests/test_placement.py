@@ -22,6 +22,9 @@ from platform_process import UpProcess, pids_with_env
 from processes import check_log, send_until_ok, supervision_record, wait_for_service
 from support import eventually, run_cli
 
+from o_bus.common.connect import CREDS_ENV
+from o_bus.security.issuing import CREDS_DIR_ENV
+
 pytestmark = pytest.mark.slow
 
 MARKER = "O_BUS_TEST_HOST_GROUP"
@@ -35,8 +38,12 @@ class Hosts:
         self.marker = uuid.uuid4().hex
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def spawn(self, url: str, name: str) -> subprocess.Popen[bytes]:
+    def spawn(self, url: str, name: str, creds: Path) -> subprocess.Popen[bytes]:
+        """`o-bus run host` as a supervisor (``creds``: its seed, beside the other seeds,
+        which it issues to the agents it runs)."""
         env = {k: v for k, v in os.environ.items() if k != "O_BUS_NATS_URL"}
+        env[CREDS_ENV] = str(creds)
+        env[CREDS_DIR_ENV] = str(creds.parent)
         env[MARKER] = self.marker
         log = (self.log_dir / f"host-{name}-{len(self.procs)}.log").open("wb")
         command = [sys.executable, "-m", "o_bus.cli.main", "run", "host", "--name", name]
@@ -73,8 +80,9 @@ def hosts(tmp_path: Path) -> Iterator[Hosts]:
 
 
 @pytest.fixture
-def up(tmp_path: Path) -> Iterator[UpProcess]:
+def up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[UpProcess]:
     platform = UpProcess(tmp_path / "data", "--splitters", "1")
+    monkeypatch.setenv(CREDS_ENV, str(platform.seed()))  # the CLI acts as the operator
     try:
         yield platform
     finally:
@@ -86,7 +94,7 @@ async def platform_nc(up: UpProcess) -> AsyncIterator[Client]:
     up.start()
     url = await asyncio.to_thread(up.wait_up)
     nc = Client()
-    await nc.connect(url, connect_timeout=5, max_reconnect_attempts=-1)
+    await nc.connect(url, connect_timeout=5, max_reconnect_attempts=-1, **up.connect_kwargs())
     try:
         yield nc
     finally:
@@ -101,8 +109,8 @@ async def test_an_agent_placed_on_a_host_moves_there_and_survives_its_supervisor
     up: UpProcess, platform_nc: Client, hosts: Hosts
 ) -> None:
     nc, js = platform_nc, platform_nc.jetstream()
-    first = hosts.spawn(up.url, "h1")
-    second = hosts.spawn(up.url, "h1")  # stands by for the same host
+    first = hosts.spawn(up.url, "h1", up.seed("supervisor"))
+    second = hosts.spawn(up.url, "h1", up.seed("supervisor"))  # stands by for the same host
     await wait_for_service(nc, "host")
     await send_until_ok(nc, "counter", "increment", {"by": 1}, "before")
 

@@ -16,6 +16,7 @@ from platform_process import UpProcess
 from processes import send_until_ok, wait_for_system_event
 from support import eventually, run_cli
 
+from o_bus.common.connect import CREDS_ENV
 from o_bus.store.event_records import utc_now
 from o_bus.store.provision import ensure_agent_stream
 from o_bus.store.registry import AgentRecord, Registry
@@ -26,24 +27,25 @@ CRASHY = f"{Path(__file__).parent / 'agents_for_tests' / 'crashy.py'}:crashy"
 
 
 @pytest.fixture
-def up(tmp_path: Path) -> Iterator[UpProcess]:
+def up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[UpProcess]:
     platform = UpProcess(tmp_path / "data", "--splitters", "1")
+    monkeypatch.setenv(CREDS_ENV, str(platform.seed()))  # the CLI acts as the operator
     try:
         yield platform
     finally:
         platform.close()
 
 
-async def _connect(url: str) -> Client:
+async def _connect(url: str, platform: UpProcess) -> Client:
     nc = Client()
-    await nc.connect(url, connect_timeout=5, max_reconnect_attempts=-1)
+    await nc.connect(url, connect_timeout=5, max_reconnect_attempts=-1, **platform.connect_kwargs())
     return nc
 
 
 @pytest.fixture
 async def platform_nc(up: UpProcess) -> AsyncIterator[Client]:
     up.start()
-    nc = await _connect(await asyncio.to_thread(up.wait_up))
+    nc = await _connect(await asyncio.to_thread(up.wait_up), up)
     try:
         yield nc
     finally:
@@ -56,7 +58,7 @@ async def test_an_agent_added_with_up_is_resumed_by_the_next_up_without_the_flag
     first = UpProcess(tmp_path / "data", "--splitters", "1", "--agent", CRASHY)
     try:
         first.start()
-        nc = await _connect(await asyncio.to_thread(first.wait_up))
+        nc = await _connect(await asyncio.to_thread(first.wait_up), first)
         await send_until_ok(nc, "crashy", "increment", {"by": 3}, "a1")
         await nc.close()
         os.kill(first.pid, signal.SIGTERM)
@@ -67,7 +69,7 @@ async def test_an_agent_added_with_up_is_resumed_by_the_next_up_without_the_flag
     second = UpProcess(tmp_path / "data", "--splitters", "1")  # no --agent
     try:
         second.start()
-        nc = await _connect(await asyncio.to_thread(second.wait_up))
+        nc = await _connect(await asyncio.to_thread(second.wait_up), second)
         reply = await send_until_ok(nc, "crashy", "increment", {"by": 4}, "a2")
         assert reply["seq"] == 2
         await nc.close()

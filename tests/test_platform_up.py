@@ -55,7 +55,13 @@ async def platform_nc(up: UpProcess) -> AsyncIterator[Client]:
     up.start()
     url = await asyncio.to_thread(up.wait_up)
     nc = Client()
-    await nc.connect(url, connect_timeout=5, max_reconnect_attempts=-1, **FAST_RECONNECT)
+    await nc.connect(
+        url,
+        connect_timeout=5,
+        max_reconnect_attempts=-1,
+        **FAST_RECONNECT,
+        **up.connect_kwargs("operator"),  # it also reads streams to check nothing was lost
+    )
     try:
         yield nc
     finally:
@@ -121,7 +127,7 @@ async def test_kill_9_of_up_takes_every_process_with_it_and_frees_the_data_dir(
         again.start()
         url = await asyncio.to_thread(again.wait_up)
         nc = Client()
-        await nc.connect(url, connect_timeout=5)
+        await nc.connect(url, connect_timeout=5, **up.connect_kwargs("client"))
         reply = await send_until_ok(nc, AGENT, "increment", {"by": 1}, "after")
         assert reply["seq"] == 2  # the same store: "before" is still there
         await nc.close()
