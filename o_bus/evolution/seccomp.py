@@ -10,9 +10,11 @@ removed.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
+import functools
 import os
 from pathlib import Path
 
@@ -23,6 +25,7 @@ __all__ = [
     "SIGNAL_SYSCALLS",
     "SeccompUnavailable",
     "install_no_process_filter",
+    "preload",
     "seccomp_mode",
 ]
 
@@ -73,10 +76,12 @@ def _errno_action(code: int) -> int:
     return 0x00050000 | (code & 0xFFFF)
 
 
+@functools.cache
 def _library() -> ctypes.CDLL:
-    names = [ctypes.util.find_library("seccomp"), *_LIBRARY_CANDIDATES]
     errors = []
-    for name in names:
+    for name in [*_LIBRARY_CANDIDATES, "find_library"]:
+        if name == "find_library":  # slow (runs ldconfig or a compiler): only when needed
+            name = ctypes.util.find_library("seccomp") or ""
         if not name:
             continue
         try:
@@ -136,6 +141,12 @@ def _rules(pid: int) -> list[tuple[str, int, list[_ArgCmp], str]]:
             (name, eperm, [_ArgCmp(0, _CMP_NE, pid, 0)], f"{name} to another process: EPERM")
         )
     return rules
+
+
+def preload() -> None:
+    """Load libseccomp now, while the process may still read files and run programs."""
+    with contextlib.suppress(SeccompUnavailable):
+        _library()
 
 
 def install_no_process_filter(pid: int | None = None) -> list[str]:
