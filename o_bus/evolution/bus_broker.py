@@ -53,16 +53,19 @@ class BusBroker:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        writers = [writer]
         try:
             up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
-        except OSError:
-            writer.close()
-            self._tasks.discard(task)
-            return
-        try:
+            writers.append(up_writer)
             await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+        except (OSError, asyncio.CancelledError):
+            pass  # the server is gone, or the broker closes: the connection ends
         finally:
             self._tasks.discard(task)
+            for each in writers:
+                each.close()
+                with contextlib.suppress(OSError, asyncio.CancelledError):
+                    await each.wait_closed()
 
     async def close(self) -> None:
         if self._server is not None:

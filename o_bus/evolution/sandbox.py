@@ -51,6 +51,7 @@ __all__ = [
     "idle_scheduling",
     "limits_from_env",
     "spawn_sandboxed",
+    "spec_files",
 ]
 
 log = logging.getLogger(__name__)
@@ -320,6 +321,13 @@ async def _close_after(process: asyncio.subprocess.Process, broker: BusBroker) -
         await process.wait()
     finally:
         await broker.close()
+
+
+def spec_files(*specs: str | None) -> list[str]:
+    """The ``.py`` files that ``file.py:attr`` definition specs name, for the sandbox to read
+    (module specs are in the installed packages, readable anyway)."""
+    files = [spec.partition(":")[0] for spec in specs if spec]
+    return [os.path.abspath(file) for file in files if file.endswith(".py")]
 
 
 def _hand_over(folder: Path, uid: int) -> None:

@@ -89,6 +89,8 @@ class EvaluationPool:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 inherit_env=False,
+                read=[job.candidate, job.baseline, job.dataset],
+                workdir=Path(folder),
             )
             idle = _idle_priority(process.pid)
             final: dict[str, Any] | None = None
