@@ -24,6 +24,7 @@ __all__ = [
     "OBusError",
     "SnapshotError",
     "StorageError",
+    "UntrustedCodeError",
 ]
 
 
@@ -103,6 +104,13 @@ class AgentNotFoundError(NotFoundError):
 
 class CodeVersionNotFoundError(NotFoundError):
     """The agent has no stored code version of that digest (or digest prefix)."""
+
+    code = ErrorCode.UNKNOWN_CODE_VERSION
+
+
+class UntrustedCodeError(OBusError):
+    """A code version is unsigned, signed by a key the operator does not trust, or its
+    signature does not verify: it is never loaded."""
 
     code = ErrorCode.UNKNOWN_CODE_VERSION
 

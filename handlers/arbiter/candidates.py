@@ -21,6 +21,7 @@ from nats.aio.subscription import Subscription
 from pydantic import ValidationError
 
 from o_bus.evolution.candidate.stats import CandidateStats
+from o_bus.evolution.provenance import TRUSTED_KEYS_ENV, trusted_keys_text
 from o_bus.evolution.sandbox import SandboxLimits, Watchdog, spawn_sandboxed, spec_files
 from o_bus.store import layout
 
@@ -68,7 +69,10 @@ class CandidateHandle:
         self.process = await spawn_sandboxed(
             [*argv, *self.agent_args],
             self.limits,
-            env={"O_BUS_CODE_CACHE": str(self._folder / "code")},
+            env={
+                "O_BUS_CODE_CACHE": str(self._folder / "code"),
+                TRUSTED_KEYS_ENV: trusted_keys_text(),  # it cannot read the data dir
+            },
             inherit_env=False,
             cwd=self._folder,
             workdir=self._folder,
@@ -142,7 +146,9 @@ class CandidateHandle:
     def _end(self, reason: str) -> None:
         if not self.ended.done():
             self.ended.set_result(reason)
-        if self._folder is not None and (self.process is None or self.process.returncode is not None):
+        if self._folder is not None and (
+            self.process is None or self.process.returncode is not None
+        ):
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
 

@@ -36,6 +36,7 @@ from o_bus.errors import (
     InvalidRequestError,
     StorageError,
 )
+from o_bus.evolution.provenance import CodeSigner, operator_signer, verify
 from o_bus.evolution.validate import ValidatedCode
 from o_bus.store import layout
 from o_bus.store.event_records import utc_now
@@ -66,6 +67,13 @@ class CodeVersion(BaseModel):
     deployed_by: str
     note: str = ""
     attr: str | None = None  # the definition's attribute, when the file defines several
+    signed_by: str = ""  # who deployed it, as signed (deployed_by changes when shared)
+    signer: str | None = None  # the public key that signed it ("ed25519:<base64>")
+    signature: str | None = None  # over the digest and signed_by (provenance.py)
+
+    def verify(self) -> None:
+        """Raise UntrustedCodeError unless a trusted key signed this version."""
+        verify(self.digest, self.signed_by, self.signer, self.signature)
 
     @property
     def hex(self) -> str:
@@ -139,14 +147,17 @@ class CodeStore:
         by: str,
         note: str = "",
         attr: str | None = None,
+        signer: CodeSigner | None = None,
     ) -> CodeVersion:
-        """Store ``source`` (already validated) as a version of ``agent``.
+        """Store ``source`` (already validated) as a version of ``agent``, signed by
+        ``signer`` (default: the operator's key in the data dir).
 
         Idempotent: if this content is already a version of the agent, that record is
         returned unchanged (with its first deployment's time, author and note).
         """
         layout.validate_agent_name(agent)
         digest = digest_of(source)
+        signer = signer or operator_signer()
         hex_digest = digest.removeprefix("sha256:")
         objects = await self._object_store()
         try:
@@ -168,6 +179,9 @@ class CodeStore:
                 deployed_by=by,
                 note=note,
                 attr=attr,
+                signed_by=by,
+                signer=signer.public,
+                signature=signer.sign(digest, by),
             )
             kv = await self._kv()
             try:
@@ -297,9 +311,11 @@ class CodeStore:
         """Import a version of ``agent`` in this process and return its definition.
 
         Each version is its own module (``o_bus_code_<hex>``), imported once per process;
-        the bytes executed are the ones whose sha256 was just checked.
+        the bytes executed are the ones whose sha256 was just checked, and only if a key
+        the operator trusts signed that digest (else UntrustedCodeError).
         """
         version = await self.get(agent, ref)
+        version.verify()
         name = _module_name(version.hex)
         module = sys.modules.get(name)
         if module is None:
