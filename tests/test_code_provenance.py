@@ -45,7 +45,8 @@ async def test_only_versions_signed_by_a_trusted_key_load_and_route(
         store = CodeStore(platform.js, default_cache_dir())
         real = await deploy_source(platform.js, tmp_path, "signed", scorer_source("1.1.0"))
         assert real.signer in trusted_keys()
-        assert real.signature and real.signed_by == "test"
+        assert real.signature
+        assert real.signed_by == "test"
         assert (await store.load("scorer", real.digest)).version == "1.1.0"
 
         evil = scorer_source("6.6.6", answer="1000000")
