@@ -53,6 +53,11 @@ _SYSTEM_READ = (
     "/etc/ssl/certs",
     "/usr/share/ca-certificates",
     "/etc/localtime",
+    # name resolution of "localhost", so a TLS bus URL keeps the name its certificate has
+    "/etc/hosts",
+    "/etc/nsswitch.conf",
+    "/etc/host.conf",
+    "/etc/gai.conf",
     "/dev/null",
     "/dev/urandom",
     "/proc/self",
@@ -104,7 +109,8 @@ def bus_url(url: str) -> str:
         return url
     parts = urlsplit(url.split(",")[0].strip())
     userinfo = parts.netloc.rpartition("@")[0]
-    netloc = (f"{userinfo}@" if userinfo else "") + f"127.0.0.1:{_bus_port}"
+    host = "localhost" if parts.hostname == "localhost" else "127.0.0.1"
+    netloc = (f"{userinfo}@" if userinfo else "") + f"{host}:{_bus_port}"
     return urlunsplit((parts.scheme or "nats", netloc, parts.path, "", ""))
 
 

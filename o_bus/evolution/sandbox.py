@@ -193,7 +193,9 @@ def enter_sandbox(limits: SandboxLimits) -> SandboxReport:
     hooked = False
     if limits.no_child_processes:
         try:
-            rules = install_no_process_filter()
+            # Without a network namespace of its own, the process gets unix sockets only.
+            no_netns = boundary is not None and boundary.network is None
+            rules = install_no_process_filter(unix_sockets_only=no_netns)
         except SeccompUnavailable as err:
             error = str(err)
         if rules and seccomp_mode() != 2:
@@ -202,6 +204,8 @@ def enter_sandbox(limits: SandboxLimits) -> SandboxReport:
             mechanisms.append(
                 "seccomp: no fork/exec/non-thread clone; limits, signals, tracing kept to itself"
             )
+            if no_netns:
+                mechanisms.append("seccomp: no sockets but AF_UNIX (no network namespace)")
         sys.addaudithook(_refuse_process_creation)
         hooked = True
         mechanisms.append("audit hook: no subprocess/os.system/fork/exec/spawn")
