@@ -1,7 +1,8 @@
 """Code provenance with a real nats-server: a deployed version is signed and loads; a forged
 object and record (unsigned), a record whose signature belongs to other code, and one signed
 by a key nobody trusts are refused; a route naming a forged version is refused by the live
-agent, recorded with the reason, and live keeps serving its own code."""
+agent, recorded with the reason, and live keeps serving its own code; deploying the file for
+real signs its record."""
 
 from __future__ import annotations
 
@@ -102,3 +103,9 @@ async def test_only_versions_signed_by_a_trusted_key_load_and_route(
             assert refusal.route.changed_by == "attacker"
         assert not seen.failed, seen.failed
         assert not seen.not_live, seen.not_live  # the forged code (1000000) never answered
+
+        # Deploying the forged file for real signs its record: the operator's deploy is trusted.
+        resigned = await deploy_source(platform.js, tmp_path, "resigned", evil)
+        assert resigned.digest == unsigned
+        assert resigned.signer in trusted_keys()
+        assert (await store.load("scorer", unsigned)).version == "6.6.6"

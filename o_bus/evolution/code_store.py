@@ -35,6 +35,7 @@ from o_bus.errors import (
     ErrorCode,
     InvalidRequestError,
     StorageError,
+    UntrustedCodeError,
 )
 from o_bus.evolution.provenance import CodeSigner, operator_signer, verify
 from o_bus.evolution.validate import ValidatedCode
@@ -184,10 +185,16 @@ class CodeStore:
                 signature=signer.sign(digest, by),
             )
             kv = await self._kv()
+            key, value = f"{agent}.{hex_digest}", version.model_dump_json().encode()
             try:
-                await kv.create(f"{agent}.{hex_digest}", version.model_dump_json().encode())
+                await kv.create(key, value)
             except KeyWrongLastSequenceError:
-                return await self.get(agent, digest)
+                existing = await self.get(agent, digest)
+                try:
+                    existing.verify()
+                    return existing
+                except UntrustedCodeError:  # stored unsigned or forged: this deploy signs it
+                    await kv.put(key, value)
         except nats.errors.Error as err:
             raise StorageError(f"cannot store code version {digest} of {agent!r}") from err
         log.info("agent %s: code version %s (%s) stored", agent, digest, filename)
