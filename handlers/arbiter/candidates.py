@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import shutil
@@ -77,13 +78,18 @@ class CandidateHandle:
             cwd=self._folder,
             workdir=self._folder,
             bus=self.url,
-            read=spec_files(*self.agent_args[1::2]),
+            read=spec_files(*self._definition_specs()),
         )
         log.info("candidate %s of %s started, pid %d", self.version[:19], self.agent, self.pid)
         self._tasks = [
             asyncio.create_task(self._wait_exit(self.process)),
             asyncio.create_task(self._watch_startup()),
         ]
+
+    def _definition_specs(self) -> list[str]:
+        """The ``--agent`` definition specs among the agent arguments (files to read)."""
+        pairs = itertools.pairwise(self.agent_args)
+        return [spec for option, spec in pairs if option == "--agent"]
 
     async def _on_stats(self, msg: Msg) -> None:
         try:
