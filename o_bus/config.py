@@ -40,6 +40,13 @@ class RuntimeConfig(BaseModel):
     model_config = ConfigDict(frozen=True)
     snapshot_every: int = Field(1000, ge=1, description="take a snapshot every N events")
     max_request_bytes: int = Field(256 * 1024, gt=0, description="larger requests are refused")
+    max_header_bytes: int = Field(
+        16 * 1024,
+        gt=0,
+        le=32 * 1024,
+        description="requests whose headers (all of them, as sent) are larger are refused; "
+        "at most 32 KiB, so a WAL record stays under JetStream's 64 KiB header limit",
+    )
     max_batch: int = Field(500, ge=1, le=1000, description="events per atomic append")
     reply_cache: int = Field(20_000, ge=0, description="replies kept for duplicate requests")
     append_timeout: float = Field(5.0, gt=0)

@@ -31,14 +31,19 @@ from o_bus.errors import (
 from o_bus.store import layout
 from o_bus.store.dead_letter import DeadLetters
 from o_bus.store.registry import Registry
-from o_bus.wire.cloudevents import RequestEnvelope, parse_request, reply_encoding_of
+from o_bus.wire.cloudevents import (
+    RequestEnvelope,
+    parse_request,
+    reply_encoding_of,
+    request_id_of,
+)
 from o_bus.wire.codec import Encoding
-from o_bus.wire.headers import CE_ID
 from o_bus.wire.reply import encode_reply, error_reply_from
 from o_bus.wire.wal_record import DuplicateQuery
 
 from .canary import goes_to_canary
 from .routes import RouteTable
+from .sizes import check_sizes
 from .wal_writer import AckProblem, WalWriter
 
 __all__ = ["QUEUE_GROUP", "Splitter"]
@@ -91,7 +96,7 @@ class Splitter:
             envelope = self._admit(agent, msg)
         except OBusError as err:
             headers = msg.headers
-            request_id = headers.get(CE_ID) if headers else None
+            request_id = request_id_of(headers, msg.data, self.config.max_request_bytes)
             known = agent if agent in self.routes.agents else None
             self.dead_letters.reject(known, request_id, err, msg.data, headers)
             await self._reply(
@@ -111,13 +116,7 @@ class Splitter:
         )
 
     def _admit(self, agent: str, msg: Msg) -> RequestEnvelope:
-        size = len(msg.data)
-        if size > self.config.max_request_bytes:
-            raise InvalidRequestError(
-                ErrorCode.PAYLOAD_TOO_LARGE,
-                f"request body is {size} bytes; the limit is {self.config.max_request_bytes}",
-                details={"size": size, "limit": self.config.max_request_bytes},
-            )
+        check_sizes(msg.data, msg.headers, self.config)
         commands = self.routes.commands.get(agent)
         if commands is None:
             raise InvalidRequestError(

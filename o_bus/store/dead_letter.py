@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from dataclasses import dataclass
 from typing import Final
 
@@ -17,15 +18,47 @@ from o_bus.wire.headers import (
     NATS_PREFIX,
     O_ERROR_CODE,
     O_ERROR_MESSAGE,
+    O_HEADERS_CUT,
     O_ORIGINAL_SIZE,
     O_REQUEST_ID,
     O_WAL_SEQ,
 )
 
-__all__ = ["DeadLetter", "DeadLetters"]
+__all__ = [
+    "KEEP_BYTES",
+    "KEEP_HEADER_BYTES",
+    "KEEP_HEADER_VALUE",
+    "DeadLetter",
+    "DeadLetters",
+    "kept_headers",
+]
 
 log = logging.getLogger(__name__)
 KEEP_BYTES: Final = 64 * 1024  # an oversized body is kept truncated; its full size is recorded
+# The rejected request's own headers are kept within these bounds, so a dead letter always
+# fits JetStream's header limit (64 KiB) whatever was sent.
+KEEP_HEADER_VALUE: Final = 1024  # characters of each value
+KEEP_HEADER_BYTES: Final = 16 * 1024  # of all the request's headers together
+_TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}")
+
+
+def kept_headers(headers: dict[str, str] | None) -> tuple[dict[str, str], int]:
+    """The request headers a dead letter keeps, and how many were cut short or left out:
+    no ``Nats-`` header, no name a NATS client cannot send back, values and total bounded."""
+    kept: dict[str, str] = {}
+    cut, room = 0, KEEP_HEADER_BYTES
+    for name, value in (headers or {}).items():
+        if name.startswith(NATS_PREFIX):
+            continue
+        short = value[:KEEP_HEADER_VALUE]
+        size = len(name) + 4 + len(short.encode())
+        if _TOKEN.fullmatch(name) is None or size > room:
+            cut += 1
+            continue
+        cut += len(short) < len(value)
+        kept[name] = short
+        room -= size
+    return kept, cut
 
 
 @dataclass(slots=True, frozen=True)
@@ -62,7 +95,9 @@ class DeadLetters:
             err.message,
             err.code,
         )
-        kept = {k: v for k, v in (headers or {}).items() if not k.startswith(NATS_PREFIX)}
+        kept, cut = kept_headers(headers)
+        if cut:
+            kept[O_HEADERS_CUT] = str(cut)
         kept.update(
             {
                 O_ERROR_CODE: str(err.code),
