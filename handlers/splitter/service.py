@@ -26,6 +26,7 @@ from o_bus.errors import (
     ErrorCode,
     InvalidRequestError,
     OBusError,
+    OverloadedError,
     StorageError,
 )
 from o_bus.store import layout
@@ -41,7 +42,9 @@ from o_bus.wire.codec import Encoding
 from o_bus.wire.reply import encode_reply, error_reply_from
 from o_bus.wire.wal_record import DuplicateQuery
 
+from .admission import Admission, Limits
 from .canary import goes_to_canary
+from .overload import Refusals, follow_progress, overloaded, wal_is_full
 from .routes import RouteTable
 from .sizes import check_sizes
 from .wal_writer import AckProblem, WalWriter
@@ -61,25 +64,48 @@ class Splitter:
         self.config = config or RuntimeConfig()
         self.routes = RouteTable()
         self.dead_letters = DeadLetters(js)
-        self.wal = WalWriter(nc, self._on_wal_problem)
+        self.wal = WalWriter(
+            nc,
+            self._on_wal_problem,
+            on_stored=self._on_wal_stored,
+            max_pending=self.config.intake_in_flight,
+        )
+        self.admission = Admission(
+            Limits(
+                self.config.intake_per_agent,
+                self.config.intake_per_sender,
+                self.config.intake_contended_share,
+            )
+        )
+        self.refusals = Refusals(nc)
         self._sub: Subscription | None = None
+        self._progress: Subscription | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         await self.wal.start()
         await self.routes.follow(Registry(self.js))
+        self._progress = await follow_progress(self.nc, self.admission.processed)
+        queue = self.config.intake_queue
+        self.refusals.on_slow_consumer(self.nc, lambda: self._sub, queue)
         self._sub = await self.nc.subscribe(
             layout.REQUEST_WILDCARD,
             queue=QUEUE_GROUP,
             cb=self._on_request,
-            pending_msgs_limit=65536,
+            # Deliberate bounds (not the client's defaults): what does not fit is answered
+            # overloaded by the slow-consumer hook instead of waiting for seconds.
+            pending_msgs_limit=queue,
+            pending_bytes_limit=queue * 4096 + 64 * 1024 * 1024,
         )
         log.info("splitter serving %s", layout.REQUEST_WILDCARD)
 
     async def stop(self) -> None:
         if self._sub is not None:
             await self._sub.drain()  # type: ignore[no-untyped-call]
+        if self._progress is not None:
+            await self._progress.unsubscribe()
         await self.wal.stop()
+        self.refusals.report(force=True)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.dead_letters.flush()
@@ -94,6 +120,16 @@ class Splitter:
         agent = msg.subject[_PREFIX_LEN:]
         try:
             envelope = self._admit(agent, msg)
+            if self.wal.full:
+                raise overloaded("bus", self.wal.max_pending)
+            scope = self.admission.refusal(agent, envelope.source)
+            if scope is not None:
+                raise self._overloaded_by(scope, agent, envelope.source)
+        except OverloadedError as err:
+            await self.refusals.refuse(
+                agent, envelope.id, msg.reply or None, err, envelope.reply_encoding
+            )
+            return
         except OBusError as err:
             headers = msg.headers
             request_id = request_id_of(headers, msg.data, self.config.max_request_bytes)
@@ -111,6 +147,7 @@ class Splitter:
             if canary is not None and goes_to_canary(canary, envelope, msg.headers):
                 route = canary.version
         headers = envelope.wal_record(msg.reply, route).to_headers(f"{agent}:{envelope.id}")
+        self.admission.admit(agent, envelope.source)
         await self.wal.append(
             layout.WAL_PREFIX + agent, envelope.data, headers, (agent, envelope, msg.reply)
         )
@@ -138,13 +175,30 @@ class Splitter:
             )
         return envelope
 
+    def _overloaded_by(self, scope: str, agent: str, sender: str) -> OverloadedError:
+        limits = self.admission.limits
+        if scope == "agent":
+            return overloaded(scope, limits.per_agent, agent=agent)
+        return overloaded(scope, limits.contended_share, sender=sender)
+
+    def _on_wal_stored(self, context: tuple[str, RequestEnvelope, str], wal_seq: int) -> None:
+        agent, envelope, _ = context
+        self.admission.stored(agent, envelope.source, wal_seq)
+
     def _on_wal_problem(
         self, context: tuple[str, RequestEnvelope, str], problem: AckProblem
     ) -> None:
         agent, envelope, reply = context
+        self.admission.not_stored(agent, envelope.source)
         if problem.duplicate_of:
             if reply:
                 self._spawn(self._ask_duplicate(agent, envelope, reply, problem.duplicate_of))
+            return
+        if wal_is_full(problem.error):
+            err = overloaded("wal", "its size limit", agent=agent)
+            self._spawn(
+                self.refusals.refuse(agent, envelope.id, reply, err, envelope.reply_encoding)
+            )
             return
         log.error("WAL append for %s request %r failed: %s", agent, envelope.id, problem.error)
         failure = StorageError(f"the request could not be written to the WAL: {problem.error}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 from dataclasses import dataclass
 from typing import Final
 
@@ -39,6 +40,8 @@ KEEP_BYTES: Final = 64 * 1024  # an oversized body is kept truncated; its full s
 # fits JetStream's header limit (64 KiB) whatever was sent.
 KEEP_HEADER_VALUE: Final = 1024  # characters of each value
 KEEP_HEADER_BYTES: Final = 16 * 1024  # of all the request's headers together
+MAX_WRITING: Final = 1024  # dead letters being written at once; beyond, they are counted
+LOG_PER_SECOND: Final = 20
 _TOKEN: Final = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}")
 
 
@@ -77,6 +80,8 @@ class DeadLetters:
     def __init__(self, js: JetStreamContext) -> None:
         self.js = js
         self._tasks: set[asyncio.Task[None]] = set()
+        self.not_written = 0  # rejections a flood of bad input left without a dead letter
+        self._log_second = self._logged = self._unlogged = self._not_written_logged = 0
 
     def reject(
         self,
@@ -88,13 +93,7 @@ class DeadLetters:
         wal_seq: int | None = None,
     ) -> None:
         """Record a rejection in the background; failures are logged, never raised."""
-        log.warning(
-            "rejected request %r for agent %r: %s (%s)",
-            (request_id or "")[:256],
-            agent,
-            err.message,
-            err.code,
-        )
+        self._log(agent, request_id, err)
         kept, cut = kept_headers(headers)
         if cut:
             kept[O_HEADERS_CUT] = str(cut)
@@ -109,10 +108,39 @@ class DeadLetters:
             kept[O_WAL_SEQ] = str(wal_seq)
         if request_id:
             kept[O_REQUEST_ID] = request_id[:256]
+        if len(self._tasks) >= MAX_WRITING:
+            # The sender still gets its error reply; only the copy for the record is skipped.
+            self.not_written += 1
+            return
         subject = layout.dlq_subject(agent, request_id)
         task = asyncio.create_task(self._publish(subject, body[:KEEP_BYTES], kept))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _log(self, agent: str | None, request_id: str | None, err: OBusError) -> None:
+        """One line per rejection, at most ``LOG_PER_SECOND`` a second, then a count."""
+        second = int(time.monotonic())
+        if second != self._log_second:
+            if self._unlogged or self.not_written != self._not_written_logged:
+                log.warning(
+                    "%d more rejection(s) not logged one by one; %d dead letter(s) not written "
+                    "in all (a flood of bad input)",
+                    self._unlogged,
+                    self.not_written,
+                )
+                self._not_written_logged = self.not_written
+            self._log_second, self._logged, self._unlogged = second, 0, 0
+        if self._logged >= LOG_PER_SECOND:
+            self._unlogged += 1
+            return
+        self._logged += 1
+        log.warning(
+            "rejected request %r for agent %r: %s (%s)",
+            (request_id or "")[:256],
+            agent,
+            err.message,
+            err.code,
+        )
 
     async def _publish(self, subject: str, body: bytes, headers: dict[str, str]) -> None:
         try:
