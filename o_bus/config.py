@@ -62,6 +62,11 @@ class RuntimeConfig(BaseModel):
         description="requests the splitter has read but not yet examined; beyond, each is "
         "answered overloaded at once",
     )
+    intake_queue_per_sender: int = Field(
+        512,
+        ge=1,
+        description="the same, for one sender (ce-source): senders are served in turn",
+    )
     intake_in_flight: int = Field(
         8192, ge=1, description="WAL appends the splitter lets wait for their acknowledgement"
     )

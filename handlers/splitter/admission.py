@@ -100,6 +100,9 @@ class Admission:
         entry = self._agents.get(agent)
         return entry.outstanding if entry else 0
 
+    def outstanding_by_agent(self) -> dict[str, int]:
+        return {name: entry.outstanding for name, entry in self._agents.items()}
+
     def _release(self, entry: _Agent, sender: str) -> None:
         entry.outstanding -= 1
         _decrement(entry.senders, sender)

@@ -67,6 +67,13 @@ class Refusals:
         self._since: Counter[str] = Counter()
         self._reported = time.monotonic()
 
+    def dropped(self, scope: str) -> None:
+        """Count a refused request that was sent without a reply subject."""
+        key = f"{scope}/dropped"
+        self.total[key] += 1
+        self._since[key] += 1
+        self.report()
+
     async def refuse(
         self,
         agent: str,
@@ -75,7 +82,10 @@ class Refusals:
         err: OverloadedError,
         encoding: Encoding = Encoding.JSON,
     ) -> None:
-        key = str(err.details["scope"]) if reply else f"{err.details['scope']}/dropped"
+        if not reply:
+            self.dropped(str(err.details["scope"]))
+            return
+        key = str(err.details["scope"])
         self.total[key] += 1
         self._since[key] += 1
         if reply:

@@ -39,11 +39,13 @@ from o_bus.wire.cloudevents import (
     request_id_of,
 )
 from o_bus.wire.codec import Encoding
+from o_bus.wire.headers import CE_ID, CE_SOURCE
 from o_bus.wire.reply import encode_reply, error_reply_from
 from o_bus.wire.wal_record import DuplicateQuery
 
 from .admission import Admission, Limits
 from .canary import goes_to_canary
+from .fair_queue import FairQueue
 from .overload import Refusals, follow_progress, overloaded, wal_is_full
 from .routes import RouteTable
 from .sizes import check_sizes
@@ -54,6 +56,8 @@ __all__ = ["QUEUE_GROUP", "Splitter"]
 log = logging.getLogger(__name__)
 QUEUE_GROUP = "o-splitter"
 _PREFIX_LEN = len(layout.REQUEST_PREFIX)
+_READ_QUEUE = 65536
+_READ_QUEUE_BYTES = 256 * 1024 * 1024
 
 
 class Splitter:
@@ -78,6 +82,11 @@ class Splitter:
             )
         )
         self.refusals = Refusals(nc)
+        self.accepted = 0  # requests the WAL stored (not duplicates)
+        self.queue: FairQueue[Msg] = FairQueue(
+            self.config.intake_queue_per_sender, self.config.intake_queue
+        )
+        self._worker: asyncio.Task[None] | None = None
         self._sub: Subscription | None = None
         self._progress: Subscription | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -86,22 +95,27 @@ class Splitter:
         await self.wal.start()
         await self.routes.follow(Registry(self.js))
         self._progress = await follow_progress(self.nc, self.admission.processed)
-        queue = self.config.intake_queue
-        self.refusals.on_slow_consumer(self.nc, lambda: self._sub, queue)
+        self._worker = asyncio.create_task(self._serve(), name="splitter-intake")
+        self.refusals.on_slow_consumer(self.nc, lambda: self._sub, _READ_QUEUE)
         self._sub = await self.nc.subscribe(
             layout.REQUEST_WILDCARD,
             queue=QUEUE_GROUP,
             cb=self._on_request,
-            # Deliberate bounds (not the client's defaults): what does not fit is answered
-            # overloaded by the slow-consumer hook instead of waiting for seconds.
-            pending_msgs_limit=queue,
-            pending_bytes_limit=queue * 4096 + 64 * 1024 * 1024,
+            # Set on purpose, not the client's defaults: the callback only sorts requests
+            # into the fair queue, so this fills only if the process cannot keep up at all;
+            # what does not fit is then answered overloaded by the slow-consumer hook.
+            pending_msgs_limit=_READ_QUEUE,
+            pending_bytes_limit=_READ_QUEUE_BYTES,
         )
         log.info("splitter serving %s", layout.REQUEST_WILDCARD)
 
     async def stop(self) -> None:
         if self._sub is not None:
             await self._sub.drain()  # type: ignore[no-untyped-call]
+        await self.queue.empty()
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
         if self._progress is not None:
             await self._progress.unsubscribe()
         await self.wal.stop()
@@ -117,6 +131,32 @@ class Splitter:
         task.add_done_callback(self._tasks.discard)
 
     async def _on_request(self, msg: Msg) -> None:
+        """Sort the request into its sender's queue, or refuse it unread when that is full."""
+        headers = msg.headers
+        sender = headers.get(CE_SOURCE, "") if headers else ""
+        if self.queue.offer(sender, msg):
+            return
+        scope = "queue" if len(self.queue) >= self.queue.total else "sender"
+        if not msg.reply:  # a flood is mostly this: count it, nothing more
+            self.refusals.dropped(scope)
+            return
+        agent = msg.subject[_PREFIX_LEN:]
+        limit = self.queue.total if scope == "queue" else self.queue.per_key
+        err = overloaded(scope, limit, agent=agent, sender=sender)
+        request_id = headers.get(CE_ID) if headers else None
+        await self.refusals.refuse(
+            agent, request_id, msg.reply or None, err, reply_encoding_of(headers)
+        )
+
+    async def _serve(self) -> None:
+        while True:
+            msg = await self.queue.take()
+            try:
+                await self._handle(msg)
+            except Exception:
+                log.exception("request on %s not handled", msg.subject)
+
+    async def _handle(self, msg: Msg) -> None:
         agent = msg.subject[_PREFIX_LEN:]
         try:
             envelope = self._admit(agent, msg)
@@ -183,7 +223,19 @@ class Splitter:
 
     def _on_wal_stored(self, context: tuple[str, RequestEnvelope, str], wal_seq: int) -> None:
         agent, envelope, _ = context
+        self.accepted += 1
         self.admission.stored(agent, envelope.source, wal_seq)
+
+    def figures(self) -> dict[str, Any]:
+        """What the intake did so far: accepted, refused by scope (``<scope>/dropped``: sent
+        without a reply subject), dead letters not written, and what waits now."""
+        return {
+            "accepted": self.accepted,
+            "refused": dict(self.refusals.total),
+            "dead_letters_not_written": self.dead_letters.not_written,
+            "waiting_for_wal": self.wal.pending,
+            "outstanding": self.admission.outstanding_by_agent(),
+        }
 
     def _on_wal_problem(
         self, context: tuple[str, RequestEnvelope, str], problem: AckProblem
