@@ -28,8 +28,8 @@ class StorageConfig(BaseModel):
     wal_max_bytes: int = Field(
         1024**3,
         ge=-1,
-        description="bytes the WAL may hold (-1: no limit); when full, new requests are "
-        "refused (overloaded) and nothing accepted is discarded",
+        description="bytes the WAL may hold (-1: no limit); when full, the oldest records "
+        "go first (see docs/overload.md)",
     )
     dlq_max_bytes: int = Field(
         256 * 1024**2, ge=-1, description="bytes of dead letters kept; the oldest go first"

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 _REPORT_EVERY: Final = 5.0
 _HB_PREFIX_LEN: Final = len(layout.HEARTBEAT_PREFIX)
 
+_DROPPED: Final = {s: f"{s}/dropped" for s in ("bus", "wal", "agent", "sender", "queue")}
 _MEANING: Final = {
     "bus": "the splitter has {limit} requests waiting for the WAL",
     "wal": "the WAL is full ({limit})",
@@ -66,13 +67,17 @@ class Refusals:
         self.total: Counter[str] = Counter()  # "<scope>" answered, "<scope>/dropped" not
         self._since: Counter[str] = Counter()
         self._reported = time.monotonic()
+        self._unreported = 0
 
     def dropped(self, scope: str) -> None:
         """Count a refused request that was sent without a reply subject."""
-        key = f"{scope}/dropped"
+        key = _DROPPED[scope]
         self.total[key] += 1
         self._since[key] += 1
-        self.report()
+        self._unreported += 1
+        if self._unreported >= 1024:  # a flood: look at the clock now and then only
+            self._unreported = 0
+            self.report()
 
     async def refuse(
         self,

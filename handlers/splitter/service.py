@@ -134,13 +134,20 @@ class Splitter:
         """Sort the request into its sender's queue, or refuse it unread when that is full."""
         headers = msg.headers
         sender = headers.get(CE_SOURCE, "") if headers else ""
+        agent = msg.subject[_PREFIX_LEN:]
+        if not msg.reply:
+            # A flood is mostly this: refuse what admission would refuse anyway before any
+            # parsing, and count it; nothing more can be done for a request with no reply.
+            refused = self.admission.refusal(agent, sender)
+            if refused is not None:
+                self.refusals.dropped(refused)
+                return
         if self.queue.offer(sender, msg):
             return
         scope = "queue" if len(self.queue) >= self.queue.total else "sender"
-        if not msg.reply:  # a flood is mostly this: count it, nothing more
+        if not msg.reply:
             self.refusals.dropped(scope)
             return
-        agent = msg.subject[_PREFIX_LEN:]
         limit = self.queue.total if scope == "queue" else self.queue.per_key
         err = overloaded(scope, limit, agent=agent, sender=sender)
         request_id = headers.get(CE_ID) if headers else None

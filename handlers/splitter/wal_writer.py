@@ -27,7 +27,7 @@ __all__ = ["AckProblem", "WalWriter"]
 
 # An ack that needs attention contains one of these; a success is {"stream":..,"seq":..}.
 _ATTENTION: Final = (b'"error"', b'"duplicate"')
-_SWEEP_EVERY: Final = 5.0
+_SWEEP_EVERY: Final = 1.0
 _SEQ: Final = re.compile(rb'"seq":(\d+)')
 
 
@@ -57,7 +57,7 @@ class WalWriter:
         *,
         on_stored: StoredHandler = _ignore,
         max_pending: int = 8192,
-        ack_timeout: float = 30.0,
+        ack_timeout: float = 10.0,
     ) -> None:
         self.nc, self.on_problem, self.on_stored = nc, on_problem, on_stored
         self.max_pending, self.ack_timeout = max_pending, ack_timeout
@@ -66,17 +66,21 @@ class WalWriter:
         self._waiting: dict[str, tuple[Any, float]] = {}
         self._drained = asyncio.Event()  # set when the last pending append is acknowledged
         self._sub: Subscription | None = None
-        self._last_sweep = time.monotonic()
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._prefix = self.nc.new_inbox() + "."
         self._sub = await self.nc.subscribe(self._prefix + "*", cb=self._on_ack)
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="wal-ack-sweeper")
 
     async def stop(self, timeout: float = 5.0) -> None:
         if self._waiting:
             self._drained.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained.wait(), timeout)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
         if self._sub is not None:
             await self._sub.unsubscribe()
 
@@ -96,10 +100,7 @@ class WalWriter:
         ``on_problem(context, problem)`` is called."""
         self._next += 1
         token = str(self._next)
-        now = time.monotonic()
-        self._waiting[token] = (context, now)
-        if now - self._last_sweep > _SWEEP_EVERY:
-            self._sweep(now)
+        self._waiting[token] = (context, time.monotonic())
         await self.nc.publish(subject, body, reply=self._prefix + token, headers=headers)
 
     async def _on_ack(self, msg: Msg) -> None:
@@ -125,9 +126,16 @@ class WalWriter:
             found = _SEQ.search(data)
             self.on_stored(entry[0], int(found[1]) if found else 0)
 
+    async def _sweep_forever(self) -> None:
+        # On a timer, not on the next append: after a reconnect lost some acknowledgements
+        # there may be no next append, and what waits for them must still be released.
+        while True:
+            await asyncio.sleep(_SWEEP_EVERY)
+            if self._waiting:
+                self._sweep(time.monotonic())
+
     def _sweep(self, now: float) -> None:
         """Forget appends whose acknowledgement never came (their clients time out)."""
-        self._last_sweep = now
         stale = [t for t, (_, at) in self._waiting.items() if now - at > self.ack_timeout]
         for token in stale:
             context, _ = self._waiting.pop(token)

@@ -60,8 +60,8 @@ def stream_configs(cfg: StorageConfig) -> list[StreamConfig]:
             subjects=[layout.WAL_PREFIX + ">"],
             max_age=cfg.wal_max_age,
             max_bytes=cfg.wal_max_bytes,
-            # Full: refuse new requests rather than drop accepted ones not yet processed.
-            discard=DiscardPolicy.NEW,
+            # Full: the oldest records go. Intake bounds what waits for each agent, so these
+            # are records every agent has processed (docs/overload.md, "The WAL's size").
             duplicate_window=cfg.duplicate_window,
         ),
         replace(

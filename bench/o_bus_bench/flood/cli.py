@@ -61,12 +61,16 @@ async def _measure(url: str, args: argparse.Namespace, work_dir: Path) -> dict[s
 
 
 def render(result: dict[str, Any]) -> str:
-    rows = ["| phase | served | overloaded replies | missing | p50 ms | p99 ms | max ms |"]
-    rows.append("| --- | --- | --- | --- | --- | --- | --- |")
+    rows = [
+        "| phase | served | overloaded replies | no reply (30 s) | no responders | p50 ms "
+        "| p99 ms | max ms |"
+    ]
+    rows.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for phase in ("raw_unloaded", "unloaded", "during", "after"):
         f = result[phase]
         rows.append(
-            f"| {phase} | {f['served']} | {f['overloaded']} | {f['missing']} | {f['p50_ms']} "
+            f"| {phase} | {f['served']} | {f['overloaded']} | {f['missing']} "
+            f"| {f['no_responders']} | {f['p50_ms']} "
             f"| {f['p99_ms']} | {f['max_ms']} |"
         )
     flood, intake = result["flood"], result["intake"]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nats.errors
 from nats.aio.client import Client
 
 from o_bus.common.children import ChildProcess
@@ -55,12 +56,20 @@ async def intake_figures(nc: Client) -> dict[str, Any]:
 async def until_drained(nc: Client, agent: str, timeout: float = DRAIN_TIMEOUT) -> float:
     """Seconds until the splitter has nothing of ``agent``'s waiting (WAL or agent)."""
     started = time.monotonic()
+    figures: dict[str, Any] = {}
     while time.monotonic() - started < timeout:
         figures = await intake_figures(nc)
         if not figures["waiting_for_wal"] and not figures["outstanding"].get(agent, 0):
             return time.monotonic() - started
         await asyncio.sleep(0.05)
-    raise TimeoutError(f"{agent}'s intake still not drained after {timeout}s")
+    try:
+        status = await nc.request(layout.control_subject(agent, "status"), b"", timeout=5.0)
+        said = status.data.decode(errors="replace")[:2000]
+    except nats.errors.Error as err:
+        said = f"no answer: {err!r}"
+    raise TimeoutError(
+        f"{agent}'s intake still not drained after {timeout}s: splitter {figures}; agent {said}"
+    )
 
 
 async def run_flood(

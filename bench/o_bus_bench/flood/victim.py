@@ -22,7 +22,7 @@ from o_bus_bench.stats import percentile
 __all__ = ["VICTIM_SOURCE", "VictimFigures", "victim"]
 
 VICTIM_SOURCE = "o-bus/bench-victim"
-REPLY_TIMEOUT = 5.0
+REPLY_TIMEOUT = 30.0  # a reply later than this is taken as lost (counted as missing)
 
 
 @dataclass(slots=True)
@@ -32,6 +32,7 @@ class VictimFigures:
     failed: int = 0  # answered with an error other than overloaded
     overloaded: int = 0  # overloaded replies, each followed by a re-send
     missing: int = 0  # sends that got no reply within REPLY_TIMEOUT
+    unserved: int = 0  # sends that found no splitter subscribed (NATS "no responders")
     last_seq: int = 0  # the agent's event sequence in the last ok reply
     latencies_ms: list[float] = field(default_factory=list)
 
@@ -42,6 +43,7 @@ class VictimFigures:
             "failed": self.failed,
             "overloaded": self.overloaded,
             "missing": self.missing,
+            "no_responders": self.unserved,
             "p50_ms": round(percentile(ordered, 0.50), 2),
             "p99_ms": round(percentile(ordered, 0.99), 2),
             "max_ms": round(ordered[-1], 2) if ordered else 0.0,
@@ -58,6 +60,10 @@ async def _serve_one(nc: Client, subject: str, by: int, figures: VictimFigures) 
             msg = await nc.request(subject, body, headers=headers, timeout=REPLY_TIMEOUT)
         except nats.errors.TimeoutError:
             figures.missing += 1
+            continue
+        except nats.errors.NoRespondersError:  # the splitter is reconnecting
+            figures.unserved += 1
+            await asyncio.sleep(pause)
             continue
         reply = json.loads(msg.data)
         if reply.get("ok"):
