@@ -15,6 +15,15 @@ import pytest
 from nats.aio.msg import Msg
 from security_support import SecuredBus, refused, secured_bus
 
+from o_bus.common.connect import (
+    SEED_ENV,
+    TLS_CA_ENV,
+    TLS_CA_PEM_ENV,
+    ConnectOptions,
+    connect,
+)
+from o_bus.security.identities import CANDIDATE
+from o_bus.security.issuing import CREDS_DIR_ENV, identity_env
 from o_bus.store import layout
 
 TOOL_KV = f"KV_{layout.TOOL_KV_BUCKET}"
@@ -152,3 +161,20 @@ async def test_a_candidate_writes_only_its_figures_and_diffs(bus: SecuredBus) ->
         )
         await candidate.nc.flush()
         assert candidate.violations.empty()
+
+
+async def test_a_candidate_connects_with_its_identity_from_the_environment_alone(
+    bus: SecuredBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What the arbiter hands a sandboxed candidate, which may not read the data dir.
+    monkeypatch.setenv(CREDS_DIR_ENV, str(bus.security.identities.root))
+    monkeypatch.setenv(TLS_CA_ENV, str(bus.security.tls.ca))  # type: ignore[union-attr]
+    env = identity_env(CANDIDATE, "counter", inline=True)
+    assert set(env) == {SEED_ENV, TLS_CA_PEM_ENV}
+    options = ConnectOptions.from_env(env)
+    async with connect(bus.url, "candidate", options=options) as (nc, js):
+        ack = await js.publish(layout.diff_subject("counter"), b"{}")
+        assert ack.stream == layout.DIFF_STREAM
+        assert nc.new_inbox().startswith(
+            bus.security.identities.ensure(CANDIDATE, "counter").inbox_prefix
+        )

@@ -20,7 +20,9 @@ from o_bus.errors import StorageError
 
 __all__ = [
     "CREDS_ENV",
+    "SEED_ENV",
     "TLS_CA_ENV",
+    "TLS_CA_PEM_ENV",
     "TLS_CERT_ENV",
     "TLS_KEY_ENV",
     "ConnectOptions",
@@ -31,7 +33,10 @@ __all__ = [
 
 CREDS_ENV = "O_BUS_CREDS"
 """An nkey seed file: the identity this process connects as (set per process by `o-bus up`)."""
+SEED_ENV = "O_BUS_NKEY_SEED"
+"""The seed itself, for a process that may not read the credentials dir (a candidate)."""
 TLS_CA_ENV = "O_BUS_TLS_CA"
+TLS_CA_PEM_ENV = "O_BUS_TLS_CA_PEM"
 TLS_CERT_ENV = "O_BUS_TLS_CERT"
 TLS_KEY_ENV = "O_BUS_TLS_KEY"
 INBOX_ROOT = "_INBOX."
@@ -55,6 +60,10 @@ class ConnectOptions:
     """Verify the server against this CA bundle (enables TLS)."""
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    nkey_seed: str | None = None
+    """The seed text itself (instead of a file)."""
+    tls_ca_pem: str | None = None
+    """The CA bundle itself, PEM text (instead of a file)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ConnectOptions:
@@ -71,6 +80,8 @@ class ConnectOptions:
             tls_ca_file=path(TLS_CA_ENV),
             tls_cert_file=path(TLS_CERT_ENV),
             tls_key_file=path(TLS_KEY_ENV),
+            nkey_seed=env.get(SEED_ENV) or None,
+            tls_ca_pem=env.get(TLS_CA_PEM_ENV) or None,
         )
 
     def env(self) -> dict[str, str]:
@@ -81,7 +92,12 @@ class ConnectOptions:
             (TLS_CERT_ENV, self.tls_cert_file),
             (TLS_KEY_ENV, self.tls_key_file),
         )
-        return {name: str(value) for name, value in pairs if value is not None}
+        env = {name: str(value) for name, value in pairs if value is not None}
+        if self.nkey_seed is not None:
+            env[SEED_ENV] = self.nkey_seed
+        if self.tls_ca_pem is not None:
+            env[TLS_CA_PEM_ENV] = self.tls_ca_pem
+        return env
 
     def nats_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``nats.connect``."""
@@ -89,11 +105,17 @@ class ConnectOptions:
         if self.nkey_seed_file is not None:
             kwargs["nkeys_seed"] = str(self.nkey_seed_file)
             kwargs["inbox_prefix"] = inbox_prefix_of(self.nkey_seed_file)
+        elif self.nkey_seed is not None:
+            kwargs["nkeys_seed_str"] = self.nkey_seed
+            kwargs["inbox_prefix"] = _inbox_prefix_of_seed(self.nkey_seed.encode())
         if self.user is not None:
             kwargs["user"] = self.user
             kwargs["password"] = self.password or ""
-        if self.tls_ca_file is not None:
-            context = ssl.create_default_context(cafile=str(self.tls_ca_file))
+        if self.tls_ca_file is not None or self.tls_ca_pem is not None:
+            context = ssl.create_default_context(
+                cafile=str(self.tls_ca_file) if self.tls_ca_file is not None else None,
+                cadata=self.tls_ca_pem,
+            )
             if self.tls_cert_file is not None and self.tls_key_file is not None:
                 context.load_cert_chain(str(self.tls_cert_file), str(self.tls_key_file))
             kwargs["tls"] = context
@@ -104,13 +126,20 @@ def inbox_prefix_of(seed_file: Path) -> str:
     """The reply-inbox prefix of the identity in ``seed_file``: ``_INBOX.<16 chars of its
     public key>``. The server lets each identity subscribe only under its own prefix, so no
     one can read another identity's replies."""
+    try:
+        seed = seed_file.read_bytes()
+    except OSError as err:
+        raise StorageError(f"cannot read the nkey seed {seed_file}: {err}") from err
+    return _inbox_prefix_of_seed(seed)
+
+
+def _inbox_prefix_of_seed(seed: bytes) -> str:
     import nkeys
 
     try:
-        seed = seed_file.read_bytes().strip()
-        public: bytes = nkeys.from_seed(bytearray(seed)).public_key
-    except (OSError, nkeys.NkeysError) as err:
-        raise StorageError(f"cannot read the nkey seed {seed_file}: {err}") from err
+        public: bytes = nkeys.from_seed(bytearray(seed.strip())).public_key
+    except nkeys.NkeysError as err:
+        raise StorageError(f"not an nkey seed: {err}") from err
     return inbox_prefix_for(public.decode())
 
 

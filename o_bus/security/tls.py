@@ -52,8 +52,9 @@ class TlsFiles:
             raise ConfigurationError(f"TLS files missing: {', '.join(missing)}")
         return self
 
-    def server(self, *, verify_clients: bool = True) -> TlsConfig:
-        """The server side: its certificate; clients must present one signed by the CA."""
+    def server(self, *, verify_clients: bool = False) -> TlsConfig:
+        """The server side: its certificate. Clients prove who they are with their nkey;
+        ``verify_clients`` also asks them for a certificate signed by the CA."""
         return TlsConfig(
             str(self.server_cert), str(self.server_key), str(self.ca), verify=verify_clients
         )
