@@ -24,6 +24,7 @@ import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from o_bus.common.connect import ConnectOptions
 from o_bus.common.event_loop import install_uvloop
 from o_bus_bench.errors import BenchError
 from o_bus_bench.stats import CpuSampler, LevelResult, percentile
@@ -43,7 +44,9 @@ class ClosedLoop:
         self.subject = subject
         self.concurrency = concurrency
         self.timeout = timeout
-        self.prefix = f"_OBENCH.{uuid.uuid4().hex}."
+        # Under credentials an identity may only receive under its own inbox prefix.
+        secured = ConnectOptions.from_env().nkey_seed_file is not None
+        self.prefix = nc.new_inbox() + "." if secured else f"_OBENCH.{uuid.uuid4().hex}."
         self.run_id = uuid.uuid4().hex[:16]
         self.sent_at = [0.0] * concurrency
         self.generation = [0] * concurrency
@@ -144,7 +147,13 @@ async def _main(args: argparse.Namespace) -> LevelResult:
     pids = {name: int(pid) for name, pid in watched.items()}
     pids["client"] = os.getpid()
     servers = args.nats.split(",") if "," in args.nats else args.nats
-    nc = await nats.connect(servers, name="o-bus-bench-load", max_reconnect_attempts=0)
+    # As the identity the environment names, if any (``o-bus bench security``).
+    nc = await nats.connect(
+        servers,
+        name="o-bus-bench-load",
+        max_reconnect_attempts=0,
+        **ConnectOptions.from_env().nats_kwargs(),
+    )
     try:
         loop = ClosedLoop(nc, args.subject, args.concurrency, args.timeout)
         return await loop.run(args.warmup, args.duration, CpuSampler(pids))
@@ -161,6 +170,7 @@ def run_level(
     duration: float,
     watch: dict[str, int],
     timeout: float = 5.0,
+    env: dict[str, str] | None = None,
 ) -> LevelResult:
     """Run one closed-loop level in a fresh load-generator process and return its figures."""
     cmd = [
@@ -188,6 +198,7 @@ def run_level(
             capture_output=True,
             text=True,
             timeout=warmup + duration + timeout + 60,
+            env={**os.environ, **env} if env else None,
             check=False,
         )
     except subprocess.TimeoutExpired as err:

@@ -7,6 +7,7 @@ stopped by PID when the run ends.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 import uuid
@@ -21,9 +22,12 @@ from o_bus.agent.catalogue import Catalogue
 from o_bus.client import request_headers
 from o_bus.common.answers import until_answered
 from o_bus.common.children import ChildProcess
-from o_bus.common.connect import connect
+from o_bus.common.connect import ConnectOptions, connect
 from o_bus.config import StorageConfig
 from o_bus.runtime.registration import register_definitions
+from o_bus.security.bus import BusSecurity
+from o_bus.security.identities import AGENT as AGENT_ROLE
+from o_bus.security.identities import CLIENT
 from o_bus.server.cluster import LocalCluster
 from o_bus.server.embedded import EmbeddedServer
 from o_bus.store import layout
@@ -51,8 +55,17 @@ class ServiceProcess(ChildProcess):
 class Stack:
     """Server + splitter + agent host + raw splitter + raw agent, for one server setting."""
 
-    def __init__(self, work_dir: Path, sync_interval: str | None, nodes: int = 1) -> None:
+    def __init__(
+        self,
+        work_dir: Path,
+        sync_interval: str | None,
+        nodes: int = 1,
+        security: BusSecurity | None = None,
+    ) -> None:
+        """``security``: credentials, permissions, TLS and store encryption as `o-bus up`
+        sets them up (one node only); each process connects as its role."""
         self.work_dir = work_dir
+        self.security = security
         self.sync_interval = sync_interval
         self.nodes = nodes
         # One server, or a local JetStream cluster with every stream replicated on each node.
@@ -64,7 +77,12 @@ class Stack:
         self.server = (
             self.cluster.servers[0]
             if self.cluster is not None
-            else EmbeddedServer(work_dir / "nats", port=0, sync_interval=sync_interval)
+            else EmbeddedServer(
+                work_dir / "nats",
+                port=0,
+                sync_interval=sync_interval,
+                **(security.server_kwargs() if security is not None else {}),
+            )
         )
         self.children: list[ServiceProcess] = []
 
@@ -92,17 +110,35 @@ class Stack:
             ("raw-splitter", [python, "-m", "o_bus_bench.raw", "splitter", "--nats", self.url]),
             ("raw-agent", [python, "-m", "o_bus_bench.raw", "agent", "--nats", self.url]),
         ):
-            self.children.append(ServiceProcess(name, cmd, self.work_dir / f"{name}.log"))
+            self.children.append(
+                ServiceProcess(name, cmd, self.work_dir / f"{name}.log", env=self.env(name))
+            )
         asyncio.run(self._wait_ready())
 
+    def env(self, role: str) -> dict[str, str] | None:
+        """The environment of a process of ``role`` (splitter, agent, client; anything
+        else, such as the raw services, connects as the operator); None without security."""
+        if self.security is None:
+            return None
+        if role == "agent":
+            options = self.security.options(AGENT_ROLE, AGENT)
+        elif role in ("splitter", CLIENT):
+            options = self.security.options(role)
+        else:
+            options = self.security.options()
+        return {**os.environ, **options.env()}
+
+    def options(self) -> ConnectOptions | None:
+        return self.security.options() if self.security is not None else None
+
     async def _prepare(self) -> None:
-        async with connect(self.url, "o-bus-bench") as (_, js):
+        async with connect(self.url, "o-bus-bench", options=self.options()) as (_, js):
             await provision(js, StorageConfig(replicas=self.nodes))
             await register_definitions(js, Catalogue.discover())
             await provision_raw(js, replicas=self.nodes)
 
     async def _wait_ready(self) -> None:
-        async with connect(self.url, "o-bus-bench") as (nc, _):
+        async with connect(self.url, "o-bus-bench", options=self.options()) as (nc, _):
             deadline = time.monotonic() + READY_TIMEOUT
             for subject in (
                 layout.service_status_subject("splitter"),
