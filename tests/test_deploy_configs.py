@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from o_bus.security.tls import ensure_tls
 from o_bus.server.config import ClusterConfig, ServerConfig, render
-from o_bus.server.deploy_files import rendered_files
+from o_bus.server.deploy_files import CLUSTER_NODE, KUBERNETES_NODE, TLS_DIR, rendered_files
 from o_bus.server.embedded import find_nats_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,10 +37,43 @@ def _nats_server_test(path: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("name", ["single.conf", "cluster-node.conf", "kubernetes-node.conf"])
-def test_nats_server_accepts_the_deployed_config(name: str) -> None:
-    checked = _nats_server_test(ROOT / "deploy" / "nats" / name)
+def test_nats_server_accepts_the_deployed_config(name: str, tls_dir: Path, tmp_path: Path) -> None:
+    # The certificates are mounted at deploy time: here, freshly generated ones stand in.
+    text = (ROOT / "deploy" / "nats" / name).read_text(encoding="utf-8")
+    path = tmp_path / name
+    path.write_text(text.replace(TLS_DIR + "/", f"{tls_dir}/"), encoding="utf-8")
+    checked = _nats_server_test(path)
     assert checked.returncode == 0, checked.stderr
     assert "is valid" in checked.stdout + checked.stderr
+
+
+@pytest.fixture(scope="module")
+def tls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("tls")
+    ensure_tls(directory, ("n1", "n2", "n3"))
+    return directory
+
+
+@pytest.mark.parametrize("config", [CLUSTER_NODE, KUBERNETES_NODE], ids=["compose", "kubernetes"])
+def test_clustered_deploy_configs_use_tls_for_clients_and_verified_routes(
+    config: ServerConfig,
+) -> None:
+    assert config.tls is not None
+    assert config.tls.ca_file.startswith(TLS_DIR)
+    assert config.cluster is not None
+    assert config.cluster.tls is not None
+    assert config.cluster.tls.verify  # each node verifies its peer
+    text = render(config)
+    assert text.count("tls {") == 2
+
+
+def test_compose_mounts_the_certificates_and_the_client_verifies_them() -> None:
+    compose = (ROOT / "deploy" / "compose.yaml").read_text(encoding="utf-8")
+    assert compose.count("./tls:/etc/nats/tls:ro") == 3
+    assert "O_BUS_TLS_CA: /etc/o-bus/tls/ca.pem" in compose
+    manifest = (ROOT / "deploy" / "kubernetes" / "nats.yaml").read_text(encoding="utf-8")
+    assert "secretName: nats-tls" in manifest
+    assert "mountPath: /etc/nats/tls" in manifest
 
 
 def test_compose_runs_the_generated_cluster_config() -> None:

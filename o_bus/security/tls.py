@@ -3,11 +3,13 @@ into ``<data dir>/tls`` (keys 0600), or supplied by the operator (see docs/secur
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import datetime
 import ipaddress
 import os
 import socket
+import sys
 from pathlib import Path
 from typing import Final
 
@@ -168,3 +170,18 @@ def ensure_tls(directory: Path, hosts: tuple[str, ...] = ()) -> TlsFiles:
     _write(files.client_key, _pem_key(client_key), private=True)
     _write(files.ca, ca.public_bytes(pem), private=False)  # last: its presence means complete
     return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m o_bus.security.tls DIR --host NAME...``: a CA and certificates for deploy."""
+    parser = argparse.ArgumentParser(prog="python -m o_bus.security.tls", description=main.__doc__)
+    parser.add_argument("directory", type=Path)
+    parser.add_argument("--host", action="append", default=[], help="a name clients use")
+    args = parser.parse_args(argv)
+    files = ensure_tls(args.directory, tuple(args.host))
+    print(f"CA: {files.ca}\nserver: {files.server_cert}\nclient: {files.client_cert}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

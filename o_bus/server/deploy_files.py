@@ -12,9 +12,16 @@ import sys
 from pathlib import Path
 from typing import Final
 
-from o_bus.server.config import ClusterConfig, ServerConfig, render
+from o_bus.server.config import ClusterConfig, ServerConfig, TlsConfig, render
 
-__all__ = ["CLUSTER_NODE", "KUBERNETES_NODE", "SINGLE", "embed_in_manifest", "rendered_files"]
+__all__ = [
+    "CLUSTER_NODE",
+    "KUBERNETES_NODE",
+    "SINGLE",
+    "TLS_DIR",
+    "embed_in_manifest",
+    "rendered_files",
+]
 
 _SYNC_CLUSTER: Final = (
     "With R3 streams (o-bus up --replicas 3) a write is acknowledged after a\n"
@@ -70,6 +77,22 @@ SINGLE: Final = ServerConfig(
     },
 )
 
+TLS_DIR: Final = "/etc/nats/tls"
+# Generated with `python -m o_bus.security.tls DIR --host ...` (see deploy/README.md), or the
+# operator's own CA: every client and every peer verifies the server against ca.pem.
+TLS: Final = TlsConfig(
+    cert_file=f"{TLS_DIR}/server.pem",
+    key_file=f"{TLS_DIR}/server-key.pem",
+    ca_file=f"{TLS_DIR}/ca.pem",
+)
+# Routes: each node presents its certificate and verifies its peer's.
+ROUTE_TLS: Final = TlsConfig(TLS.cert_file, TLS.key_file, TLS.ca_file, verify=True)
+_TLS_NOTE: Final = (
+    "TLS for clients: o-bus and its callers verify the server against ca.pem\n"
+    "(o-bus: O_BUS_TLS_CA=/path/to/ca.pem). The certificate files are mounted at\n"
+    f"{TLS_DIR}; the cluster's routes use the same certificate, verified both ways."
+)
+
 _ROUTES_COMPOSE: Final = tuple(f"nats-route://n{i}:6222" for i in (1, 2, 3))
 CLUSTER_NODE: Final = ServerConfig(
     header=(
@@ -93,9 +116,15 @@ CLUSTER_NODE: Final = ServerConfig(
     sync_interval="2m",
     max_file_store="8GB",
     max_memory_store="256MB",
-    cluster=ClusterConfig(name="o-bus", port=6222, routes=_ROUTES_COMPOSE),
+    cluster=ClusterConfig(name="o-bus", port=6222, routes=_ROUTES_COMPOSE, tls=ROUTE_TLS),
+    tls=TLS,
     notes={
-        "port": "Clients. No authorization is configured: keep this port on a private network.",
+        "tls": _TLS_NOTE,
+        "port": (
+            "Clients, over TLS. No authorization is configured in this file: keep the port\n"
+            "on a private network, or add the users block `o-bus up` generates (see\n"
+            "docs/security.md)."
+        ),
         "http": "Monitoring: /healthz is used by health checks.",
         "max_payload": _PAYLOAD,
         "store_dir": "Files live in /data/jetstream; mount a persistent volume at /data.",
@@ -118,10 +147,12 @@ KUBERNETES_NODE: Final = ServerConfig(
     sync_interval="2m",
     max_file_store="8GB",
     max_memory_store="256MB",
-    cluster=ClusterConfig(name="o-bus", port=6222, routes=_ROUTES_K8S),
+    cluster=ClusterConfig(name="o-bus", port=6222, routes=_ROUTES_K8S, tls=ROUTE_TLS),
     lame_duck=("10s", "30s"),
     pid_file="/var/run/nats/nats.pid",
+    tls=TLS,
     notes={
+        "tls": _TLS_NOTE + "\nFrom the Secret nats-tls.",
         "max_payload": _PAYLOAD,
         "store_dir": "Files live in /data/jetstream on the pod's PersistentVolumeClaim.",
         "sync_interval": _SYNC_CLUSTER,
