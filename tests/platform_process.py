@@ -113,7 +113,11 @@ class UpProcess:
 
     def connect_kwargs(self, role: str = "operator") -> dict[str, Any]:
         """``nats.connect`` keyword arguments to connect as ``role``."""
-        return ConnectOptions(nkey_seed_file=self.seed(role)).nats_kwargs()
+        ca = self.data_dir / "tls" / "ca.pem"  # `up --tls`: verify the server
+        options = ConnectOptions(
+            nkey_seed_file=self.seed(role), tls_ca_file=ca if ca.is_file() else None
+        )
+        return options.nats_kwargs()
 
     def children(self, service: str) -> list[int]:
         """PIDs of the running ``o-bus run SERVICE`` processes of this platform."""
