@@ -39,7 +39,8 @@ from o_bus.wire.wal_record import DuplicateQuery
 
 from .canary import goes_to_canary
 from .routes import RouteTable
-from .wal_writer import AckProblem, WalWriter
+from .tracing import wal_writer
+from .wal_writer import AckProblem
 
 __all__ = ["QUEUE_GROUP", "Splitter"]
 
@@ -56,7 +57,7 @@ class Splitter:
         self.config = config or RuntimeConfig()
         self.routes = RouteTable()
         self.dead_letters = DeadLetters(js)
-        self.wal = WalWriter(nc, self._on_wal_problem)
+        self.wal = wal_writer(nc, self._on_wal_problem)  # traced when tracing is on
         self._sub: Subscription | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 

@@ -47,6 +47,7 @@ from o_bus.store import layout
 from o_bus.store.provision import provision
 from o_bus.store.registry import Registry
 from o_bus.supervision.records import SupervisionPolicy
+from o_bus.tracing import otlp_environment
 
 __all__ = [
     "SERVICES",
@@ -187,6 +188,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     # dir, and agent processes follow their lineage back to this process (ParentWatch).
     os.environ["O_BUS_DATA_DIR"] = str(data_dir.resolve())
     os.environ[PLATFORM_PID_ENV] = str(os.getpid())
+    if args.otlp:  # every process `up` starts (services, agents, candidates) exports there
+        os.environ.update(otlp_environment(args.otlp))
     become_subreaper()
     server: EmbeddedServer | None = None
     external = args.nats or nats_url_from_env()

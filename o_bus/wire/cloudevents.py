@@ -23,7 +23,10 @@ from o_bus.wire.headers import (
     CE_TYPE,
     CONTENT_TYPE,
     O_ROUTE,
+    W3C_TRACEPARENT,
+    W3C_TRACESTATE,
 )
+from o_bus.wire.trace_context import checked_trace_context, trace_context_of_headers
 from o_bus.wire.wal_record import SPECVERSION, WalRecord
 
 __all__ = [
@@ -58,6 +61,8 @@ class RequestEnvelope:
     reply_encoding: Encoding
     time: str | None = None
     subject: str | None = None
+    traceparent: str | None = None  # checked W3C trace context (None when absent or malformed)
+    tracestate: str | None = None
 
     def wal_record(self, reply_to: str | None, route: str | None = None) -> WalRecord:
         """The WAL record of this request (``route``: the canary version to decide it)."""
@@ -72,6 +77,8 @@ class RequestEnvelope:
             route,
             self.time,
             self.subject,
+            traceparent=self.traceparent,
+            tracestate=self.tracestate,
         )
 
     def wal_headers(self, dedup_key: str, reply: str | None) -> dict[str, str]:
@@ -115,6 +122,7 @@ def _parse_binary(
     ce_id, ce_type = headers[CE_ID], headers[CE_TYPE]
     _check_attributes(ce_id, ce_type, headers[CE_SOURCE], headers[CE_SPECVERSION])
     encoding = encoding_for(content_type)
+    trace = trace_context_of_headers(headers, ce_id)
     return RequestEnvelope(
         id=ce_id,
         type=ce_type,
@@ -124,6 +132,8 @@ def _parse_binary(
         reply_encoding=encoding,
         time=headers.get(CE_TIME),
         subject=headers.get(CE_SUBJECT),
+        traceparent=trace.traceparent,
+        tracestate=trace.tracestate,
     )
 
 
@@ -162,6 +172,9 @@ def _parse_structured(body: bytes) -> RequestEnvelope:
             "structured CloudEvent with a msgpack datacontenttype must carry data_base64",
         )
     time, subject = event.get("time"), event.get("subject")
+    trace = checked_trace_context(
+        event.get(W3C_TRACEPARENT), event.get(W3C_TRACESTATE), event["id"]
+    )
     return RequestEnvelope(
         id=event["id"],
         type=event["type"],
@@ -171,6 +184,8 @@ def _parse_structured(body: bytes) -> RequestEnvelope:
         reply_encoding=Encoding.JSON,
         time=time if isinstance(time, str) else None,
         subject=subject if isinstance(subject, str) else None,
+        traceparent=trace.traceparent,
+        tracestate=trace.tracestate,
     )
 
 
