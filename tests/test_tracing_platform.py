@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from nats.aio.client import Client
-from o_bus_bench.otlp_collector import OtlpCollector, ReceivedSpan
 from platform_process import UpProcess
 from support import WAIT_SECONDS, eventually
 
@@ -21,6 +20,7 @@ from o_bus import client
 from o_bus.errors import AgentUnavailableError
 from o_bus.tracing.names import AGENT_COMMIT, AGENT_DECIDE, SPLITTER_ACCEPT, TOOL_CALL
 from o_bus.tracing.settings import ENDPOINT_ENV, EXPORTER_ENV
+from o_bus_bench.otlp_collector import OtlpCollector, ReceivedSpan
 
 pytestmark = pytest.mark.slow
 

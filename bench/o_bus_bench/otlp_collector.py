@@ -110,7 +110,7 @@ class OtlpCollector:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 (the name http.server calls)
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
@@ -124,7 +124,7 @@ class OtlpCollector:
                     return
                 self._answer(200, ExportTraceServiceResponse().SerializeToString(), _PROTOBUF)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 page = collector.pages.get(self.path)
                 if page is None:
                     self._answer(404, b"", "text/plain")
@@ -138,7 +138,7 @@ class OtlpCollector:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 return  # quiet: one line per export would drown the output
 
         return Handler
