@@ -124,11 +124,11 @@ def _exporter(name: str, settings: TracingSettings) -> SpanExporter:
                 "OTLP over gRPC needs opentelemetry-exporter-otlp-proto-grpc; "
                 "or set OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"
             ) from err
-        exporter: SpanExporter = GrpcExporter()
+        exporter: SpanExporter = GrpcExporter(endpoint=settings.endpoint)
         return exporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    return OTLPSpanExporter()
+    return OTLPSpanExporter(endpoint=settings.endpoint)
 
 
 def build_tracer(settings: TracingSettings, role: str) -> OtelTracer:

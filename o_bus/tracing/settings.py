@@ -33,6 +33,7 @@ _PROTOCOL_ENVS: Final = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OT
 _DISABLED_ENV: Final = "OTEL_SDK_DISABLED"
 _SERVICE_NAME_ENV: Final = "OTEL_SERVICE_NAME"
 EXPORTERS: Final = ("otlp", "console")
+_TRACES_PATH: Final = "/v1/traces"
 PROTOCOLS: Final = ("http/protobuf", "grpc")
 
 
@@ -42,7 +43,7 @@ class TracingSettings:
 
     exporters: tuple[str, ...]
     protocol: str = "http/protobuf"
-    endpoint: str | None = None  # None: the exporter's default (http://localhost:4318)
+    endpoint: str | None = None  # given to the exporter; None: its default (localhost)
     service_name: str | None = None  # OTEL_SERVICE_NAME; else o-bus-<role>
 
 
@@ -66,7 +67,12 @@ def tracing_settings(environ: Mapping[str, str] | None = None) -> TracingSetting
     if protocol not in PROTOCOLS:
         log.warning("OTLP protocol %r is not supported; using http/protobuf", protocol)
         protocol = "http/protobuf"
-    return TracingSettings(exporters, protocol, endpoint, env.get(_SERVICE_NAME_ENV) or None)
+    signal_endpoint = env.get(TRACES_ENDPOINT_ENV) or None
+    if signal_endpoint is None and endpoint and protocol == "http/protobuf":
+        signal_endpoint = endpoint.rstrip("/") + _TRACES_PATH  # the spec's rule for HTTP
+    elif signal_endpoint is None:
+        signal_endpoint = endpoint
+    return TracingSettings(exporters, protocol, signal_endpoint, env.get(_SERVICE_NAME_ENV) or None)
 
 
 def otlp_environment(url: str) -> dict[str, str]:
