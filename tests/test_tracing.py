@@ -5,6 +5,7 @@ in-process splitter and agent with tracing on."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import subprocess
@@ -16,8 +17,9 @@ from support import Platform, eventually, read_subject, running_platform
 
 from o_bus import tracing
 from o_bus.client import send
+from o_bus.evolution.sandbox import SandboxLimits, spawn_sandboxed
 from o_bus.store import layout
-from o_bus.tracing.names import AGENT_COMMIT, AGENT_DECIDE, SPLITTER_ACCEPT
+from o_bus.tracing.names import AGENT_COMMIT, AGENT_DECIDE, SHADOW_EVALUATE, SPLITTER_ACCEPT
 from o_bus.wire.cloudevents import parse_request
 from o_bus.wire.headers import (
     CE_ID,
@@ -328,3 +330,32 @@ async def test_with_tracing_on_a_request_without_context_starts_a_trace(
     event_context = parse_traceparent((events[0].headers or {})[CE_TRACEPARENT])
     assert event_context is not None
     assert event_context.parent_id == decide.span_id
+
+
+_SANDBOXED_EXPORT = """
+from o_bus.tracing import configure
+from o_bus.tracing.names import SHADOW_EVALUATE
+traced = configure("candidate")
+assert traced is not None
+traced.start(SHADOW_EVALUATE).end()
+assert traced.flush(20.0)
+print("exported")
+"""
+
+
+async def test_a_candidate_in_the_sandbox_exports_its_spans() -> None:
+    """Shadows run in the sandbox (address-space limit, no new processes): tracing must work
+    there too, or a platform with tracing on could not evolve its agents."""
+    with OtlpCollector() as running:
+        process = await spawn_sandboxed(
+            ["-c", _SANDBOXED_EXPORT],
+            SandboxLimits(),
+            env=tracing.otlp_environment(running.url),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0, err.decode()
+        assert out.decode().strip() == "exported"
+        [span] = running.spans()
+        assert (span.name, span.service) == (SHADOW_EVALUATE, "o-bus-candidate")

@@ -7,17 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from nats.aio.client import Client
 from platform_process import UpProcess
-from support import WAIT_SECONDS, eventually
+from processes import send_until_ok
+from support import eventually
 
-from o_bus import client
-from o_bus.errors import AgentUnavailableError
 from o_bus.tracing.names import AGENT_COMMIT, AGENT_DECIDE, SPLITTER_ACCEPT, TOOL_CALL
 from o_bus.tracing.settings import ENDPOINT_ENV, EXPORTER_ENV
 from o_bus_bench.otlp_collector import OtlpCollector, ReceivedSpan
@@ -50,22 +48,6 @@ def traced_up(
         platform.close()
 
 
-async def _send_until_ok(nc: Client, traceparent: str, url: str) -> dict[str, object]:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while True:
-        try:
-            reply = await client.send(
-                nc, "fetcher", "fetch", {"url": url}, request_id="t1", traceparent=traceparent
-            )
-        except AgentUnavailableError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.05)
-            continue
-        assert reply["ok"], reply
-        return reply
-
-
 def _only(spans: list[ReceivedSpan], name: str, parent: str) -> ReceivedSpan:
     found = [s for s in spans if s.name == name and s.parent_id == parent]
     assert len(found) == 1, (name, parent, spans)
@@ -81,7 +63,9 @@ async def test_a_request_is_one_trace_across_splitter_agent_and_tool_call(
     nc = Client()
     await nc.connect(url, connect_timeout=5)
     try:
-        await _send_until_ok(nc, f"00-{trace_id}-{caller}-01", collector.url + PAGE)
+        traceparent = f"00-{trace_id}-{caller}-01"
+        data = {"url": collector.url + PAGE}
+        await send_until_ok(nc, "fetcher", "fetch", data, "t1", traceparent=traceparent)
     finally:
         await nc.close()
 

@@ -2,14 +2,16 @@
 every request (what passing it through costs), and on (spans exported over OTLP/HTTP to a
 local collector), each beside the raw nats-py floor measured on the same server.
 
-Each mode gets its own server and services (the splitter and the agent as `o-bus up` runs
-them, with the mode's environment); at each concurrency the project path and the raw path
-are measured in turn, as in `o-bus bench`.
+Each mode has its own server and services (the splitter and the agent as `o-bus up` runs
+them, with the mode's environment), all started together; at each concurrency the modes and
+the raw path take turns, so a change in the machine's load hits them alike. A fourth mode
+samples 1% of the traces at the root.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -30,22 +32,32 @@ from o_bus_bench.stats import LevelResult, ratio
 
 __all__ = ["main"]
 
-MODES = ("off", "off+traceparent", "on")
+# mode -> (OTEL_* variables of the splitter and the agent, requests carry a traceparent)
+MODES: dict[str, tuple[dict[str, str], bool]] = {
+    "off": ({}, False),
+    "off+traceparent": ({}, True),
+    "on": ({"on": "1"}, True),
+    # The sampling decision at the root (the splitter), 1 in 100: the rest get non-recording
+    # spans, and the agent follows the splitter's decision.
+    "on, 1% sampled": (
+        {"on": "1", "OTEL_TRACES_SAMPLER": "parentbased_traceidratio"}
+        | {"OTEL_TRACES_SAMPLER_ARG": "0.01"},
+        False,
+    ),
+}
 
 
 @dataclass
-class ModeRun:
-    mode: str
-    levels: list[tuple[LevelResult, LevelResult]] = field(default_factory=list)  # project, raw
-    spans: int = 0  # received by the collector (mode "on")
+class LevelRun:
+    concurrency: int
+    project: dict[str, LevelResult] = field(default_factory=dict)  # by mode
+    raw: LevelResult | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "mode": self.mode,
-            "spans_received": self.spans,
-            "levels": [
-                {"project": project.as_dict(), "raw": raw.as_dict()} for project, raw in self.levels
-            ],
+            "concurrency": self.concurrency,
+            "project": {mode: result.as_dict() for mode, result in self.project.items()},
+            "raw": self.raw.as_dict() if self.raw else None,
         }
 
 
@@ -53,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="o-bus bench tracing",
         description="Requests through o.req.counter with tracing off, off with a traceparent, "
-        "and on (exporting to a local OTLP collector), each beside the raw nats-py floor.",
+        "on (exporting to a local OTLP collector) and on with 1%% sampling, beside the raw "
+        "nats-py floor; the modes alternate at each level.",
     )
     parser.add_argument("--duration", type=positive, default=5.0, help="seconds per level")
     parser.add_argument("--warmup", type=positive, default=1.0, help="seconds before each")
@@ -69,8 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _environment(mode: str, collector: OtlpCollector) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-    if mode == "on":
+    variables = dict(MODES[mode][0])
+    if variables.pop("on", None):
         env.update(otlp_environment(collector.url))
+        env.update(variables)
     return env
 
 
@@ -78,64 +93,68 @@ def _median(results: list[LevelResult]) -> LevelResult:
     return sorted(results, key=lambda result: result.rps)[(len(results) - 1) // 2]
 
 
-def _run_mode(
-    mode: str, work_dir: Path, collector: OtlpCollector, args: argparse.Namespace
-) -> ModeRun:
-    run = ModeRun(mode)
-    before = collector.received
-    with Stack(work_dir, None, project_env=_environment(mode, collector)) as stack:
-        pids = stack.pids()
-        watch = {
-            PROJECT_SUBJECT: {n: pids[n] for n in ("server", "splitter", "agent")},
-            RAW_SUBJECT: {"server": pids["server"], "splitter": pids["raw-splitter"]},
+def _measure(
+    stack: Stack, subject: str, concurrency: int, args: argparse.Namespace, traced: bool
+) -> LevelResult:
+    pids = stack.pids()
+    prefix = "raw-" if subject == RAW_SUBJECT else ""
+    watch = {"server": pids["server"]} | {n: pids[prefix + n] for n in ("splitter", "agent")}
+    return run_level(
+        stack.url,
+        subject,
+        concurrency,
+        warmup=args.warmup,
+        duration=args.duration,
+        watch=watch,
+        traceparent=traced,
+    )
+
+
+def _run(root: Path, collector: OtlpCollector, args: argparse.Namespace) -> list[LevelRun]:
+    """Every mode's stack at once; at each level the modes and the raw path take turns."""
+    runs = []
+    with contextlib.ExitStack() as started:
+        stacks = {
+            mode: started.enter_context(
+                Stack(root / f"mode-{index}", None, project_env=_environment(mode, collector))
+            )
+            for index, mode in enumerate(MODES)
         }
         for concurrency in args.levels:
-            found: dict[str, list[LevelResult]] = {PROJECT_SUBJECT: [], RAW_SUBJECT: []}
+            found: dict[str, list[LevelResult]] = {mode: [] for mode in [*MODES, "raw"]}
             for _ in range(args.repeats):
-                for subject in (PROJECT_SUBJECT, RAW_SUBJECT):
-                    result = run_level(
-                        stack.url,
-                        subject,
-                        concurrency,
-                        warmup=args.warmup,
-                        duration=args.duration,
-                        watch=watch[subject],
-                        traceparent=mode != "off" and subject == PROJECT_SUBJECT,
+                for mode, (_, traced) in MODES.items():
+                    found[mode].append(
+                        _measure(stacks[mode], PROJECT_SUBJECT, concurrency, args, traced)
                     )
-                    print(
-                        f"[tracing {mode}] {subject} C={concurrency}: {result.rps:,.0f} req/s, "
-                        f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                    found[subject].append(result)
-            run.levels.append((_median(found[PROJECT_SUBJECT]), _median(found[RAW_SUBJECT])))
-    # The services flushed their spans when they stopped.
-    run.spans = collector.received - before
-    return run
+                found["raw"].append(_measure(stacks["off"], RAW_SUBJECT, concurrency, args, False))
+                print(
+                    f"[tracing C={concurrency}] "
+                    + ", ".join(f"{m} {r[-1].rps:,.0f} req/s" for m, r in found.items()),
+                    file=sys.stderr,
+                    flush=True,
+                )
+            run = LevelRun(concurrency, {mode: _median(found[mode]) for mode in MODES})
+            run.raw = _median(found["raw"])
+            runs.append(run)
+    return runs
 
 
-def render(runs: list[ModeRun]) -> str:
-    by_mode = {run.mode: run for run in runs}
+def render(runs: list[LevelRun], spans: int) -> str:
     lines = [
-        "| in flight | " + " | ".join(f"tracing {m} req/s (raw)" for m in MODES) + " | on/off |",
-        "|---|" + "---|" * (len(MODES) + 1),
+        "| in flight | raw floor | " + " | ".join(f"tracing {mode}" for mode in MODES) + " |",
+        "|---|---|" + "---|" * len(MODES),
     ]
-    for index, (off, _) in enumerate(by_mode["off"].levels):
-        cells = []
-        for mode in MODES:
-            project, raw = by_mode[mode].levels[index]
-            cells.append(
-                f"{project.rps:,.0f} ({raw.rps:,.0f}) p99 {project.p99_ms:.1f} ms, "
-                f"{ratio(project.rps, raw.rps):.0%} of raw"
-            )
-        on = by_mode["on"].levels[index][0]
-        lines.append(
-            f"| {off.concurrency} | " + " | ".join(cells) + f" | {ratio(on.rps, off.rps):.0%} |"
-        )
-    on_run = by_mode["on"]
+    for run in runs:
+        assert run.raw is not None
+        cells = [
+            f"{r.rps:,.0f} req/s ({ratio(r.rps, run.raw.rps):.0%}), p99 {r.p99_ms:.1f} ms"
+            for r in run.project.values()
+        ]
+        raw = f"{run.raw.rps:,.0f} req/s, p99 {run.raw.p99_ms:.1f} ms"
+        lines.append(f"| {run.concurrency} | {raw} | " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append(f"spans received by the collector in mode on: {on_run.spans:,}")
+    lines.append(f"spans received by the collector: {spans:,}")
     return "\n".join(lines) + "\n"
 
 
@@ -148,15 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.duration, args.warmup = 1.0, 0.3
     previous = signal.signal(signal.SIGTERM, _interrupt)
-    runs: list[ModeRun] = []
     try:
         with (
             tempfile.TemporaryDirectory(prefix="o-bus-bench-tracing-") as scratch,
             OtlpCollector(keep=False) as collector,
         ):
-            root = args.work_dir or Path(scratch)
-            for mode in MODES:
-                runs.append(_run_mode(mode, root / mode, collector, args))
+            runs = _run(args.work_dir or Path(scratch), collector, args)
+            spans = collector.received  # the services flushed their spans as they stopped
     except (BenchError, OBusError) as err:
         print(f"o-bus bench tracing: {err.message}", file=sys.stderr)
         return 1
@@ -165,9 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         document = {
             "options": {"duration": args.duration, "warmup": args.warmup, "levels": args.levels},
-            "runs": [run.as_dict() for run in runs],
+            "modes": {mode: env for mode, (env, _) in MODES.items()},
+            "spans_received": spans,
+            "levels": [run.as_dict() for run in runs],
         }
         sys.stdout.write(json.dumps(document, indent=2) + "\n")
     else:
-        sys.stdout.write(render(runs))
+        sys.stdout.write(render(runs, spans))
     return 0
