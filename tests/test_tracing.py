@@ -13,13 +13,24 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from pydantic_core import to_json
 from support import Platform, eventually, read_subject, running_platform
 
 from o_bus import tracing
+from o_bus.agents.counter import counter
 from o_bus.client import send
+from o_bus.evolution.canary_client import CanaryClient
 from o_bus.evolution.sandbox import SandboxLimits, spawn_sandboxed
 from o_bus.store import layout
-from o_bus.tracing.names import AGENT_COMMIT, AGENT_DECIDE, SHADOW_EVALUATE, SPLITTER_ACCEPT
+from o_bus.tracing.names import (
+    AGENT_COMMIT,
+    AGENT_DECIDE,
+    CANARY_DECIDE,
+    SHADOW_EVALUATE,
+    SPLITTER_ACCEPT,
+)
 from o_bus.wire.cloudevents import parse_request
 from o_bus.wire.headers import (
     CE_ID,
@@ -359,3 +370,35 @@ async def test_a_candidate_in_the_sandbox_exports_its_spans() -> None:
         assert out.decode().strip() == "exported"
         [span] = running.spans()
         assert (span.name, span.service) == (SHADOW_EVALUATE, "o-bus-candidate")
+
+
+async def test_a_canary_decision_is_a_span_under_the_agents_decision(
+    collector: OtlpCollector, nc: Client
+) -> None:
+    version = "sha256:" + "ab" * 32
+    answers = iter([True, False])  # the candidate decides once, then fails
+
+    async def candidate(msg: Msg) -> None:
+        if next(answers):
+            events = [{"type": "incremented", "version": 1, "data": {"by": 1}}]
+            await msg.respond(to_json({"ok": True, "events": events, "code_version": "2"}))
+        else:
+            await msg.respond(to_json({"ok": False, "message": "broken"}))
+
+    await nc.subscribe(layout.candidate_subject("counter", version, "decide"), cb=candidate)
+    canary = CanaryClient(nc, "counter", version, counter, timeout=5.0)
+    decide_span = f"00-{TRACE}-{PARENT}-01"
+    record = WalRecord("r1", "increment", b'{"by":1}', wal_seq=1, traceparent=decide_span)
+    assert await canary.decide(counter.initial_state(), record) is not None
+    assert await canary.decide(counter.initial_state(), record._replace(wal_seq=2)) is None
+
+    async def spans() -> list[ReceivedSpan] | None:
+        mine = [s for s in collector.spans() if s.name == CANARY_DECIDE]
+        return mine if len(mine) == 2 else None
+
+    decided, fell_back = await eventually(spans, what="two canary spans")
+    assert (decided.trace_id, decided.parent_id) == (TRACE, PARENT)
+    assert decided.attributes["o_bus.outcome"] == "decided"
+    assert not decided.failed
+    assert fell_back.attributes["o_bus.outcome"] == "fallback to live"
+    assert fell_back.failed
