@@ -22,6 +22,7 @@ from o_bus import tracing
 from o_bus.agents.counter import counter
 from o_bus.client import send
 from o_bus.evolution.canary_client import CanaryClient
+from o_bus.evolution.candidate.shadow import ShadowRunner
 from o_bus.evolution.sandbox import SandboxLimits, spawn_sandboxed
 from o_bus.store import layout
 from o_bus.tracing.names import (
@@ -402,3 +403,32 @@ async def test_a_canary_decision_is_a_span_under_the_agents_decision(
     assert not decided.failed
     assert fell_back.attributes["o_bus.outcome"] == "fallback to live"
     assert fell_back.failed
+
+
+async def test_a_shadow_evaluation_is_a_span_under_the_splitters(
+    traced_platform: Platform, collector: OtlpCollector
+) -> None:
+    shadow = ShadowRunner(
+        traced_platform.nc, traced_platform.js, "counter", "sha256:" + "cd" * 32, counter, counter
+    )
+    await shadow.fork()
+    await shadow.start()
+    try:
+        reply = await send(traced_platform.nc, "counter", "increment", {"by": 1}, traceparent=VALID)
+        assert reply["ok"], reply
+
+        async def compared() -> bool:
+            return shadow.counters.compared >= 1
+
+        await eventually(compared, what="the shadow to compare the request")
+    finally:
+        await shadow.stop()
+
+    async def spans() -> dict[str, ReceivedSpan] | None:
+        mine = {s.name: s for s in collector.spans() if s.trace_id == TRACE}
+        return mine if {SPLITTER_ACCEPT, SHADOW_EVALUATE} <= set(mine) else None
+
+    found = await eventually(spans, what="the shadow's span in the request's trace")
+    evaluated = found[SHADOW_EVALUATE]
+    assert evaluated.parent_id == found[SPLITTER_ACCEPT].span_id
+    assert evaluated.attributes["o_bus.differs"] is False
