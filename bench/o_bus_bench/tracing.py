@@ -140,6 +140,13 @@ def _run(root: Path, collector: OtlpCollector, args: argparse.Namespace) -> list
     return runs
 
 
+def cpu_per_request(result: LevelResult) -> float:
+    """CPU microseconds the splitter and the agent spent per reply: the cost of a mode that a
+    busy machine's throughput figures hide (they also wait for a core)."""
+    busy = result.cpu_percent.get("splitter", 0.0) + result.cpu_percent.get("agent", 0.0)
+    return busy / 100 / result.rps * 1e6 if result.rps > 0 else 0.0
+
+
 def render(runs: list[LevelRun], spans: int) -> str:
     lines = [
         "| in flight | raw floor | " + " | ".join(f"tracing {mode}" for mode in MODES) + " |",
@@ -148,12 +155,17 @@ def render(runs: list[LevelRun], spans: int) -> str:
     for run in runs:
         assert run.raw is not None
         cells = [
-            f"{r.rps:,.0f} req/s ({ratio(r.rps, run.raw.rps):.0%}), p99 {r.p99_ms:.1f} ms"
+            f"{r.rps:,.0f} req/s ({ratio(r.rps, run.raw.rps):.0%}), p99 {r.p99_ms:.1f} ms, "
+            f"{cpu_per_request(r):.0f} µs CPU"
             for r in run.project.values()
         ]
-        raw = f"{run.raw.rps:,.0f} req/s, p99 {run.raw.p99_ms:.1f} ms"
+        raw = (
+            f"{run.raw.rps:,.0f} req/s, p99 {run.raw.p99_ms:.1f} ms, "
+            f"{cpu_per_request(run.raw):.0f} µs CPU"
+        )
         lines.append(f"| {run.concurrency} | {raw} | " + " | ".join(cells) + " |")
     lines.append("")
+    lines.append("(share of the raw floor; µs CPU: splitter + agent CPU time per reply)")
     lines.append(f"spans received by the collector: {spans:,}")
     return "\n".join(lines) + "\n"
 
