@@ -432,3 +432,21 @@ async def test_a_shadow_evaluation_is_a_span_under_the_splitters(
     evaluated = found[SHADOW_EVALUATE]
     assert evaluated.parent_id == found[SPLITTER_ACCEPT].span_id
     assert evaluated.attributes["o_bus.differs"] is False
+
+
+def test_a_request_its_caller_did_not_sample_is_carried_on_and_not_recorded(
+    collector: OtlpCollector,
+) -> None:
+    traced = tracing.tracer()
+    assert traced is not None
+    unsampled = f"00-{TRACE}-{PARENT}-00"
+    skipped = traced.start(AGENT_DECIDE, unsampled, "k=v")
+    assert (skipped.traceparent, skipped.tracestate) == (unsampled, "k=v")
+    skipped.set("o_bus.outcome", "applied")
+    skipped.end()
+    recorded = traced.start(AGENT_DECIDE, VALID)
+    recorded.end()
+    assert traced.flush(10.0)
+    [span] = [s for s in collector.spans() if s.trace_id == TRACE]
+    assert span.parent_id == PARENT
+    assert parse_traceparent(recorded.traceparent) == TraceParent(TRACE, span.span_id, 1)

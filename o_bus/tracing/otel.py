@@ -22,12 +22,14 @@ from opentelemetry.trace import (
 )
 
 from o_bus.errors import ConfigurationError
-from o_bus.wire.trace_context import format_traceparent, parse_traceparent
+from o_bus.wire.trace_context import TraceParent, format_traceparent, parse_traceparent
 
 from .api import AttributeValue, SpanKind
 from .settings import TracingSettings
 
-__all__ = ["OtelSpan", "OtelTracer", "build_tracer"]
+SAMPLER_ENV = "OTEL_TRACES_SAMPLER"  # read by the SDK's TracerProvider as well
+
+__all__ = ["OtelSpan", "OtelTracer", "UnsampledSpan", "build_tracer"]
 
 _KINDS = {
     "internal": trace.SpanKind.INTERNAL,
@@ -67,8 +69,28 @@ class OtelSpan:
             self._span.end()
 
 
-def _parent_context(parent: str | None, tracestate: str | None) -> Context | None:
-    parsed = parse_traceparent(parent) if parent else None
+class UnsampledSpan:
+    """The span of a request its caller did not sample, under a parent-based sampler: nothing
+    is recorded, and the caller's context is carried on unchanged (a span object of the SDK
+    would cost as much again as all the rest of the pass-through)."""
+
+    __slots__ = ("traceparent", "tracestate")
+
+    def __init__(self, traceparent: str, tracestate: str | None) -> None:
+        self.traceparent = traceparent
+        self.tracestate = tracestate
+
+    def set(self, key: str, value: AttributeValue) -> None:
+        return
+
+    def fail(self, message: str) -> None:
+        return
+
+    def end(self) -> None:
+        return
+
+
+def _parent_context(parsed: TraceParent | None, tracestate: str | None) -> Context | None:
     if parsed is None:
         return None
     state = TraceState.from_header([tracestate]) if tracestate else None
@@ -83,8 +105,9 @@ def _parent_context(parent: str | None, tracestate: str | None) -> Context | Non
 
 
 class OtelTracer:
-    def __init__(self, provider: TracerProvider) -> None:
+    def __init__(self, provider: TracerProvider, *, follows_parent: bool = True) -> None:
         self.provider = provider
+        self.follows_parent = follows_parent  # the sampler keeps the parent's decision
         self._tracer = provider.get_tracer("o_bus")
 
     def start(
@@ -95,10 +118,13 @@ class OtelTracer:
         *,
         kind: SpanKind = "internal",
         attributes: Mapping[str, AttributeValue] | None = None,
-    ) -> OtelSpan:
+    ) -> OtelSpan | UnsampledSpan:
+        parsed = parse_traceparent(parent) if parent else None
+        if parsed is not None and not parsed.sampled and self.follows_parent:
+            return UnsampledSpan(parent or "", tracestate)
         span = self._tracer.start_span(
             name,
-            context=_parent_context(parent, tracestate),
+            context=_parent_context(parsed, tracestate),
             kind=_KINDS[kind],
             attributes=attributes,
         )
@@ -144,4 +170,5 @@ def build_tracer(settings: TracingSettings, role: str) -> OtelTracer:
     provider = TracerProvider(resource=Resource.create(attributes))
     for name in settings.exporters:
         provider.add_span_processor(BatchSpanProcessor(_exporter(name, settings)))
-    return OtelTracer(provider)
+    sampler = os.environ.get(SAMPLER_ENV, "parentbased_always_on")
+    return OtelTracer(provider, follows_parent=sampler.startswith("parentbased_"))
