@@ -74,11 +74,18 @@ class UnsampledSpan:
     is recorded, and the caller's context is carried on unchanged (a span object of the SDK
     would cost as much again as all the rest of the pass-through)."""
 
-    __slots__ = ("traceparent", "tracestate")
+    __slots__ = ("_parent", "_state")
 
     def __init__(self, traceparent: str, tracestate: str | None) -> None:
-        self.traceparent = traceparent
-        self.tracestate = tracestate
+        self._parent, self._state = traceparent, tracestate
+
+    @property
+    def traceparent(self) -> str:
+        return self._parent
+
+    @property
+    def tracestate(self) -> str | None:
+        return self._state
 
     def set(self, key: str, value: AttributeValue) -> None:
         return
