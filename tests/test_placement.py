@@ -4,7 +4,6 @@ supervisor dies is taken over by that host's standby supervisor while the agent 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -13,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -72,25 +71,9 @@ def hosts(tmp_path: Path) -> Iterator[Hosts]:
         found.close()
 
 
-@pytest.fixture
-def up(tmp_path: Path) -> Iterator[UpProcess]:
-    platform = UpProcess(tmp_path / "data", "--splitters", "1")
-    try:
-        yield platform
-    finally:
-        platform.close()
-
-
-@pytest.fixture
-async def platform_nc(up: UpProcess) -> AsyncIterator[Client]:
-    up.start()
-    url = await asyncio.to_thread(up.wait_up)
-    nc = Client()
-    await nc.connect(url, connect_timeout=5, max_reconnect_attempts=-1)
-    try:
-        yield nc
-    finally:
-        await nc.close()
+@pytest.fixture(scope="module")
+def up_args() -> tuple[str, ...]:
+    return ("--splitters", "1")
 
 
 def _parent(pid: int) -> int:
