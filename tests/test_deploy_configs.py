@@ -81,8 +81,9 @@ def _documents(path: Path) -> list[str]:
 
 
 def _field(document: str, name: str) -> str:
-    [value] = re.findall(rf"^\s*{name}: (.+)$", document, flags=re.MULTILINE)[:1]
-    return value.strip()
+    found = re.search(rf"^\s*{name}: (.+)$", document, flags=re.MULTILINE)
+    assert found is not None, f"no {name} in:\n{document}"
+    return found.group(1).strip()
 
 
 def test_kubernetes_runs_agent_hosts_as_a_statefulset_of_several_replicas() -> None:
