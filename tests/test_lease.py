@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from nats.aio.client import Client
 
+from o_bus.common.connect import connect
 from o_bus.config import StorageConfig
+from o_bus.server.embedded import EmbeddedServer
 from o_bus.store.event_records import utc_now
-from o_bus.store.lease import HeldLease, LeaseHolder, LeaseStore
+from o_bus.store.lease import STORE_OUTAGE_TTLS, HeldLease, LeaseHolder, LeaseStore
 from o_bus.store.provision import provision
 
 
@@ -47,3 +50,23 @@ async def test_keep_returns_when_the_lease_is_taken_away(nc: Client) -> None:
     assert held.lease is None
     assert not await held.renew()
     await held.release()  # nothing held: nothing to do, no error
+
+
+async def test_a_held_lease_outlives_a_store_outage_shorter_than_its_grace(tmp_path: Path) -> None:
+    """While the store has no leader nobody can take the lease: the holder keeps it (a server
+    election must not restart every agent), until the outage lasts too many TTLs."""
+    server = EmbeddedServer(tmp_path / "nats")
+    server.start()
+    try:
+        async with connect(server.url, "lease-outage", timeout=1.0) as (_, js):
+            await provision(js, StorageConfig())
+            held = HeldLease(LeaseStore(js), "_leader", ttl=0.4, who="holder")
+            await held.acquire(_holder("holder"))
+            server.kill()
+            assert await held.renew()  # the store cannot be reached: still held
+            assert held.lease is not None
+            held.renewed_at -= 0.4 * STORE_OUTAGE_TTLS  # the outage has lasted too long
+            assert not await held.renew()
+            assert held.lease is None
+    finally:
+        server.stop()
