@@ -6,9 +6,11 @@ import asyncio
 from pathlib import Path
 
 from nats.aio.client import Client
+from support import eventually
 
 from o_bus.common.connect import connect
 from o_bus.config import StorageConfig
+from o_bus.errors import StorageError
 from o_bus.server.embedded import EmbeddedServer
 from o_bus.store.event_records import utc_now
 from o_bus.store.lease import STORE_OUTAGE_TTLS, HeldLease, LeaseHolder, LeaseStore
@@ -65,6 +67,22 @@ async def test_a_held_lease_outlives_a_store_outage_shorter_than_its_grace(tmp_p
             server.kill()
             assert await held.renew()  # the store cannot be reached: still held
             assert held.lease is not None
+            await asyncio.sleep(0.5)  # longer than the TTL: the bucket expires the lease
+            await asyncio.to_thread(server.restart)
+
+            async def taken_again() -> bool:
+                if not await held.renew():
+                    return False
+                try:
+                    current = await LeaseStore(js).current("_leader")
+                except StorageError:  # not reconnected yet
+                    return False
+                return current is not None and current.holder.holder == "holder"
+
+            await eventually(taken_again, what="the expired lease taken again by its holder")
+
+            server.kill()
+            assert await held.renew()
             held.renewed_at -= 0.4 * STORE_OUTAGE_TTLS  # the outage has lasted too long
             assert not await held.renew()
             assert held.lease is None

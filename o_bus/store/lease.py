@@ -123,14 +123,16 @@ class HeldLease:
     one after a server died, 4 to 9 s) nobody can take the lease either, and the bucket's own TTL
     decides when it expires. So the holder keeps it through an outage of up to
     ``STORE_OUTAGE_TTLS`` TTLs, and learns on the first renewal that reaches the store whether it
-    expired meanwhile; stepping down at once would turn every election into a restart. Both
-    are logged with ``who``; the fence on the event log still stops a holder that lost it.
+    expired meanwhile. If it did and nobody took it, the holder takes it again (a create, as
+    anyone would); stepping down instead would turn every election into a restart. Both are
+    logged with ``who``; the fence on the event log still stops a holder that lost it.
     """
 
     def __init__(self, leases: LeaseStore, key: str, ttl: float, who: str) -> None:
         self.leases, self.key, self.ttl, self.who = leases, key, ttl, who
         self.lease: Lease | None = None
         self.renewed_at = time.monotonic()  # last time the lease was known to be ours
+        self._unreachable = False  # the last renewal could not reach the store
 
     @property
     def interval(self) -> float:
@@ -176,9 +178,20 @@ class HeldLease:
                 err.message,
                 "; still held while the store is unreachable" if keep else "; giving it up",
             )
+            self._unreachable = keep
             if keep:
                 return True
             renewed = False
+        if not renewed and self._unreachable:
+            # It expired while the store was down: take it again if nobody else did.
+            renewed = await self.try_acquire(self.lease.holder) is not None
+            log.warning(
+                "%s: lease %r expired while the store was unreachable; %s",
+                self.who,
+                self.key,
+                "taken again" if renewed else "someone else holds it",
+            )
+        self._unreachable = False
         if renewed:
             self.renewed_at = time.monotonic()
         else:
