@@ -157,8 +157,9 @@ async def cmd_run(args: argparse.Namespace) -> int:
             status = {"service": args.service, "ready": True}
             if isinstance(service, AgentHost):
                 status["agents"] = sorted(service.workers)
-            elif isinstance(service, Splitter):  # the agents it routes requests to
+            if isinstance(service, Splitter):  # the agents it routes requests to, its intake
                 status["agents"] = sorted(service.routes.agents)
+                status["intake"] = service.figures()
             await msg.respond(to_json(status))  # type: ignore[attr-defined]
 
         async def start() -> None:
