@@ -28,6 +28,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from o_bus.agent.catalogue import find_definition, import_file
+from o_bus.agent.improvement import HandOff
 from o_bus.errors import ConfigurationError, OBusError
 from o_bus.evolution.search.breeding import ROOT, Brood, breed
 from o_bus.evolution.search.config import SearchConfig, SearchResult
@@ -36,7 +37,7 @@ from o_bus.evolution.search.evaluate.dataset import Dataset
 from o_bus.evolution.search.evaluate.pool import EvaluationPool
 from o_bus.evolution.search.evaluate.worker import EvaluationJob
 from o_bus.evolution.search.genome import GenomeSpace, read_genome
-from o_bus.evolution.search.handoff import deploy_best
+from o_bus.evolution.search.handoff import deploy_best, hand_off
 from o_bus.evolution.search.lineage.events import (
     ChildCreated,
     ChildDiscarded,
@@ -60,6 +61,7 @@ __all__ = ["Progress", "run_search"]
 log = logging.getLogger(__name__)
 
 Progress = Callable[[SearchProjection, int], None]  # (state, planned evaluations)
+STALL_GENERATIONS = 5  # generations in a row without a newly evaluated child end a search
 
 
 def _digest(source: str) -> str:
@@ -188,8 +190,26 @@ class _Search:
             await self._close(generation, children)
         return await self._finish()
 
+    def _stalled(self) -> int:
+        """Closed generations in a row, latest first, that evaluated no new code (every child
+        refused or a copy of code already evaluated): read from the lineage, so a resumed
+        search stops where the uninterrupted one would."""
+        fresh = {
+            self.state.children[c].generation
+            for c, e in self.state.evaluations.items()
+            if e.cached_from is None and c in self.state.children
+        }
+        count = 0
+        for generation in range(self.state.closed_generation, 0, -1):
+            if generation in fresh:
+                break
+            count += 1
+        return count
+
     def _spent(self) -> str | None:
-        """Which budget is spent, if one is."""
+        """Which budget is spent, if one is (a stalled search has nothing left to spend on)."""
+        if self._stalled() >= STALL_GENERATIONS:
+            return f"stalled: {STALL_GENERATIONS} generations without a new child to evaluate"
         if self._budget_left() <= 0:
             return f"evaluation budget spent ({self.evaluations})"
         if self.config.max_cpu_seconds is not None:
@@ -372,6 +392,19 @@ class _Search:
                     )
                 except OBusError as err:
                     reason += f"; the best version was not deployed: {err}"
+            deployed = self.state.deployed
+            if self.config.hand_off and deployed is not None and self.state.handed_off is None:
+                await self.record(
+                    await hand_off(
+                        self.lineage.js,
+                        self.config.agent,
+                        self.search_id,
+                        deployed,
+                        root_fitness,
+                        self.root.handoff or HandOff(),
+                        self.config.by,
+                    )
+                )
             await self.record(
                 SearchFinished(
                     search=self.search_id,
@@ -383,6 +416,7 @@ class _Search:
             )
         deployed = self.state.deployed
         archive = self.state.archive
+        handed = self.state.handed_off
         return SearchResult(
             search_id=self.search_id,
             agent=self.config.agent,
@@ -395,6 +429,9 @@ class _Search:
             generations=max(0, self.state.closed_generation),
             archive_cells=len(archive.cells) if archive else 0,
             resumed=self.resumed,
+            handed_off=handed is not None and handed.handed,
+            handoff_reason=handed.reason if handed else None,
+            stop_reason=self.state.finished.reason if self.state.finished else None,
         )
 
 
