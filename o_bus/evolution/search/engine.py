@@ -30,6 +30,8 @@ from nats.js import JetStreamContext
 from o_bus.agent.catalogue import find_definition, import_file
 from o_bus.agent.improvement import HandOff
 from o_bus.errors import ConfigurationError, OBusError
+from o_bus.evolution.adversarial.cases import RegressionCase
+from o_bus.evolution.adversarial.regression_log import regression_requests
 from o_bus.evolution.search.breeding import ROOT, Brood, breed
 from o_bus.evolution.search.config import SearchConfig, SearchResult
 from o_bus.evolution.search.descriptors import declared, descriptor_values, specs
@@ -97,6 +99,8 @@ class _Search:
         self.search_id = config.search_id or uuid.uuid4().hex[:12]
         self.dataset = Dataset(requests=())
         self.dataset_file = folder / "dataset.jsonl"
+        self.regressions: list[RegressionCase] = []
+        self.regressions_file = folder / "regressions.jsonl"
         self.baseline_file = folder / config.filename
         self.baseline_file.write_text(config.source)
         module = import_file(self.baseline_file, f"o_bus_search_root_{self.search_id}")
@@ -125,6 +129,19 @@ class _Search:
         else:
             raise ConfigurationError("a search needs a dataset file or a WAL window")
         self.dataset.write_jsonl(self.dataset_file)
+        cases = await regression_requests(js, self.config.agent)
+        self.regressions = sorted((c for c in cases if c.steps), key=lambda c: c.case_id)
+        self.regressions_file.write_text(
+            "".join(case.model_dump_json() + "\n" for case in self.regressions)
+        )
+
+    @property
+    def identity(self) -> str:
+        """What every child is evaluated on: the dataset, and the regression set if any."""
+        if not self.regressions:
+            return self.dataset.identity
+        content = " ".join([self.dataset.identity, *(c.case_id for c in self.regressions)])
+        return "sha256:" + hashlib.sha256(content.encode()).hexdigest()
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -152,7 +169,7 @@ class _Search:
                     search=self.search_id,
                     agent=self.config.agent,
                     config=self.config.model_dump(mode="json", exclude={"source"}),
-                    dataset=self.dataset.identity,
+                    dataset=self.identity,
                     dataset_origin=self.dataset.origin,
                     descriptors=[
                         {"name": s.name, "low": s.low, "high": s.high, "bins": s.bins, "log": s.log}
@@ -161,10 +178,10 @@ class _Search:
                     root=ROOT,
                 )
             )
-        elif self.state.started and self.state.started.dataset != self.dataset.identity:
+        elif self.state.started and self.state.started.dataset != self.identity:
             raise ConfigurationError(
                 f"search {self.search_id} was recorded on dataset {self.state.started.dataset}; "
-                f"this dataset is {self.dataset.identity}"
+                f"this dataset is {self.identity}"
             )
         genome = read_genome(self.config.source)
         if genome is None and self.space is not None:
@@ -306,6 +323,7 @@ class _Search:
             attr=self.config.attr,
             minibatch=self.config.minibatch,
             minibatch_floor=floor if child != ROOT else None,
+            regressions=self.regressions_file if self.regressions else None,
         )
         result = await self.pool.run(job)
         outcome = result.pop("outcome")
@@ -333,7 +351,7 @@ class _Search:
                 descriptors=descriptors,
                 figures=result,
                 reason=reason,
-                dataset=self.dataset.identity,
+                dataset=self.identity,
             )
         )
         self._notify(0)

@@ -35,6 +35,7 @@ class EvaluationJob(BaseModel):
     attr: str | None = None
     minibatch: int = 16
     minibatch_floor: float | None = None  # prune below this minibatch fitness
+    regressions: Path | None = None  # JSONL of RegressionCase: run after a complete dataset
 
 
 def _emit(out: Any, record: dict[str, Any]) -> None:
@@ -183,8 +184,52 @@ def run(job: EvaluationJob, out: Any) -> None:
             return
     final = tally.final("ok", None, len(dataset.requests))
     final["minibatch_fitness"] = minibatch_fitness
+    if job.regressions is not None:
+        _regressions(candidate, live, job.regressions, final, out)
     final["cpu_s"] = time.process_time() - started
     _emit(out, final)
+
+
+def _run_case(candidate: Any, live: Any, case: Any) -> str | None:
+    """How ``case`` fails on ``candidate`` (an exception of its code, or a state that breaks
+    one of the starting version's invariants), or None."""
+    from o_bus.evolution.adversarial.play import answer_of
+
+    state = (
+        candidate.initial_state()
+        if case.start_state is None
+        else candidate.state_type.model_validate(case.start_state)
+    )
+    for index, step in enumerate(case.steps):
+        try:
+            _, state = answer_of(candidate, state, step)
+        except Exception as exc:
+            return f"exception {type(exc).__name__} at step {index}"
+        if _violations(live, state):
+            return f"invariant at step {index}"
+    return None
+
+
+def _regressions(candidate: Any, live: Any, path: Path, final: dict[str, Any], out: Any) -> None:
+    """Run every regression case (requests that once made a version fail) and scale the
+    fitness by the share passed: a candidate that reintroduces a known bug loses its score
+    in proportion, so the search moves away from it, while a starting version that has the
+    bug is still scored."""
+    from o_bus.evolution.adversarial.cases import RegressionCase
+
+    cases = [RegressionCase.model_validate_json(line) for line in path.read_text().splitlines()]
+    failed: list[str] = []
+    for case in cases:
+        failure = _run_case(candidate, live, case)
+        if failure is not None:
+            failed.append(f"case {case.case_id[:12]}: {failure}")
+        _emit(out, {"regression": case.case_id, "failure": failure})
+    final["regressions"] = len(cases)
+    final["regressions_failed"] = len(failed)
+    if cases:
+        final["fitness"] = float(final["fitness"]) * (len(cases) - len(failed)) / len(cases)
+    if failed:
+        final["last_failure"] = f"regression {failed[0]}"
 
 
 def main(argv: list[str]) -> None:
