@@ -9,18 +9,26 @@ import random
 from pathlib import Path
 
 import pytest
-from search_support import DATASET, EXAMPLE
+from nats.aio.client import Client
+from search_support import DATASET, EXAMPLE, small_config
 
 from o_bus.agent.catalogue import load_definition
+from o_bus.evolution.feedback.log import FeedbackLog
+from o_bus.evolution.feedback.model import Feedback
+from o_bus.evolution.search.engine import run_search
 from o_bus.evolution.search.evaluate.pool import EvaluationPool
 from o_bus.evolution.search.evaluate.worker import EvaluationJob
 from o_bus.evolution.search.genome import GenomeSpace, read_genome
+from o_bus.evolution.search.lineage.projection import project
+from o_bus.evolution.search.lineage.stream import LineageStream
 from o_bus.evolution.search.operators.ast_ops import AstMutation
 from o_bus.evolution.search.operators.base import NoChild, Parent
 from o_bus.evolution.search.operators.crossover import Crossover
 from o_bus.evolution.search.operators.genome_ops import GenomeMutation
 from o_bus.evolution.search.operators.llm import LlmPatch, apply_unified_diff
 from o_bus.evolution.validate import validate_code
+from o_bus.store.event_records import utc_now
+from o_bus.store.provision import provision
 from o_bus.tools.llm_tool import OpenAICompatibleChat
 
 
@@ -169,3 +177,42 @@ async def test_llm_operator_applies_a_scripted_patch(tmp_path: Path) -> None:
 def test_a_diff_that_does_not_fit_is_refused() -> None:
     with pytest.raises(NoChild, match="does not apply"):
         apply_unified_diff("a\nb\n", "@@ -1,1 +1,1 @@\n-x\n+y\n")
+
+
+async def test_the_llm_prompt_carries_users_feedback(nc: Client) -> None:
+    """A search with the llm operator reads the agent's feedback log: the text users gave
+    reaches the model's prompt, lowest scores first, and the scripted patch becomes a child."""
+    js = nc.jetstream()
+    await provision(js)
+    log = FeedbackLog(js)
+    await log.record(
+        Feedback(agent="autoscaler", request_id="r7", score=-1, text="too slow", at=utc_now())
+    )
+    await log.record(
+        Feedback(agent="autoscaler", request_id="r9", score=0.5, text="ok now", at=utc_now())
+    )
+    await log.record(
+        Feedback(agent="autoscaler", request_id="r8", score=-0.5, at=utc_now())
+    )  # no text
+    source = EXAMPLE.read_text()
+    line = source.splitlines()[65]
+    patch = f"```diff\n@@ -66,1 +66,1 @@\n-{line}\n+{line}  # reviewed\n```"
+    server, url, asked = await _fake_model([patch])
+    try:
+        config = small_config(
+            operators=("llm",), llm_url=url, llm_model="scripted", generations=1,
+            population=2, islands=1, max_evals=3, search_id="llm-feedback",
+        )  # fmt: skip
+        await run_search(nc, js, config)
+    finally:
+        server.close()
+        await server.wait_closed()
+    state = project(await LineageStream(js, "autoscaler").read("llm-feedback"))
+    assert asked, state.discarded
+    prompt = str(asked[0]["messages"][1]["content"])  # type: ignore[index]
+    said = prompt.split("Users' feedback on its answers", 1)[1]
+    assert said.index("-1 on r7: too slow") < said.index("+0.5 on r9: ok now")
+    assert "r8" not in said
+    children = [c for c in state.children.values() if c.operator == "llm"]
+    assert children
+    assert children[0].source.splitlines()[65].endswith("# reviewed")

@@ -32,6 +32,7 @@ from o_bus.agent.improvement import HandOff
 from o_bus.errors import ConfigurationError, OBusError
 from o_bus.evolution.adversarial.cases import RegressionCase
 from o_bus.evolution.adversarial.regression_log import regression_requests
+from o_bus.evolution.feedback.log import FeedbackLog
 from o_bus.evolution.search.breeding import ROOT, Brood, breed
 from o_bus.evolution.search.config import SearchConfig, SearchResult
 from o_bus.evolution.search.descriptors import declared, descriptor_values, specs
@@ -53,6 +54,7 @@ from o_bus.evolution.search.lineage.events import (
 from o_bus.evolution.search.lineage.projection import SearchProjection
 from o_bus.evolution.search.lineage.stream import LineageStream
 from o_bus.evolution.search.operators.base import Operator, Proposal
+from o_bus.evolution.search.operators.llm import LlmPatch
 from o_bus.evolution.search.operators.registry import build_operators
 from o_bus.evolution.search.population.islands import apply_migrations, migrations
 from o_bus.evolution.search.population.selection import survivors
@@ -64,6 +66,14 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[SearchProjection, int], None]  # (state, planned evaluations)
 STALL_GENERATIONS = 5  # generations in a row without a newly evaluated child end a search
+
+
+async def user_feedback(js: JetStreamContext, agent: str, keep: int = 20) -> tuple[str, ...]:
+    """The feedback with text users gave the agent, lowest scores first (the ``keep`` most
+    telling), as lines for the LLM operator's prompt."""
+    texts = [fb for fb in await FeedbackLog(js).read(agent) if fb.text]
+    chosen = sorted(texts, key=lambda fb: (fb.score, -(fb.seq or 0)))[:keep]
+    return tuple(f"{fb.score:+.2g} on {fb.request_id}: {fb.text}" for fb in chosen)
 
 
 def _digest(source: str) -> str:
@@ -129,6 +139,11 @@ class _Search:
         else:
             raise ConfigurationError("a search needs a dataset file or a WAL window")
         self.dataset.write_jsonl(self.dataset_file)
+        if any(isinstance(op, LlmPatch) for op in self.operators):
+            said = await user_feedback(js, self.config.agent)
+            for op in self.operators:
+                if isinstance(op, LlmPatch):
+                    op.user_feedback = said
         cases = await regression_requests(js, self.config.agent)
         self.regressions = sorted((c for c in cases if c.steps), key=lambda c: c.case_id)
         self.regressions_file.write_text(
