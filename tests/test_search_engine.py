@@ -176,3 +176,28 @@ async def test_a_search_on_the_agents_own_wal_window(nats_url: str) -> None:
     # The starting version is live's own code: it agrees with every output live recorded.
     assert root.figures["requests"] == 5
     assert root.figures["agreement"] == 1.0
+
+
+@pytest.mark.timeout(600)
+async def test_a_search_stops_at_each_budget_and_records_why(nc: Client) -> None:
+    """Evaluations, CPU seconds of evaluation and wall time: the first budget reached ends the
+    search (checked before each generation, so no generation starts after it), and its reason
+    is the recorded end of the search."""
+    js = nc.jetstream()
+    await provision(js)
+    budgets = {
+        "evals": ({"max_evals": 4}, "evaluation budget spent (4)"),
+        "cpu": ({"max_cpu_seconds": 0.001}, "CPU budget spent"),
+        "wall": ({"max_seconds": 0.001}, "wall-time budget spent"),
+    }
+    for name, (budget, why) in budgets.items():
+        config = small_config(search_id=f"budget-{name}", generations=5, **budget)
+        result = await run_search(nc, js, config)
+        assert result.stop_reason is not None
+        assert result.stop_reason.startswith(why), result.stop_reason
+        assert result.evaluations == (4 if name == "evals" else 1)  # 1: the starting version
+        state = project(await LineageStream(js, "autoscaler").read(f"budget-{name}"))
+        assert state.finished is not None
+        assert state.finished.reason == result.stop_reason
+        assert state.finished.evaluations == result.evaluations
+        assert len([e for e in state.evaluations.values() if e.cached_from is None]) <= 4
