@@ -185,7 +185,7 @@ async def test_a_search_stops_at_each_budget_and_records_why(nc: Client) -> None
     is the recorded end of the search."""
     js = nc.jetstream()
     await provision(js)
-    budgets = {
+    budgets: dict[str, tuple[dict[str, float], str]] = {
         "evals": ({"max_evals": 4}, "evaluation budget spent (4)"),
         "cpu": ({"max_cpu_seconds": 0.001}, "CPU budget spent"),
         "wall": ({"max_seconds": 0.001}, "wall-time budget spent"),
