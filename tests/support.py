@@ -206,8 +206,9 @@ async def dead_letter(
     return found
 
 
-async def run_cli(*args: str) -> tuple[int, str, str]:
-    """Run ``o-bus ARGS`` in a child process; return (exit code, stdout, stderr)."""
+async def run_cli(*args: str, timeout: float = WAIT_SECONDS * 2) -> tuple[int, str, str]:
+    """Run ``o-bus ARGS`` in a child process; return (exit code, stdout, stderr). ``timeout``
+    is a hang guard."""
     env = {k: v for k, v in os.environ.items() if k != "O_BUS_NATS_URL"}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -219,7 +220,7 @@ async def run_cli(*args: str) -> tuple[int, str, str]:
         env=env,
     )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), WAIT_SECONDS * 2)
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:
         proc.kill()
         await proc.wait()

@@ -68,6 +68,9 @@ class SearchConfig(BaseModel):
     llm_model: str = ""
     search_id: str | None = Field(default=None, description="resume this search if recorded")
     deploy_best: bool = True
+    cache: bool = Field(
+        default=True, description="reuse evaluations by (candidate, request) from o_evalcache"
+    )
     hand_off: bool = Field(
         default=False,
         description="request the deployed best version's evolution when it beats the "

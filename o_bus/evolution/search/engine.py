@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -36,9 +37,15 @@ from o_bus.evolution.feedback.log import FeedbackLog
 from o_bus.evolution.search.breeding import ROOT, Brood, breed
 from o_bus.evolution.search.config import SearchConfig, SearchResult
 from o_bus.evolution.search.descriptors import declared, descriptor_values, specs
+from o_bus.evolution.search.evaluate.cache import (
+    Checkpoint,
+    EvaluationCache,
+    chain_keys,
+    checkpoints,
+)
 from o_bus.evolution.search.evaluate.dataset import Dataset
-from o_bus.evolution.search.evaluate.pool import EvaluationPool
-from o_bus.evolution.search.evaluate.worker import EvaluationJob
+from o_bus.evolution.search.evaluate.pool import EvaluationPool, OnCheckpoint
+from o_bus.evolution.search.evaluate.worker import SMOKE, EvaluationJob
 from o_bus.evolution.search.genome import GenomeSpace, read_genome
 from o_bus.evolution.search.handoff import deploy_best, hand_off
 from o_bus.evolution.search.lineage.events import (
@@ -126,6 +133,7 @@ class _Search:
             cpu_seconds=config.cpu_seconds,
             workdir=folder,
         )
+        self.cache = EvaluationCache(lineage.js) if config.cache else None
         self.resumed = False
         self.started = time.monotonic()
 
@@ -330,6 +338,7 @@ class _Search:
             floor = float(root.figures["minibatch_fitness"]) * self.config.minibatch_margin
         source_file = self.folder / f"{child}.py"
         source_file.write_text(proposal.source)
+        resume_file, on_checkpoint = await self._cached(child, _digest(proposal.source))
         job = EvaluationJob(
             candidate=source_file,
             baseline=self.baseline_file,
@@ -339,8 +348,10 @@ class _Search:
             minibatch=self.config.minibatch,
             minibatch_floor=floor if child != ROOT else None,
             regressions=self.regressions_file if self.regressions else None,
+            checkpoints=checkpoints(len(self.dataset.requests), SMOKE, self.config.minibatch),
+            resume=resume_file,
         )
-        result = await self.pool.run(job)
+        result = await self.pool.run(job, on_checkpoint)
         outcome = result.pop("outcome")
         reason = result.pop("reason", None)
         if outcome == "invalid":
@@ -370,6 +381,30 @@ class _Search:
             )
         )
         self._notify(0)
+
+    async def _cached(self, child: str, digest: str) -> tuple[Path | None, OnCheckpoint | None]:
+        """The checkpoints of this code on these requests already in the cache (written for
+        the worker to start after), and where the new ones go."""
+        if self.cache is None:
+            return None, None
+        cache = self.cache
+        keys = chain_keys(digest, _digest(self.config.source), self.dataset)
+        marks = checkpoints(len(keys), SMOKE, self.config.minibatch)
+        restored = await cache.restore(keys, marks)
+        resume_file = None
+        if restored:
+            resume_file = self.folder / f"{child}.resume.json"
+            resume_file.write_text("[" + ",".join(c.model_dump_json() for c in restored) + "]")
+
+        async def store(record: dict[str, Any]) -> None:
+            done = int(record["checkpoint"])
+            checkpoint = Checkpoint(
+                start=int(record["start"]), end=done, records=record["records"],
+                state=str(record["state"]),
+            )  # fmt: skip
+            await cache.store(keys[done - 1], checkpoint)
+
+        return resume_file, store
 
     async def _close(
         self,

@@ -21,13 +21,16 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from o_bus.evolution.sandbox import MiB, SandboxLimits, Watchdog, spawn_sandboxed
 from o_bus.evolution.search.evaluate.worker import MARK, EvaluationJob
 
-__all__ = ["EvaluationPool"]
+__all__ = ["EvaluationPool", "OnCheckpoint"]
+
+OnCheckpoint = Callable[[dict[str, Any]], Awaitable[None]]
 
 _STDERR_TAIL = 4000
 
@@ -67,16 +70,18 @@ class EvaluationPool:
         self._slots = asyncio.Semaphore(workers)
         self._workdir = workdir
 
-    async def run(self, job: EvaluationJob) -> dict[str, Any]:
+    async def run(
+        self, job: EvaluationJob, on_checkpoint: OnCheckpoint | None = None
+    ) -> dict[str, Any]:
         """The worker's summary (``outcome`` ok / invalid / failed / pruned / killed), with
-        ``wall_s`` and ``sandbox``."""
+        ``wall_s`` and ``sandbox``; ``on_checkpoint`` gets each cache checkpoint it reports."""
         async with self._slots:
             started = time.monotonic()
-            result = await self._run(job)
+            result = await self._run(job, on_checkpoint)
             result["wall_s"] = round(time.monotonic() - started, 4)
             return result
 
-    async def _run(self, job: EvaluationJob) -> dict[str, Any]:
+    async def _run(self, job: EvaluationJob, on_checkpoint: OnCheckpoint | None) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="o-bus-eval-", dir=self._workdir) as folder:
             job_file = Path(folder) / "job.json"
             job_file.write_text(job.model_dump_json())
@@ -103,6 +108,8 @@ class EvaluationPool:
                             record = json.loads(text.removeprefix(MARK))
                             if record.get("final"):
                                 final = record
+                            elif on_checkpoint is not None and "checkpoint" in record:
+                                await on_checkpoint(record)
                 returncode = await process.wait()
                 stderr = await stderr_task
                 fired = watchdog.fired
