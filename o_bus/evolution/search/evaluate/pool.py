@@ -96,22 +96,22 @@ class EvaluationPool:
                 inherit_env=False,
             )
             idle = _idle_priority(process.pid)
-            final: dict[str, Any] | None = None
             async with Watchdog(process.pid, self.timeout) as watchdog:
                 stderr_task = asyncio.create_task(_tail(process.stderr))
                 assert process.stdout is not None
-                while line := await process.stdout.readline():
-                    watchdog.beat()
-                    text = line.decode(errors="replace")
-                    if text.startswith(MARK):
-                        with contextlib.suppress(ValueError):
-                            record = json.loads(text.removeprefix(MARK))
-                            if record.get("final"):
-                                final = record
-                            elif on_checkpoint is not None and "checkpoint" in record:
-                                await on_checkpoint(record)
-                returncode = await process.wait()
-                stderr = await stderr_task
+                try:
+                    final = await self._follow(process.stdout, watchdog, on_checkpoint)
+                    returncode = await process.wait()
+                    stderr = await stderr_task
+                except BaseException:
+                    # A cancelled search (a trigger's wall-time budget) leaves no evaluation
+                    # running behind it.
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
+                    stderr_task.cancel()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(process.wait(), 5.0)  # reaped, not left behind
+                    raise
                 fired = watchdog.fired
             sandbox = (
                 f"nice 19{', SCHED_IDLE' if idle else ''}, {self.limits.memory_bytes // MiB} MiB"
@@ -140,6 +140,25 @@ class EvaluationPool:
             final.pop("final", None)
             final["sandbox"] = sandbox
             return final
+
+    @staticmethod
+    async def _follow(
+        stdout: asyncio.StreamReader, watchdog: Watchdog, on_checkpoint: OnCheckpoint | None
+    ) -> dict[str, Any] | None:
+        """Read the worker's lines until it closes them; return its final summary."""
+        final: dict[str, Any] | None = None
+        while line := await stdout.readline():
+            watchdog.beat()
+            text = line.decode(errors="replace")
+            if not text.startswith(MARK):
+                continue
+            with contextlib.suppress(ValueError):
+                record = json.loads(text.removeprefix(MARK))
+                if record.get("final"):
+                    final = record
+                elif on_checkpoint is not None and "checkpoint" in record:
+                    await on_checkpoint(record)
+        return final
 
 
 def _signal_name(returncode: int) -> str:
