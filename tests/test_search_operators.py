@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from nats.aio.client import Client
 from search_support import DATASET, EXAMPLE, small_config
+from support import collect_events, running_platform
 
 from o_bus.agent.catalogue import load_definition
 from o_bus.evolution.feedback.log import FeedbackLog
@@ -216,3 +217,70 @@ async def test_the_llm_prompt_carries_users_feedback(nc: Client) -> None:
     children = [c for c in state.children.values() if c.operator == "llm"]
     assert children
     assert children[0].source.splitlines()[65].endswith("# reviewed")
+
+
+async def test_hostile_children_do_not_harm_live_traffic(nats_url: str, tmp_path: Path) -> None:
+    """All four hostile children evaluated at once, beside a live agent serving requests on
+    the same machine and bus: every request is answered and live's state counts them all."""
+    jobs = []
+    for kind, hostile in sorted(HOSTILE.items()):
+        candidate = tmp_path / f"{kind}.py"
+        candidate.write_text(
+            EXAMPLE.read_text().replace(
+                "    expected = cmd.load\n", hostile + "    expected = cmd.load\n", 1
+            )
+        )
+        jobs.append(
+            EvaluationJob(
+                candidate=candidate, baseline=EXAMPLE, dataset=DATASET, expected_name="autoscaler"
+            )
+        )
+    pool = EvaluationPool(len(jobs), timeout=5.0, memory_mb=256, cpu_seconds=2)
+    async with running_platform(nats_url, agents=("counter",)) as platform:
+        evaluations = asyncio.ensure_future(asyncio.gather(*(pool.run(job) for job in jobs)))
+        served = 0
+        while not evaluations.done():
+            reply = await platform.send("counter", "increment", {"by": 1})
+            assert reply["ok"], reply
+            served += 1
+        results = await evaluations
+        recorded = await collect_events(platform.log("counter"))
+    assert served > 1
+    assert all(r["outcome"] in ("killed", "failed") and r["reason"] for r in results), results
+    assert [e.type for e in recorded].count("Incremented") == served
+
+
+async def test_tool_calls_are_answered_from_the_record_and_never_executed(
+    tmp_path: Path,
+) -> None:
+    """A candidate's tool call that matches a recorded result gets that result (and its
+    continuation runs); one that does not is counted unknown. Nothing is executed: the URLs
+    point at a port where nothing listens."""
+    fetcher = Path(__file__).parent / "agents_for_tests" / "fetcher.py"
+    recorded = {"status": 200, "content_type": "text/plain", "body": "hello"}
+    known = {  # the call's input as the tool call event records it
+        "method": "GET", "url": "http://127.0.0.1:9/known", "headers": {}, "body": None,
+        "json_body": None, "parse_json": False,
+    }  # fmt: skip
+    dataset = tmp_path / "fetches.jsonl"
+    rows = [
+        {"id": "f1", "command": "fetch", "data": {"url": known["url"]},
+         "tool_results": {"http:" + json.dumps(known, sort_keys=True, separators=(",", ":")):
+                          recorded}},
+        {"id": "f2", "command": "fetch", "data": {"url": "http://127.0.0.1:9/unknown"}},
+        {"id": "f3", "command": "ping"},
+    ]  # fmt: skip
+    dataset.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    pool = EvaluationPool(1, timeout=300.0, memory_mb=512)
+    result = await pool.run(
+        EvaluationJob(
+            candidate=fetcher,
+            baseline=fetcher,
+            dataset=dataset,
+            expected_name="fetcher",
+            attr="fetcher",
+        )
+    )
+    assert result["outcome"] == "ok", result
+    assert (result["tools_answered"], result["tools_unknown"]) == (1, 1)
+    assert result["failures"] == 0
