@@ -7,6 +7,7 @@ import asyncio
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 from nats.aio.client import Client
@@ -258,7 +259,7 @@ async def test_tool_calls_are_answered_from_the_record_and_never_executed(
     point at a port where nothing listens."""
     fetcher = Path(__file__).parent / "agents_for_tests" / "fetcher.py"
     recorded = {"status": 200, "content_type": "text/plain", "body": "hello"}
-    known = {  # the call's input as the tool call event records it
+    known: dict[str, Any] = {  # the call's input as the tool call event records it
         "method": "GET", "url": "http://127.0.0.1:9/known", "headers": {}, "body": None,
         "json_body": None, "parse_json": False,
     }  # fmt: skip
