@@ -244,11 +244,13 @@ async def test_hostile_children_do_not_harm_live_traffic(nats_url: str, tmp_path
             reply = await platform.send("counter", "increment", {"by": 1})
             assert reply["ok"], reply
             served += 1
+            # Steady traffic, not a saturating one: SCHED_IDLE children run only on idle cores.
+            await asyncio.sleep(0.01)
         results = await evaluations
         recorded = await collect_events(platform.log("counter"))
     assert served > 1
     assert all(r["outcome"] in ("killed", "failed") and r["reason"] for r in results), results
-    assert [e.type for e in recorded].count("Incremented") == served
+    assert [e.type for e in recorded].count("incremented") == served
 
 
 async def test_tool_calls_are_answered_from_the_record_and_never_executed(
