@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ from platform_process import UpProcess
 from processes import send_until_ok, wait_for_system_event
 from support import eventually, run_cli
 
-from o_bus.common.connect import CREDS_ENV
 from o_bus.store.event_records import utc_now
 from o_bus.store.provision import ensure_agent_stream
 from o_bus.store.registry import AgentRecord, Registry
@@ -26,30 +24,15 @@ pytestmark = pytest.mark.slow
 CRASHY = f"{Path(__file__).parent / 'agents_for_tests' / 'crashy.py'}:crashy"
 
 
-@pytest.fixture
-def up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[UpProcess]:
-    platform = UpProcess(tmp_path / "data", "--splitters", "1")
-    monkeypatch.setenv(CREDS_ENV, str(platform.seed()))  # the CLI acts as the operator
-    try:
-        yield platform
-    finally:
-        platform.close()
+@pytest.fixture(scope="module")
+def up_args() -> tuple[str, ...]:
+    return ("--splitters", "1")
 
 
 async def _connect(url: str, platform: UpProcess) -> Client:
     nc = Client()
     await nc.connect(url, connect_timeout=5, max_reconnect_attempts=-1, **platform.connect_kwargs())
     return nc
-
-
-@pytest.fixture
-async def platform_nc(up: UpProcess) -> AsyncIterator[Client]:
-    up.start()
-    nc = await _connect(await asyncio.to_thread(up.wait_up), up)
-    try:
-        yield nc
-    finally:
-        await nc.close()
 
 
 async def test_an_agent_added_with_up_is_resumed_by_the_next_up_without_the_flag(

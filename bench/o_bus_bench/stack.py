@@ -11,6 +11,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
@@ -60,11 +61,14 @@ class Stack:
         work_dir: Path,
         sync_interval: str | None,
         nodes: int = 1,
+        *,
+        project_env: Mapping[str, str] | None = None,
         security: BusSecurity | None = None,
     ) -> None:
         """``security``: credentials, permissions, TLS and store encryption as `o-bus up`
         sets them up (one node only); each process connects as its role."""
         self.work_dir = work_dir
+        self.project_env = project_env  # environment of the splitter and agent (None: ours)
         self.security = security
         self.sync_interval = sync_interval
         self.nodes = nodes
@@ -110,9 +114,10 @@ class Stack:
             ("raw-splitter", [python, "-m", "o_bus_bench.raw", "splitter", "--nats", self.url]),
             ("raw-agent", [python, "-m", "o_bus_bench.raw", "agent", "--nats", self.url]),
         ):
-            self.children.append(
-                ServiceProcess(name, cmd, self.work_dir / f"{name}.log", env=self.env(name))
-            )
+            env = None if name.startswith("raw-") else self.project_env
+            if self.security is not None:  # each as its own identity
+                env = {**(env or os.environ), **(self.env(name) or {})}
+            self.children.append(ServiceProcess(name, cmd, self.work_dir / f"{name}.log", env=env))
         asyncio.run(self._wait_ready())
 
     def env(self, role: str) -> dict[str, str] | None:

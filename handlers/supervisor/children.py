@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from o_bus.security.identities import AGENT
 from o_bus.security.issuing import identity_env, until_accepted
-from o_bus.supervision.records import ProcessInfo
+from o_bus.supervision.records import HOST_ENV, ProcessInfo
 
 __all__ = ["AgentChild", "pid_alive", "spawn_agent"]
 
@@ -75,10 +75,11 @@ async def spawn_agent(
     command = [sys.executable, "-m", "o_bus.cli.main", "run", "agent", agent, "--nats", url]
     if standby:
         command.append("--standby")
-    env = identity_env(AGENT, agent)  # its own identity (the standby's is the same)
-    await until_accepted(url, env)
+    identity = identity_env(AGENT, agent)  # its own identity (the standby's is the same)
+    await until_accepted(url, identity)
+    env = {**os.environ, **identity, **({HOST_ENV: host} if host is not None else {})}
     proc = await asyncio.create_subprocess_exec(
-        *command, *extra_args, start_new_session=True, env={**os.environ, **env} if env else None
+        *command, *extra_args, start_new_session=True, env=env
     )
     child = AgentChild(agent, proc.pid, standby, time.time(), proc=proc)
     if host is not None:
