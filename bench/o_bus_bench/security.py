@@ -1,8 +1,9 @@
 """`o-bus bench security`: what the secure setup costs the request path.
 
-Two server runs in one invocation, on the same machine and settings: ``off`` (no credentials,
-no TLS, no store encryption) and ``secure`` (every process connects as its own nkey identity
-with the permissions `o-bus up` gives it, over TLS, onto a JetStream store encrypted at rest).
+Two servers side by side in one invocation, measured alternately at each level: ``off``
+(no credentials, no TLS, no store encryption) and ``secure`` (every process connects as its
+own nkey identity with the permissions `o-bus up` gives it, over TLS, onto a JetStream
+store encrypted at rest).
 At each concurrency level the project path (``o.req.counter``, splitter + agent, as the client
 identity) and the raw nats-py floor (same server, operator identity) are measured in turn.
 """
@@ -41,43 +42,57 @@ def _median(results: list[LevelResult]) -> LevelResult:
     return sorted(results, key=lambda result: result.rps)[(len(results) - 1) // 2]
 
 
-def _run(setting: str, root: Path, args: argparse.Namespace) -> dict[int, dict[str, Any]]:
-    work_dir = root / setting
-    work_dir.mkdir(parents=True)
-    security = _security(work_dir) if setting == "secure" else None
-    rows: dict[int, dict[str, Any]] = {}
-    with Stack(work_dir, None, security=security) as stack:
-        pids = stack.pids()
-        watch = {"server": pids["server"]}
+def _measure(
+    stack: Stack, setting: str, concurrency: int, args: argparse.Namespace
+) -> dict[str, LevelResult]:
+    found = {}
+    for subject, role in ((PROJECT_SUBJECT, "client"), (RAW_SUBJECT, "raw")):
+        result = run_level(
+            stack.url,
+            subject,
+            concurrency,
+            warmup=args.warmup,
+            duration=args.duration,
+            watch={"server": stack.pids()["server"]},
+            env=stack.env(role),
+        )
+        print(
+            f"[{setting}] {subject} C={concurrency}: {result.rps:,.0f} req/s, "
+            f"p99 {result.p99_ms:.2f} ms",
+            file=sys.stderr,
+            flush=True,
+        )
+        found[subject] = result
+    return found
+
+
+def _run(root: Path, args: argparse.Namespace) -> dict[str, dict[int, dict[str, Any]]]:
+    """Both stacks run side by side; each level alternates between them (off, secure, off,
+    ...), so a change in the machine's load falls on both alike."""
+    for setting in SETTINGS:
+        (root / setting).mkdir(parents=True)
+    report: dict[str, dict[int, dict[str, Any]]] = {setting: {} for setting in SETTINGS}
+    with (
+        Stack(root / "off", None) as off,
+        Stack(root / "secure", None, security=_security(root / "secure")) as secure,
+    ):
+        stacks = {"off": off, "secure": secure}
         for concurrency in args.levels:
-            found: dict[str, list[LevelResult]] = {PROJECT_SUBJECT: [], RAW_SUBJECT: []}
+            runs: dict[str, list[dict[str, LevelResult]]] = {s: [] for s in SETTINGS}
             for _ in range(args.repeats):
-                for subject, role in ((PROJECT_SUBJECT, "client"), (RAW_SUBJECT, "raw")):
-                    result = run_level(
-                        stack.url,
-                        subject,
-                        concurrency,
-                        warmup=args.warmup,
-                        duration=args.duration,
-                        watch=watch,
-                        env=stack.env(role),
-                    )
-                    print(
-                        f"[{setting}] {subject} C={concurrency}: {result.rps:,.0f} req/s, "
-                        f"p99 {result.p99_ms:.2f} ms",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                    found[subject].append(result)
-            project, raw = _median(found[PROJECT_SUBJECT]), _median(found[RAW_SUBJECT])
-            rows[concurrency] = {
-                "project_rps": project.rps,
-                "project_p99_ms": project.p99_ms,
-                "raw_rps": raw.rps,
-                "raw_p99_ms": raw.p99_ms,
-                "errors": project.errors + raw.errors,
-            }
-    return rows
+                for setting in SETTINGS:
+                    runs[setting].append(_measure(stacks[setting], setting, concurrency, args))
+            for setting in SETTINGS:
+                project = _median([run[PROJECT_SUBJECT] for run in runs[setting]])
+                raw = _median([run[RAW_SUBJECT] for run in runs[setting]])
+                report[setting][concurrency] = {
+                    "project_rps": project.rps,
+                    "project_p99_ms": project.p99_ms,
+                    "raw_rps": raw.rps,
+                    "raw_p99_ms": raw.p99_ms,
+                    "errors": project.errors + raw.errors,
+                }
+    return report
 
 
 def _table(report: dict[str, dict[int, dict[str, Any]]]) -> str:
@@ -112,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.duration, args.warmup = 1.0, 0.3
     with tempfile.TemporaryDirectory(prefix="o-bus-bench-security-") as scratch:
-        report = {setting: _run(setting, Path(scratch), args) for setting in SETTINGS}
+        report = _run(Path(scratch), args)
     if args.json:
         print(json.dumps(report))
     else:
