@@ -35,6 +35,7 @@ from o_bus.client import send
 from o_bus.common.connect import CREDS_ENV, ConnectOptions
 from o_bus.errors import NotFoundError
 from o_bus.platform.lineage import PLATFORM_PID_ENV
+from o_bus.security.cli_identity import DATA_DIR_ENV
 from o_bus.security.identities import IdentityStore
 from o_bus.server.embedded import find_nats_server
 from o_bus.store import layout
@@ -91,6 +92,7 @@ class UpProcess:
         self._log: IO[bytes] | None = None
         self._offset = 0
         self._previous_creds: str | None = None
+        self._previous_data_dir = ""
 
     @property
     def pid(self) -> int:
@@ -99,7 +101,11 @@ class UpProcess:
 
     def start(self) -> subprocess.Popen[bytes]:
         # Not another platform's URL or credentials: this one makes its own.
-        env = {k: v for k, v in os.environ.items() if k not in ("O_BUS_NATS_URL", CREDS_ENV)}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("O_BUS_NATS_URL", CREDS_ENV, DATA_DIR_ENV)
+        }
         self._log = self.log_path.open("ab")
         self._offset = self._log.tell()
         command = [sys.executable, "-m", "o_bus.cli.main", "up", "--data-dir", str(self.data_dir)]
@@ -161,19 +167,25 @@ class UpProcess:
         return str(find_nats_server())
 
     def _adopt_credentials(self) -> None:
-        """`o-bus` commands the test runs (``run_cli``) act as this platform's operator,
-        until :meth:`close`."""
+        """`o-bus` commands the test runs (``run_cli``) act as this platform's operator (its
+        credentials, its code-signing key), until :meth:`close`."""
         if self.seed().is_file() and self._previous_creds is None:
             self._previous_creds = os.environ.get(CREDS_ENV, "")
+            self._previous_data_dir = os.environ.get(DATA_DIR_ENV, "")
             os.environ[CREDS_ENV] = str(self.seed())
+            os.environ[DATA_DIR_ENV] = str(self.data_dir.absolute())
 
     def close(self) -> None:
         """Kill `up` and whatever of its platform is left, by PID."""
         if self._previous_creds is not None:
-            if self._previous_creds:
-                os.environ[CREDS_ENV] = self._previous_creds
-            else:
-                os.environ.pop(CREDS_ENV, None)
+            for name, value in (
+                (CREDS_ENV, self._previous_creds),
+                (DATA_DIR_ENV, self._previous_data_dir),
+            ):
+                if value:
+                    os.environ[name] = value
+                else:
+                    os.environ.pop(name, None)
             self._previous_creds = None
         if self.proc is not None and self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
