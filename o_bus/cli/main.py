@@ -277,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["evolve"] and argv[1:2] in (["red"], ["triggers"]):
         from o_bus.cli.self_improve import main as self_improve_main
 
+        _adopt_identity(argparse.Namespace(creds=None))
         return self_improve_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
