@@ -13,7 +13,8 @@ from nats.aio.client import Client
 
 from o_bus.errors import AgentUnavailableError
 from o_bus.store import layout
-from o_bus.wire.cloudevents import SPECVERSION
+from o_bus.wire.attributes import MAX_SOURCE_LENGTH, check_text
+from o_bus.wire.cloudevents import MAX_ID_LENGTH, SPECVERSION
 from o_bus.wire.codec import Encoding, decode, encode
 from o_bus.wire.headers import (
     CE_ID,
@@ -54,8 +55,14 @@ async def send(
     tracestate: str | None = None,
 ) -> dict[str, Any]:
     """Send one command and return the decoded reply (``ok`` true or false). ``traceparent``
-    (and ``tracestate``): the W3C trace context the request continues."""
+    (and ``tracestate``): the W3C trace context the request continues.
+
+    An id or source with surrounding whitespace or a control character raises
+    ``InvalidRequestError`` before anything is sent: NATS clients trim header values, so it
+    would otherwise reach the bus as another id."""
     request_id = request_id or uuid.uuid4().hex
+    check_text("id", request_id, MAX_ID_LENGTH)
+    check_text("source", source, MAX_SOURCE_LENGTH)
     body = encode({} if data is None else data, encoding)
     headers = request_headers(command, request_id, encoding, source)
     if traceparent:

@@ -190,6 +190,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     os.environ[PLATFORM_PID_ENV] = str(os.getpid())
     if args.otlp:  # every process `up` starts (services, agents, candidates) exports there
         os.environ.update(otlp_environment(args.otlp))
+    from o_bus.evolution.provenance import operator_signer
+
+    operator_signer(data_dir)  # the code-signing key and the trusted-keys file, on first start
     become_subreaper()
     server: EmbeddedServer | None = None
     external = args.nats or nats_url_from_env()
