@@ -22,6 +22,7 @@ __all__ = [
     "InvalidRequestError",
     "NotFoundError",
     "OBusError",
+    "RequestTimeoutError",
     "SnapshotError",
     "StorageError",
 ]
@@ -117,6 +118,15 @@ class AgentUnavailableError(OBusError):
     """The agent exists but cannot serve right now (suspended, failed, shutting down)."""
 
     code = ErrorCode.UNAVAILABLE
+
+
+class RequestTimeoutError(AgentUnavailableError):
+    """No reply came in time. The request may still be processed: sending it again with the
+    same request id (``ce-id``) returns its outcome and never applies it twice."""
+
+    def __init__(self, message: str, *, request_id: str | None = None) -> None:
+        super().__init__(message, details={"request_id": request_id} if request_id else None)
+        self.request_id = request_id
 
 
 class SnapshotError(OBusError):

@@ -7,9 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from o_bus.cli.common import emit
-from o_bus.common.connect import connect
-from o_bus.common.urls import resolve_url
+from o_bus.cli.common import cli_connect, emit
 from o_bus.errors import ErrorCode, EvolutionNotFoundError, InvalidRequestError
 from o_bus.evolution.search.config import OPERATORS, SearchConfig, auto_workers
 from o_bus.evolution.search.lineage.projection import SearchProjection, project
@@ -104,7 +102,7 @@ class _ProgressBar:
 async def cmd_search_action(args: argparse.Namespace) -> int:
     from o_bus.evolution.search.engine import run_search
 
-    async with connect(resolve_url(args.nats), "o-bus-evolve") as (nc, js):
+    async with cli_connect(args, "o-bus-evolve") as (nc, js):
         lineage = LineageStream(js, args.agent)
         if args.action == "search":
             source, filename = await starting_source(js, args.agent, args.source)
