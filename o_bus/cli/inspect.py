@@ -95,7 +95,7 @@ async def cmd_history(args: argparse.Namespace) -> int:
             await read_system_history(bus.js, args.agent, show_system, follow=args.follow)
             sys.stdout.flush()
             return 0
-        events = bus.events(
+        events = await bus.events(
             args.agent, from_seq=args.from_seq or 1, to_seq=args.to_seq, follow=args.follow
         )
         async for event in events:

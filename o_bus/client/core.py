@@ -10,16 +10,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Self
 
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from pydantic import BaseModel
-from pydantic_core import from_json
 
 from o_bus import requests
 from o_bus.agent.catalogue import Catalogue
@@ -30,6 +28,7 @@ from o_bus.client.models import (
     HistoryEvent,
     QueryReply,
 )
+from o_bus.client.stream import EventStream
 from o_bus.common.connect import ConnectOptions, connect
 from o_bus.common.urls import resolve_url
 from o_bus.errors import ErrorCode, InvalidRequestError, OBusError, RequestTimeoutError
@@ -44,23 +43,6 @@ from o_bus.store.snapshots import SnapshotStore
 from o_bus.wire.codec import Encoding
 
 __all__ = ["Client"]
-
-_END = object()
-
-
-def history_event(event: StoredEvent) -> HistoryEvent:
-    return HistoryEvent(
-        agent=event.agent,
-        seq=event.seq,
-        stream_seq=event.stream_seq,
-        time=event.time,
-        type=event.type,
-        version=event.version,
-        request_id=event.request_id,
-        data=from_json(event.data) if event.data else None,
-        code_version=event.code_version,
-        wal_seq=event.wal_seq,
-    )
 
 
 def _type_names(types: Iterable[str | type[Event]] | None) -> frozenset[str] | None:
@@ -244,58 +226,47 @@ class Client:
         to_seq: int | None = None,
         event_types: Iterable[str | type[Event]] | None = None,
         follow: bool = False,
-        from_end: bool = False,
-    ) -> AsyncIterator[HistoryEvent]:
-        """The agent's events in order, from ``from_seq`` (or only new ones, ``from_end``) to
-        ``to_seq`` or the end of the log; with ``follow``, then every new one as it comes."""
+    ) -> EventStream:
+        """The agent's events in order from ``from_seq`` to ``to_seq`` or the end of the log;
+        with ``follow``, then every new one as it comes. Iterate it; close it when done."""
         await Registry(self.js).get(agent)  # AgentNotFoundError for an unknown agent
-        log = JetStreamEventLog(self.nc, self.js, agent)
-        after = (await log.last_position()).stream_seq if from_end else 0
         wanted = _type_names(event_types)
-        queue: asyncio.Queue[Any] = asyncio.Queue()
 
-        def on_event(event: StoredEvent) -> bool:
-            if event.seq < from_seq:
-                return False
+        def keep(event: StoredEvent) -> bool | None:
             if to_seq is not None and event.seq > to_seq:
-                return True
-            if wanted is None or event.type in wanted:
-                queue.put_nowait(event)
-            return to_seq is not None and event.seq >= to_seq
+                return None
+            return event.seq >= from_seq and (wanted is None or event.type in wanted)
 
-        async def read() -> None:
-            try:
-                await log.replay(on_event, after_stream_seq=after, follow=follow)
-            except BaseException as err:
-                queue.put_nowait(err)
-                raise
-            queue.put_nowait(_END)
-
-        reader = asyncio.create_task(read())
-        try:
-            while True:
-                item = await queue.get()
-                if item is _END:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield history_event(item)
-        finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, OBusError):
-                await reader
+        log = JetStreamEventLog(self.nc, self.js, agent)
+        return EventStream(log, after_stream_seq=0, keep=keep, follow=follow)
 
     async def history(
         self, agent: str, *, from_seq: int = 1, to_seq: int | None = None
     ) -> list[HistoryEvent]:
         """The agent's events ``from_seq``..``to_seq`` (both counted from 1; default: all)."""
-        return [e async for e in self.events(agent, from_seq=from_seq, to_seq=to_seq)]
+        async with await self.events(agent, from_seq=from_seq, to_seq=to_seq) as events:
+            return [event async for event in events]
 
-    def subscribe(
+    async def subscribe(
         self, agent: str, event_types: Iterable[str | type[Event]] | None = None
-    ) -> AsyncIterator[HistoryEvent]:
-        """Every new event of the agent (of ``event_types``, names or Event classes), live."""
-        return self.events(agent, event_types=event_types, follow=True, from_end=True)
+    ) -> EventStream:
+        """Every event the agent appends from now on (of ``event_types``: names or Event
+        classes), live. Positioned when this returns::
+
+            async with await bus.subscribe("counter", [Incremented]) as events:
+                async for event in events:
+                    ...
+        """
+        await Registry(self.js).get(agent)
+        wanted = _type_names(event_types)
+        log = JetStreamEventLog(self.nc, self.js, agent)
+        end = (await log.last_position()).stream_seq
+        return EventStream(
+            log,
+            after_stream_seq=end,
+            keep=lambda event: wanted is None or event.type in wanted,
+            follow=True,
+        )
 
     async def state(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
+from collections.abc import Coroutine, Generator, Iterable
 from typing import Any, Self, TypeVar
 
 from o_bus.client.core import Client
@@ -22,6 +22,7 @@ from o_bus.client.models import (
     HistoryEvent,
     QueryReply,
 )
+from o_bus.client.stream import EventStream
 from o_bus.common.connect import ConnectOptions
 from o_bus.events.model import Command, Event
 
@@ -147,11 +148,12 @@ class SyncClient:
 
     def subscribe(
         self, agent: str, event_types: Iterable[str | type[Event]] | None = None
-    ) -> Iterator[HistoryEvent]:
-        """See :meth:`Client.subscribe`: blocks for each next event; close it to stop."""
-        return self._iterate(self.client.subscribe(agent, event_types))
+    ) -> Generator[HistoryEvent, None, None]:
+        """See :meth:`Client.subscribe` (positioned when this returns): blocks for each
+        next event; ``close()`` the iterator to stop."""
+        return self._iterate(self._run(self.client.subscribe(agent, event_types)))
 
-    def _iterate(self, events: AsyncIterator[HistoryEvent]) -> Iterator[HistoryEvent]:
+    def _iterate(self, events: EventStream) -> Generator[HistoryEvent, None, None]:
         async def step() -> tuple[bool, HistoryEvent | None]:
             try:
                 return True, await anext(events)
@@ -159,9 +161,7 @@ class SyncClient:
                 return False, None
 
         async def finish() -> None:
-            aclose = getattr(events, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await events.close()
 
         try:
             while True:
