@@ -11,7 +11,7 @@ import nats.errors
 from pydantic_core import from_json, to_json
 
 from o_bus.cli.common import cli_connect, client_for, emit, json_argument
-from o_bus.cli.progress import Progress
+from o_bus.common.progress import Progress
 from o_bus.errors import AgentUnavailableError, ErrorCode, InvalidRequestError
 from o_bus.evolution.live_code import share_live_code
 from o_bus.handlers.supervisor.service import RESET_SUBJECT

@@ -1,6 +1,7 @@
 """Progress on long work (replays, searches, benchmarks): a bar on stderr, on a terminal only.
 
-Pipes, files and scripts get nothing, so ``--json`` output and logs stay clean.
+Pipes, files and scripts get no bar, so ``--json`` output and logs stay clean; ``note()``
+lines are printed either way (above the bar on a terminal).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import TextIO
 __all__ = ["Progress"]
 
 WIDTH = 24
+CLEAR_LINE = "\r\x1b[K"
 
 
 class Progress:
@@ -27,28 +29,44 @@ class Progress:
         self.unit = unit
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty()
+        self.done = 0
+        self.detail = ""
         self._drawn = 0.0
         self._shown = False
 
-    def __call__(self, done: int) -> None:
+    def __call__(self, done: int, detail: str = "") -> None:
+        self.done, self.detail = done, detail
         if not self.enabled:
             return
         now = time.monotonic()
         if now - self._drawn < 0.1 and not (self.total and done >= self.total):
             return
         self._drawn = now
-        self.stream.write("\r" + self.line(done))
+        self._draw()
+
+    def _draw(self) -> None:
+        self.stream.write(CLEAR_LINE + self.line())
         self.stream.flush()
         self._shown = True
 
-    def line(self, done: int) -> str:
+    def line(self) -> str:
         unit = f" {self.unit}" if self.unit else ""
+        detail = f", {self.detail}" if self.detail else ""
         if not self.total:
-            return f"{self.label} {done:,}{unit}"
-        share = min(1.0, done / self.total)
+            return f"{self.label} {self.done:,}{unit}{detail}"
+        share = min(1.0, self.done / self.total)
         filled = int(share * WIDTH)
         bar = "#" * filled + "-" * (WIDTH - filled)
-        return f"{self.label} [{bar}] {done:,}/{self.total:,}{unit} {share:4.0%}"
+        return f"{self.label} [{bar}] {self.done:,}/{self.total:,}{unit} {share:4.0%}{detail}"
+
+    def note(self, text: str) -> None:
+        """Print a line (a stage, a figure) above the bar; on a pipe, just the line."""
+        if self._shown:
+            self.stream.write(CLEAR_LINE)
+        self.stream.write(text + "\n")
+        if self._shown:
+            self._draw()
+        self.stream.flush()
 
     def close(self) -> None:
         if self._shown:
