@@ -22,9 +22,11 @@ __all__ = [
     "InvalidRequestError",
     "NotFoundError",
     "OBusError",
+    "OverloadedError",
     "RequestTimeoutError",
     "SnapshotError",
     "StorageError",
+    "UntrustedCodeError",
 ]
 
 
@@ -44,6 +46,7 @@ class ErrorCode(StrEnum):
     INTERNAL = "internal_error"
     UNKNOWN_CODE_VERSION = "unknown_code_version"
     UNKNOWN_EVOLUTION = "unknown_evolution"
+    OVERLOADED = "overloaded"
 
 
 class OBusError(Exception):
@@ -108,6 +111,13 @@ class CodeVersionNotFoundError(NotFoundError):
     code = ErrorCode.UNKNOWN_CODE_VERSION
 
 
+class UntrustedCodeError(OBusError):
+    """A code version is unsigned, signed by a key the operator does not trust, or its
+    signature does not verify: it is never loaded."""
+
+    code = ErrorCode.UNKNOWN_CODE_VERSION
+
+
 class EvolutionNotFoundError(NotFoundError):
     """The agent has no evolution record (none was ever started)."""
 
@@ -118,6 +128,13 @@ class AgentUnavailableError(OBusError):
     """The agent exists but cannot serve right now (suspended, failed, shutting down)."""
 
     code = ErrorCode.UNAVAILABLE
+
+
+class OverloadedError(OBusError):
+    """The bus is at its intake limit (for everyone, for this agent or for this sender): the
+    request was not accepted and nothing was stored. Re-send it later with the same id."""
+
+    code = ErrorCode.OVERLOADED
 
 
 class RequestTimeoutError(AgentUnavailableError):
