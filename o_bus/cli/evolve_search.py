@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from o_bus.cli.common import emit
-from o_bus.common.connect import connect
-from o_bus.common.urls import resolve_url
+from o_bus.cli.common import cli_connect, emit
+from o_bus.common.progress import Progress
 from o_bus.errors import ErrorCode, EvolutionNotFoundError, InvalidRequestError
 from o_bus.evolution.search.config import OPERATORS, SearchConfig, auto_workers
 from o_bus.evolution.search.lineage.projection import SearchProjection, project
@@ -46,6 +46,14 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-deploy", action="store_true", help="do not store the best as a version"
     )
     group.add_argument("--search", help="`lineage` / `archive`: which search (default: latest)")
+    group.add_argument(
+        "--red",
+        type=int,
+        default=0,
+        metavar="N",
+        help="first run red (N request sequences, same seed) against the starting version and "
+        "add its findings to the regression set every child is evaluated on",
+    )
 
 
 def _config(args: argparse.Namespace, source: str, filename: str) -> SearchConfig:
@@ -81,40 +89,37 @@ def _config(args: argparse.Namespace, source: str, filename: str) -> SearchConfi
     )
 
 
-class _ProgressBar:
-    def __init__(self, total: int, quiet: bool) -> None:
-        self.total, self.quiet = total, quiet
+class _SearchProgress:
+    """Evaluations done of the budget, the generation and the best fitness so far."""
+
+    def __init__(self, total: int) -> None:
+        self.bar = Progress("search", total, unit="evaluations")
 
     def __call__(self, state: SearchProjection, planned: int) -> None:
-        if self.quiet:
-            return
         done = sum(1 for e in state.evaluations.values() if e.cached_from is None)
         best = state.best()
-        width = 30
-        filled = min(width, int(width * done / max(1, self.total)))
-        sys.stderr.write(
-            f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} evaluations, "
-            f"generation {state.closed_generation + 1}, best {best[1]:.4f}"
-            if best
-            else "\r..."
-        )
-        sys.stderr.flush()
+        detail = f"generation {state.closed_generation + 1}"
+        self.bar(done, f"{detail}, best {best[1]:.4f}" if best else detail)
 
 
 async def cmd_search_action(args: argparse.Namespace) -> int:
     from o_bus.evolution.search.engine import run_search
 
-    async with connect(resolve_url(args.nats), "o-bus-evolve") as (nc, js):
+    async with cli_connect(args, "o-bus-evolve") as (nc, js):
         lineage = LineageStream(js, args.agent)
         if args.action == "search":
             source, filename = await starting_source(js, args.agent, args.source)
             config = _config(args, source, filename)
+            if args.red:
+                await _red_first(js, config, args.red)
             total = config.max_evals or (
                 1 + config.generations * config.population * config.islands
             )
-            result = await run_search(nc, js, config, progress=_ProgressBar(total, args.json))
-            if not args.json:
-                sys.stderr.write("\n")
+            progress = _SearchProgress(total)
+            try:
+                result = await run_search(nc, js, config, progress=progress)
+            finally:
+                progress.bar.close()
             emit(result.model_dump(mode="json"), args.json)
             return 0 if result.baseline_fitness is not None else 1
         search = args.search or await lineage.latest_search()
@@ -129,6 +134,30 @@ async def cmd_search_action(args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(render_archive(search, state))
     return 0
+
+
+async def _red_first(js: Any, config: SearchConfig, budget: int) -> None:
+    """Red against the starting version; its findings join the agent's regression set."""
+    from o_bus.agent.catalogue import find_definition, import_file
+    from o_bus.evolution.adversarial.red import RedConfig, red_search
+    from o_bus.evolution.adversarial.regression_log import RegressionLog
+
+    with tempfile.TemporaryDirectory(prefix="o-bus-red-") as folder:
+        path = Path(folder) / config.filename
+        path.write_text(config.source)
+        module = import_file(path, f"o_bus_agent_red_{config.agent}")
+        definition = find_definition(module, config.attr, config.filename)
+        report = await red_search(
+            definition, RedConfig(budget=budget, seed=config.seed), version="starting version"
+        )
+    regressions = RegressionLog(js)
+    for case in report.findings:
+        await regressions.add(case)
+    found = ", ".join(f"{c.failure.kind} {c.failure.detail}" for c in report.findings if c.failure)
+    sys.stderr.write(
+        f"red: {report.evaluations} sequences, {len(report.findings)} finding(s)"
+        + (f" ({found}), added to the regression set\n" if found else "\n")
+    )
 
 
 def _lineage_json(search: str, state: SearchProjection) -> dict[str, Any]:
