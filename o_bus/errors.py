@@ -22,6 +22,7 @@ __all__ = [
     "InvalidRequestError",
     "NotFoundError",
     "OBusError",
+    "OverloadedError",
     "SnapshotError",
     "StorageError",
     "UntrustedCodeError",
@@ -44,6 +45,7 @@ class ErrorCode(StrEnum):
     INTERNAL = "internal_error"
     UNKNOWN_CODE_VERSION = "unknown_code_version"
     UNKNOWN_EVOLUTION = "unknown_evolution"
+    OVERLOADED = "overloaded"
 
 
 class OBusError(Exception):
@@ -125,6 +127,13 @@ class AgentUnavailableError(OBusError):
     """The agent exists but cannot serve right now (suspended, failed, shutting down)."""
 
     code = ErrorCode.UNAVAILABLE
+
+
+class OverloadedError(OBusError):
+    """The bus is at its intake limit (for everyone, for this agent or for this sender): the
+    request was not accepted and nothing was stored. Re-send it later with the same id."""
+
+    code = ErrorCode.OVERLOADED
 
 
 class SnapshotError(OBusError):
