@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -165,3 +168,48 @@ async def test_hostile_code_is_refused_at_deploy_and_in_a_shadow_while_live_serv
         assert seen.answered > 0
     assert not seen.failed, seen.failed
     assert not seen.not_live, seen.not_live
+
+
+# A kernel without network namespaces or Landlock, as the sandbox sees one: the functions
+# that ask the kernel fail, and the process enters the sandbox as usual.
+WITHOUT_NETNS_AND_LANDLOCK = """
+import json, socket
+from o_bus.evolution import landlock, netns
+def no_netns():
+    raise netns.NetworkUnavailable("no network namespace: kernel refused (simulated)")
+netns.isolate_network = no_netns
+landlock.abi_version = lambda: 0
+from o_bus.evolution.sandbox import SandboxLimits, enter_sandbox
+report = enter_sandbox(SandboxLimits())
+sockets = {}
+for name in ("AF_INET", "AF_INET6", "AF_UNIX"):
+    try:
+        socket.socket(getattr(socket, name), socket.SOCK_STREAM).close()
+        sockets[name] = "opened"
+    except OSError as err:
+        sockets[name] = type(err).__name__
+print(json.dumps({"summary": report.summary(), "boundary": report.boundary.model_dump(),
+                  "sockets": sockets}))
+"""
+
+
+async def test_without_namespaces_or_landlock_ip_sockets_are_refused_and_the_report_says_so() -> (
+    None
+):
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", WITHOUT_NETNS_AND_LANDLOCK, stdout=subprocess.PIPE
+    )
+    out, _ = await process.communicate()
+    found = json.loads(out.decode().strip().splitlines()[-1])
+    assert found["sockets"] == {
+        "AF_INET": "PermissionError",
+        "AF_INET6": "PermissionError",
+        "AF_UNIX": "opened",
+    }
+    boundary = found["boundary"]
+    assert boundary["network"] is None
+    assert boundary["landlock"] == []
+    assert any("no landlock" in error for error in boundary["errors"]), boundary
+    assert "no sockets but AF_UNIX" in found["summary"]
+    assert "NOT in force: no network namespace" in found["summary"]
+    assert "landlock ABI" not in found["summary"]
