@@ -12,10 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import re
+import shutil
+import site
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +33,7 @@ from evolution_support import (
     steady_traffic,
 )
 
+import o_bus
 from o_bus.evolution.search.evaluate.pool import EvaluationPool
 from o_bus.evolution.search.evaluate.worker import EvaluationJob
 from o_bus.evolution.validate import InvalidCodeError, validate_code
@@ -213,3 +218,79 @@ async def test_without_namespaces_or_landlock_ip_sockets_are_refused_and_the_rep
     assert "no sockets but AF_UNIX" in found["summary"]
     assert "NOT in force: no network namespace" in found["summary"]
     assert "landlock ABI" not in found["summary"]
+
+
+# The same attacks by a process that enters the sandbox from an interpreter others may read
+# (so, as root, it becomes uid 65534) and from an unprivileged user (a user namespace holds
+# its network namespace). Needs a system Python of this minor version, for the venv's
+# compiled packages, and setpriv.
+AS_ANOTHER_USER = """
+import json, os, socket
+from o_bus.evolution.sandbox import SandboxLimits, enter_sandbox
+report = enter_sandbox(SandboxLimits())
+found = {"uid": os.getuid(), "summary": report.summary()}
+def attempt(name, action):
+    try:
+        action()
+        found[name] = "escaped"
+    except OSError as err:
+        found[name] = type(err).__name__
+attempt("network", lambda: socket.create_connection(("127.0.0.1", PORT), 2))
+attempt("read_passwd", lambda: open("/etc/passwd").read())
+attempt("write_file", lambda: open(TARGET, "w").write("pwned"))
+attempt("start_process", lambda: os.fork() or None)
+print(json.dumps(found))
+"""
+
+
+@pytest.fixture
+def open_folder() -> Iterator[Path]:
+    """A folder anyone may write to (in /tmp, so reachable by anyone): only the sandbox can
+    stop a write there."""
+    folder = Path(tempfile.mkdtemp(prefix="o-bus-open-"))
+    folder.chmod(0o777)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder)
+
+
+SYSTEM_PYTHON = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
+
+
+@pytest.mark.skipif(
+    not SYSTEM_PYTHON.exists() or not Path("/usr/bin/setpriv").exists() or os.getuid() != 0,
+    reason="needs root, setpriv and a system Python of this minor version",
+)
+@pytest.mark.parametrize("as_nobody", [False, True], ids=["root-drops-to-nobody", "unprivileged"])
+async def test_the_boundary_holds_as_nobody_and_for_an_unprivileged_user(
+    tmp_path: Path, open_folder: Path, as_nobody: bool
+) -> None:
+    async with victim(tmp_path) as target:
+        code = AS_ANOTHER_USER.replace("PORT", str(target.port))
+        code = code.replace("TARGET", repr(str(open_folder / "pwned")))
+        packages = [str(Path(o_bus.__file__).parent.parent), *site.getsitepackages()]
+        user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        process = await asyncio.create_subprocess_exec(
+            *(user if as_nobody else []),
+            "env",
+            "-i",
+            "PATH=/usr/bin:/bin",
+            f"PYTHONPATH={':'.join(packages)}",
+            str(SYSTEM_PYTHON),
+            "-c",
+            code,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        out, err = await process.communicate()
+        assert process.returncode == 0, err.decode()[-2000:]
+        found = json.loads(out.decode().strip().splitlines()[-1])
+    assert found["uid"] == 65534
+    assert "NOT in force" not in found["summary"], found["summary"]
+    namespace = "user and network namespace" if as_nobody else "network namespace"
+    assert f"network: {namespace}: loopback only" in found["summary"]
+    for attack in ("network", "read_passwd", "write_file", "start_process"):
+        assert found[attack] == "PermissionError", (attack, found)
+    assert target.connections == 0
+    assert not (open_folder / "pwned").exists()
