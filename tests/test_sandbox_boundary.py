@@ -34,6 +34,7 @@ from evolution_support import (
 )
 
 import o_bus
+from o_bus.evolution.bus_broker import BusBroker
 from o_bus.evolution.search.evaluate.pool import EvaluationPool
 from o_bus.evolution.search.evaluate.worker import EvaluationJob
 from o_bus.evolution.validate import InvalidCodeError, validate_code
@@ -294,3 +295,19 @@ async def test_the_boundary_holds_as_nobody_and_for_an_unprivileged_user(
         assert found[attack] == "PermissionError", (attack, found)
     assert target.connections == 0
     assert not (open_folder / "pwned").exists()
+
+
+async def test_the_broker_reaches_only_its_server_and_only_a_few_times(nats_url: str) -> None:
+    broker = await BusBroker(nats_url, max_connections=2).start()
+    try:
+        opened = [await asyncio.open_unix_connection(str(broker.path)) for _ in range(3)]
+        first_lines = [await reader.readline() for reader, _ in opened]
+        assert first_lines[0].startswith(b"INFO ")  # the NATS server speaks
+        assert first_lines[1].startswith(b"INFO ")
+        assert first_lines[2] == b""  # over the limit: closed at once
+        assert broker.refused == 1
+        for _, writer in opened:
+            writer.close()
+    finally:
+        await broker.close()
+    assert not broker.path.exists()

@@ -26,9 +26,10 @@ _CHUNK = 256 * 1024
 
 
 class BusBroker:
-    """Connections to ``path`` are connected to the NATS server of ``url``."""
+    """Connections to ``path`` are connected to the NATS server of ``url``, at most
+    ``max_connections`` at a time (a candidate needs one; more are closed at once)."""
 
-    def __init__(self, url: str, owner: int | None = None) -> None:
+    def __init__(self, url: str, owner: int | None = None, max_connections: int = 4) -> None:
         first = url.split(",")[0].strip()
         parts = urlsplit(first if "://" in first else f"nats://{first}")
         if not parts.hostname:
@@ -36,6 +37,8 @@ class BusBroker:
         self.host, self.port = parts.hostname, parts.port or 4222
         self.url = first
         self.owner = owner
+        self.max_connections = max_connections
+        self.refused = 0
         self.folder = Path(tempfile.mkdtemp(prefix="o-bus-bus-"))
         self.path = self.folder / "bus.sock"
         self._server: asyncio.Server | None = None
@@ -52,6 +55,10 @@ class BusBroker:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if len(self._tasks) >= self.max_connections:
+            self.refused += 1
+            writer.close()
+            return
         self._tasks.add(task)
         writers = [writer]
         try:
