@@ -1,8 +1,8 @@
 """Code provenance with a real nats-server: a deployed version is signed and loads; a signed
-version whose object was replaced, a forged object and record (unsigned), a record whose signature belongs to other code, and one signed
-by a key nobody trusts are refused; a route naming a forged version is refused by the live
-agent, recorded with the reason, and live keeps serving its own code; deploying the file for
-real signs its record."""
+version whose object was replaced, a forged object and record (unsigned), a record whose
+signature belongs to other code, and one signed by a key nobody trusts are refused; a route
+naming a forged version is refused by the live agent, recorded with the reason, and live
+keeps serving its own code; deploying the file for real signs its record."""
 
 from __future__ import annotations
 
@@ -38,11 +38,6 @@ async def forge(js: JetStreamContext, real: CodeVersion, source: str, **record: 
     kv = await js.key_value(layout.CODE_VERSIONS_BUCKET)
     await kv.put(f"scorer.{hex_digest}", fake.model_dump_json().encode())
     return digest
-
-
-def naming(digest: str) -> Callable[[Route], Route]:
-    """A route change that makes ``digest`` live."""
-    return lambda route: route.model_copy(update={"live": digest})
 
 
 async def test_only_versions_signed_by_a_trusted_key_load_and_route(
@@ -95,7 +90,7 @@ async def test_only_versions_signed_by_a_trusted_key_load_and_route(
         async with steady_traffic(platform) as seen:
             for digest in reasons:
                 await RouteStore(platform.js).update(
-                    "scorer", naming(digest), by="attacker", reason="forged"
+                    "scorer", _live_set_to(digest), by="attacker", reason="forged"
                 )
 
             async def all_refused() -> bool:
@@ -120,3 +115,12 @@ async def test_only_versions_signed_by_a_trusted_key_load_and_route(
         assert resigned.digest == unsigned
         assert resigned.signer in trusted_keys()
         assert (await store.load("scorer", unsigned)).version == "6.6.6"
+
+
+def _live_set_to(digest: str) -> Callable[[Route], Route]:
+    """A route change that names ``digest`` as live."""
+
+    def change(route: Route) -> Route:
+        return route.model_copy(update={"live": digest})
+
+    return change
