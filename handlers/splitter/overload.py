@@ -127,6 +127,16 @@ class Refusals:
                 agent = err.subject[len(layout.REQUEST_PREFIX) :]
                 await self.refuse(agent, None, err.reply or None, overloaded("queue", limit))
                 return
+            if isinstance(err, nats.errors.StaleConnectionError):
+                # Most often the server closed a splitter that read too slowly: what it held
+                # for this splitter is lost, and only the server's log says how much.
+                self.total["connection_lost"] += 1
+                log.error(
+                    "the connection to NATS was lost (%s); if the server's log says 'Slow "
+                    "Consumer Detected', requests it held for this splitter were dropped "
+                    "unanswered: their senders must re-send after their timeout",
+                    err,
+                )
             await previous(err)
 
         nc._error_cb = on_error
