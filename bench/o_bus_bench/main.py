@@ -209,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         from o_bus_bench.recovery import main as recovery_main
 
         return recovery_main(argv[1:])
+    if argv[:1] == ["cluster-kill"]:  # `o-bus bench cluster-kill`: a server's death
+        from o_bus_bench.cluster_kill import main as cluster_kill_main
+
+        return cluster_kill_main(argv[1:])
     if argv[:1] == ["flood"]:  # `o-bus bench flood`: a client's latency under another's flood
         from o_bus_bench.flood import main as flood_main
 

@@ -159,7 +159,8 @@ async def cmd_run(args: argparse.Namespace) -> int:
             status = {"service": args.service, "ready": True}
             if isinstance(service, AgentHost):
                 status["agents"] = sorted(service.workers)
-            if isinstance(service, Splitter):
+            if isinstance(service, Splitter):  # the agents it routes requests to, its intake
+                status["agents"] = sorted(service.routes.agents)
                 status["intake"] = service.figures()
             await msg.respond(to_json(status))  # type: ignore[attr-defined]
 

@@ -26,7 +26,7 @@ from pydantic_core import from_json, to_json
 
 from o_bus.agent.definition import AgentDefinition
 from o_bus.agent.lifecycle import LifecycleChanged, LifecycleState, check_transition
-from o_bus.config import RuntimeConfig
+from o_bus.config import CONSUMER_IDLE_HEARTBEAT, RuntimeConfig
 from o_bus.decision.decider import DUPLICATE, Decider, Verdict
 from o_bus.errors import ConcurrencyError, ConfigurationError, OBusError
 from o_bus.events.model import State
@@ -222,6 +222,7 @@ class AgentWorker:
             config=ConsumerConfig(
                 deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
                 opt_start_seq=self.processed_wal + 1,
+                idle_heartbeat=CONSUMER_IDLE_HEARTBEAT,
             ),
             pending_msgs_limit=65536,
         )
