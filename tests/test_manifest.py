@@ -91,6 +91,21 @@ def test_every_runtime_dependency_is_imported_by_the_package(
     assert not stale, f"imported after all: remove them from NOT_IMPORTED: {stale}"
 
 
+def test_every_optional_extra_is_imported_by_the_package() -> None:
+    imported = _imported_top_levels("o_bus", "handlers", "agents")
+    extras = _project()["optional-dependencies"]
+    assert isinstance(extras, dict)
+    assert "faststream" in extras, "o-bus[faststream] is the FastStream integration"
+    unused = [
+        f"{extra}: {requirement}"
+        for extra, requirements in extras.items()
+        if extra != "test"
+        for requirement in requirements
+        if _module_of(requirement)[1] not in imported
+    ]
+    assert not unused, f"optional extras that nothing in the package imports: {unused}"
+
+
 def test_every_test_dependency_is_used_by_the_tests() -> None:
     imported = _imported_top_levels("tests")
     extras = _project()["optional-dependencies"]
