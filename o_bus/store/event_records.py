@@ -26,6 +26,7 @@ from o_bus.wire.headers import (
     O_ERROR_CODE,
     O_ERROR_MESSAGE,
     O_OUTCOME,
+    TRACEPARENT,
 )
 from o_bus.wire.wal_record import SPECVERSION, delivery_of
 
@@ -88,6 +89,7 @@ class StoredEvent:
     request_id: str | None
     wal_seq: int
     code_version: str
+    traceparent: str | None = None  # the request's W3C trace context, when it carried one
 
     @classmethod
     def from_msg(
@@ -104,6 +106,7 @@ class StoredEvent:
             request_id=headers.get(H_REQUEST),
             wal_seq=int(headers.get(H_WAL, "0")),
             code_version=headers.get(H_CODE, ""),
+            traceparent=headers.get(TRACEPARENT),
         )
 
     def as_dict(self) -> dict[str, object]:

@@ -47,6 +47,7 @@ __all__ = [
     "O_STATUS",
     "O_VERSION",
     "O_WAL_SEQ",
+    "TRACEPARENT",
 ]
 
 # CloudEvents attributes in binary mode (requests and events).
@@ -65,6 +66,8 @@ CE_REQUESTID: Final = "ce-requestid"
 CE_WALSEQ: Final = "ce-walseq"
 CE_CODEVERSION: Final = "ce-codeversion"
 CE_FORKEDFROM: Final = "ce-forkedfrom"
+# W3C trace context (the CloudEvents distributed-tracing extension): the request's trace.
+TRACEPARENT: Final = "traceparent"
 
 # The bus's own headers.
 O_REPLY: Final = "O-Reply"  # WAL record: the client's reply inbox

@@ -1,0 +1,27 @@
+// Agents and their processes: host, role, pid, restarts, health; actions by filter.
+import { api, el, short, table } from "/static/api.js";
+import { actionForm } from "/static/actions.js";
+
+export async function agentsView(session) {
+  const { agents } = await api("/api/agents");
+  const rows = agents.map((a) => {
+    const processes = a.processes.map((p) =>
+      `${p.role} pid ${p.pid}${p.host ? ` on ${p.host}` : ""} ${p.fresh ? "" : "(stale)"}`);
+    const health = a.up ? el("span", { class: "ok" }, "up") : el("span", { class: "bad" }, a.status === "failed" ? `failed: ${a.reason}` : "down");
+    return el("tr", { "data-agent": a.name },
+      el("td", {}, el("a", { href: `#/agent/${a.name}/timeline` }, a.name)),
+      el("td", {}, a.definition), el("td", {}, health), el("td", {}, a.placed_on),
+      el("td", {}, processes.join(", ")), el("td", {}, a.restarts),
+      el("td", { class: "mono" }, short(a.code_version, 19)),
+      el("td", {}, a.event_log_seq ?? ""), el("td", {}, a.requests), el("td", {}, a.errors));
+  });
+  const filter = el("input", { name: "filter", placeholder: "agents, e.g. count*", value: "*" });
+  const target = () => ({ filter: filter.value });
+  return el("div", {},
+    el("h2", {}, "Agents"),
+    table(["agent", "definition", "health", "host", "processes", "restarts", "code", "seq", "requests", "errors"], rows),
+    el("h3", {}, "Actions on agents matching"),
+    el("div", { class: "panel" }, filter,
+      actionForm(session, "Restart", "restart", target),
+      actionForm(session, "Reset", "reset", target)));
+}
