@@ -54,9 +54,9 @@ async def run_agent_process(args: argparse.Namespace) -> int:
     """`o-bus run agent NAME [--standby]`: one agent in this process, as the supervisor runs it."""
     url = resolve_url(args.nats)
     if args.service == "console":
-        from o_bus.console.server import serve
+        from o_bus.console.server import serve_or_idle
 
-        return await serve(url, args.host, args.port, _data_dir(args))
+        return await serve_or_idle(url, args.host, args.port, _data_dir(args))
     config = RuntimeConfig(snapshot_every=args.snapshot_every)
     async with connect(url, f"o-bus-agent-{args.name}") as (nc, js):
         record = await Registry(js).get(args.name)
@@ -133,9 +133,9 @@ async def cmd_run(args: argparse.Namespace) -> int:
         return await run_agent_process(args)
     url = resolve_url(args.nats)
     if args.service == "console":
-        from o_bus.console.server import serve
+        from o_bus.console.server import serve_or_idle
 
-        return await serve(url, args.host, args.port, _data_dir(args))
+        return await serve_or_idle(url, args.host, args.port, _data_dir(args))
     config = RuntimeConfig(snapshot_every=args.snapshot_every)
     async with connect(url, f"o-bus-{args.service}") as (nc, js):
         # Imported here: an agent process (the most often started) needs none of these.

@@ -13,6 +13,7 @@ from pathlib import Path
 import uvicorn
 
 from o_bus.common.access_tokens import Tokens, token_file
+from o_bus.common.signals import run_until_signalled
 from o_bus.common.urls import resolve_url
 from o_bus.console.app import build_app
 from o_bus.errors import ConfigurationError
@@ -63,6 +64,22 @@ async def serve(url: str, host: str, port: int, data_dir: Path, *, announce: boo
             if (data_dir / CONSOLE_URL_FILE).read_text().strip() == address:
                 (data_dir / CONSOLE_URL_FILE).unlink()
     return 0
+
+
+async def serve_or_idle(url: str, host: str, port: int, data_dir: Path) -> int:
+    """The console process of `o-bus up`: a port that is taken is reported, and the process
+    then idles until stopped, so a busy console port never takes the platform down (the
+    platform restarts a service that exits, and stops when one keeps exiting)."""
+    try:
+        return await serve(url, host, port, data_dir)
+    except ConfigurationError as err:
+        log.error("%s; the platform runs without its console", err.message)
+    await run_until_signalled(_nothing, _nothing)
+    return 0
+
+
+async def _nothing() -> None:
+    return None
 
 
 async def cmd_console(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ export function lineChart(title, series, { width = 360, height = 140 } = {}) {
   }
   const xs = all.map((p) => p.x), ys = all.map((p) => p.y);
   const x0 = Math.min(...xs), x1 = Math.max(...xs, x0 + 1);
-  const y1 = Math.max(...ys, 1e-9) * 1.1;
+  const y1 = Math.max(...ys, 1) * 1.1;
   const sx = (x) => pad.l + ((x - x0) / (x1 - x0)) * (width - pad.l - pad.r);
   const sy = (y) => height - pad.b - (y / y1) * (height - pad.t - pad.b);
   svg.append(node("line", { x1: pad.l, y1: height - pad.b, x2: width - pad.r, y2: height - pad.b, stroke: "#ccd" }));
