@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -81,8 +82,9 @@ def console(
 ) -> Iterator[Console]:
     from playwright.sync_api import sync_playwright
 
-    shots = Path(os.environ.get("O_BUS_ARTIFACTS") or tmp_path_factory.mktemp("artifacts"))
-    shots = shots / "console-screenshots"
+    # Kept where pytest's pruning of old temp dirs does not reach; O_BUS_ARTIFACTS moves it.
+    artifacts = os.environ.get("O_BUS_ARTIFACTS") or Path(tempfile.gettempdir()) / "o-bus-artifacts"
+    shots = Path(artifacts) / "console-screenshots"
     shots.mkdir(parents=True, exist_ok=True)
     up = UpProcess(tmp_path_factory.mktemp("console") / "data")
     up.start()
@@ -277,7 +279,7 @@ def test_actions_work_for_the_operator_and_are_refused_for_the_viewer(console: C
     operator.goto(f"{console.address}#/dead-letters")
     row = operator.wait_for_selector("tr:has-text('nosuch')")
     assert "unknown_command" in row.inner_text()
-    row.query_selector("input[type=checkbox]").check()  # type: ignore[union-attr]
+    row.query_selector("input[type=checkbox]").check()
     operator.click("button[data-action=redrive]")
     operator.wait_for_selector("text=Re-drive selected: done")
     console.shot(operator, "dead-letters")
