@@ -25,6 +25,7 @@ from o_bus.common.connect import connect
 from o_bus.console.server import CONSOLE_URL_FILE
 from o_bus.evolution.evolution_store import EvolutionStore
 from o_bus.evolution.plan import Evolution, EvolutionDecision
+from o_bus.evolution.records import DiffRecord
 from o_bus.evolution.search.lineage.events import (
     ChildCreated,
     Evaluated,
@@ -33,6 +34,7 @@ from o_bus.evolution.search.lineage.events import (
 )
 from o_bus.evolution.search.lineage.stream import LineageStream
 from o_bus.replay.system_history import read_system_history
+from o_bus.store import layout
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -188,6 +190,20 @@ async def _record_evolution_and_search(url: str) -> None:
                 requested_by="tester",
             )
         )
+        diff = DiffRecord(
+            agent="echo",
+            version="sha256:" + "a" * 64,
+            code_version="2.0.0",
+            live_code_version="1.0.0",
+            wal_seq=5,
+            request_id="r-5",
+            command="say",
+            live={"ok": True, "events": [{"text": "hi"}]},
+            candidate={"ok": True, "events": [{"text": "HI"}]},
+            fields={"events.0.text": {"live": "hi", "candidate": "HI"}},
+            ignored=[],
+        )
+        await js.publish(layout.diff_subject("echo"), diff.model_dump_json().encode())
         lineage = LineageStream(js, "echo")
         await lineage.ensure()
         search = "s1"
@@ -237,6 +253,10 @@ def test_evolution_view_draws_figures_decisions_and_the_lineage(console: Console
     page.goto(f"{console.address}#/agent/echo/evolution")
     page.wait_for_selector("#evolution-stage >> text=rolled_back")
     page.wait_for_selector("text=diff rate 0.4 above 0")
+    # The shadow diff: the differing field, and both outputs side by side.
+    differing = page.wait_for_selector(".diff tr.differ")
+    assert differing.inner_text().split("\t") == ["events.0.text", '"hi"', '"HI"']
+    assert page.locator(".diff .side pre").count() == 2
     assert page.locator("svg[data-title='diff rate'] path").count() == 1
     tree = page.wait_for_selector("#lineage-tree")
     assert tree is not None

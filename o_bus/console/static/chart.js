@@ -32,6 +32,7 @@ export function lineChart(title, series, { width = 360, height = 140 } = {}) {
   top.textContent = y1 >= 100 ? y1.toFixed(0) : y1.toPrecision(2);
   svg.append(top);
   series.forEach((s, i) => {
+    const legend = series.length > 1;
     const pts = s.points.filter((p) => p.y !== null && p.y !== undefined);
     if (pts.length === 0) return;
     const d = pts.map((p, j) => `${j ? "L" : "M"}${sx(p.x).toFixed(1)},${sy(p.y).toFixed(1)}`).join("");
@@ -39,7 +40,8 @@ export function lineChart(title, series, { width = 360, height = 140 } = {}) {
     for (const p of pts.length < 40 ? pts : []) {
       svg.append(node("circle", { cx: sx(p.x), cy: sy(p.y), r: 2, fill: COLOURS[i % COLOURS.length] }));
     }
-    const label = node("text", { x: width - pad.r - 90 + 0, y: 11 + 11 * i, fill: COLOURS[i % COLOURS.length] });
+    if (!legend) return;
+    const label = node("text", { x: width - pad.r - 60, y: 11 + 11 * i, fill: COLOURS[i % COLOURS.length] });
     label.textContent = s.name;
     svg.append(label);
   });
