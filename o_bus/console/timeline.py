@@ -22,6 +22,7 @@ from o_bus.store.registry import Registry
 __all__ = ["event_json", "routes", "trace_id"]
 
 MAX_EVENTS = 500
+BATCH = 200  # events waiting together go out as one frame (a list)
 
 
 def trace_id(traceparent: str | None) -> str | None:
@@ -84,11 +85,11 @@ async def _follow(log: JetStreamEventLog, after: int) -> AsyncIterator[bytes]:
 
     def push(event: StoredEvent) -> None:
         with contextlib.suppress(asyncio.QueueFull):  # a page too slow to read loses events
-            queue.put_nowait(("event", event_json(event)))
+            queue.put_nowait(("events", event_json(event)))
 
     task = asyncio.create_task(log.replay(push, after_stream_seq=after, follow=True))
     try:
-        async for frame in event_stream(queue):
+        async for frame in event_stream(queue, batch=BATCH):
             yield frame
     finally:
         task.cancel()

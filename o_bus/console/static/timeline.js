@@ -16,9 +16,11 @@ export async function timelineView(agent) {
   const count = el("span", { id: "live-count", class: "muted" }, "following live: 0 new");
   let fresh = 0;
   const after = events.length ? events[events.length - 1].stream_seq : "";
-  follow(`/api/agents/${agent}/events/stream?after=${after}`, "event", (e) => {
-    body.prepend(row(e));
-    fresh += 1;
+  follow(`/api/agents/${agent}/events/stream?after=${after}`, "events", (batch) => {
+    for (const e of batch) body.prepend(row(e));
+    // A page keeps the latest rows only: a busy agent must not grow it without bound.
+    while (body.rows.length > 500) body.lastElementChild.remove();
+    fresh += batch.length;
     count.textContent = `following live: ${fresh} new`;
   });
   return el("div", {}, count,
