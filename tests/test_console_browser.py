@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -69,13 +69,22 @@ class Console:
 
     def run(self, coro: Any) -> Any:
         """Run bus work on its own thread: Playwright's sync API holds this thread's loop."""
-        with ThreadPoolExecutor(1) as pool:
-            return pool.submit(asyncio.run, coro).result(timeout=WAIT_SECONDS)
+        return self.start(coro).result(timeout=WAIT_SECONDS)
+
+    def start(self, coro: Any) -> Future[Any]:
+        """Start bus work on its own thread; its result later."""
+        pool = ThreadPoolExecutor(1)
+        try:
+            return pool.submit(asyncio.run, coro)
+        finally:
+            pool.shutdown(wait=False)
 
 
 async def _send(url: str, agent: str, command: str, data: Any, count: int = 1) -> list[Any]:
     async with connect(url, "console-test") as (nc, _):
-        return [await client.send(nc, agent, command, data) for _ in range(count)]
+        return [
+            await client.send(nc, agent, command, data, timeout=WAIT_SECONDS) for _ in range(count)
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -306,3 +315,24 @@ def test_actions_work_for_the_operator_and_are_refused_for_the_viewer(console: C
     assert [r["type"] for r in console.run(_operator_records(console.up.url, "echo"))] == [
         "redrive"
     ]
+
+
+def test_a_paused_agent_keeps_requests_until_resumed(console: Console) -> None:
+    page = console.page()
+    page.fill("input[name=filter]", "memory")
+    page.click("button[data-action=pause]")
+    page.wait_for_selector("text=Pause: done")
+    page.reload()
+    page.wait_for_selector("tr[data-agent=memory] .lifecycle >> text=suspended")
+    console.shot(page, "paused")
+    # Accepted into the WAL, not decided while paused: the reply comes after the resume.
+    pending = console.start(_send(console.up.url, "memory", "remember", {"text": "later"}))
+    with pytest.raises(TimeoutError):
+        pending.result(timeout=1.0)
+    page.fill("input[name=filter]", "memory")
+    page.click("button[data-action=resume]")
+    page.wait_for_selector("text=Resume: done")
+    [reply] = pending.result(timeout=WAIT_SECONDS)
+    assert reply["ok"] is True
+    records = console.run(_operator_records(console.up.url, "memory"))
+    assert [r["type"] for r in records] == ["pause", "resume"]

@@ -213,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
     from o_bus.cli.evolve import add_parsers as add_evolution_parsers
 
     add_agent_parsers(sub, common)
+    from o_bus.cli.operate import add_parsers as add_operate_parsers
+
+    add_operate_parsers(sub, common)
     from o_bus.cli.cluster import add_parser as add_cluster_parser
 
     add_cluster_parser(sub)
@@ -253,6 +256,10 @@ def _async_command(name: str) -> Callable[[argparse.Namespace], Coroutine[Any, A
         from o_bus.cli.feedback import cmd_feedback
 
         return cmd_feedback
+    if name in ("pause", "resume", "restart"):
+        from o_bus.cli.operate import cmd_operate
+
+        return cmd_operate
     if name == "query":
         from o_bus.cli.query import cmd_query
 

@@ -1,6 +1,7 @@
-"""Operator actions: reset or restart agents (one, several, or all matching a filter), abort or
-roll back an evolution, re-drive dead letters. Each goes through the same functions as the
-CLI (:mod:`o_bus.platform.operator_actions`), which record who and why; viewers get 403."""
+"""Operator actions: pause, resume, reset or restart agents (one, several, or all matching a
+filter), abort or roll back an evolution, re-drive dead letters. Each goes through the same
+functions as the CLI (:mod:`o_bus.platform.operator_actions`), which record who and why;
+viewers get 403."""
 
 from __future__ import annotations
 
@@ -68,6 +69,8 @@ async def act(request: Request) -> JSONResponse:
     agent_actions = {
         "reset": operator_actions.reset_agent,
         "restart": operator_actions.restart_agent,
+        "pause": operator_actions.pause_agent,
+        "resume": operator_actions.resume_agent,
     }
     evolution_actions = {
         "abort": operator_actions.abort_evolution,

@@ -33,10 +33,12 @@ from o_bus.wire.headers import (
 __all__ = [
     "OperatorAction",
     "abort_evolution",
+    "pause_agent",
     "record_action",
     "redrive_dead_letter",
     "reset_agent",
     "restart_agent",
+    "resume_agent",
     "roll_back",
 ]
 
@@ -100,6 +102,37 @@ async def restart_agent(
     if reply.get("ok"):
         await record_action(js, agent, "restart", by, reason, {"pids": reply.get("pids", [])})
     return reply
+
+
+async def _ask_agent(nc: Client, agent: str, operation: str, reason: str) -> dict[str, Any]:
+    layout.validate_agent_name(agent)
+    try:
+        msg = await nc.request(
+            layout.control_subject(agent, operation), reason.encode(), timeout=10
+        )
+    except nats.errors.Error as err:
+        raise AgentUnavailableError(f"no process of {agent!r} answered") from err
+    status: dict[str, Any] = from_json(msg.data)
+    return status
+
+
+async def pause_agent(
+    nc: Client, js: JetStreamContext, agent: str, by: str, reason: str = ""
+) -> dict[str, Any]:
+    """Stop the agent deciding requests; they wait in the WAL (accepted, not lost) until
+    :func:`resume_agent`, or until its process restarts."""
+    status = await _ask_agent(nc, agent, "pause", f"{by}: {reason or 'no reason given'}")
+    await record_action(js, agent, "pause", by, reason)
+    return {"ok": True, "agent": agent, "lifecycle": status.get("lifecycle")}
+
+
+async def resume_agent(
+    nc: Client, js: JetStreamContext, agent: str, by: str, reason: str = ""
+) -> dict[str, Any]:
+    """Let a paused agent decide the requests that waited, in order, and the new ones."""
+    status = await _ask_agent(nc, agent, "resume", f"{by}: {reason or 'no reason given'}")
+    await record_action(js, agent, "resume", by, reason)
+    return {"ok": True, "agent": agent, "lifecycle": status.get("lifecycle")}
 
 
 async def abort_evolution(

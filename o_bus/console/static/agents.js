@@ -7,7 +7,8 @@ export async function agentsView(session) {
   const rows = agents.map((a) => {
     const processes = a.processes.map((p) =>
       `${p.role} pid ${p.pid}${p.host ? ` on ${p.host}` : ""} ${p.fresh ? "" : "(stale)"}`);
-    const health = a.up ? el("span", { class: "ok" }, "up") : el("span", { class: "bad" }, a.status === "failed" ? `failed: ${a.reason}` : "down");
+    const health = a.up ? el("span", { class: a.lifecycle === "suspended" ? "bad lifecycle" : "ok lifecycle" },
+      a.lifecycle === "running" || !a.lifecycle ? "up" : `up, ${a.lifecycle}`) : el("span", { class: "bad" }, a.status === "failed" ? `failed: ${a.reason}` : "down");
     return el("tr", { "data-agent": a.name },
       el("td", {}, el("a", { href: `#/agent/${a.name}/timeline` }, a.name)),
       el("td", {}, a.definition), el("td", {}, health), el("td", {}, a.placed_on),
@@ -21,7 +22,9 @@ export async function agentsView(session) {
     el("h2", {}, "Agents"),
     table(["agent", "definition", "health", "host", "processes", "restarts", "code", "seq", "requests", "errors"], rows),
     el("h3", {}, "Actions on agents matching"),
-    el("div", { class: "panel" }, filter,
+    el("div", { class: "panel actions" }, filter,
+      actionForm(session, "Pause", "pause", target),
+      actionForm(session, "Resume", "resume", target),
       actionForm(session, "Restart", "restart", target),
       actionForm(session, "Reset", "reset", target)));
 }
