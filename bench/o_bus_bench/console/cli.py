@@ -6,6 +6,7 @@ against one server, each level from a fresh load-generator process."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import signal
 import sys
@@ -14,8 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from o_bus.common.answers import until_answered
+from o_bus.common.connect import connect
 from o_bus.errors import OBusError
-from o_bus_bench.arguments import levels, positive
+from o_bus.store import layout
+from o_bus_bench.arguments import at_least_one, levels, positive
 from o_bus_bench.errors import BenchError
 from o_bus_bench.load import run_level
 from o_bus_bench.stack import AGENT, PROJECT_SUBJECT, RAW_SUBJECT, ServiceProcess, Stack
@@ -36,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=positive, default=1.0, help="seconds before each (1)")
     parser.add_argument(
         "--levels", type=levels, default=[1, 16, 64], help="requests in flight (1,16,64)"
+    )
+    parser.add_argument(
+        "--repeats",
+        type=at_least_one,
+        default=1,
+        help="runs of each kind per level, interleaved; the median is reported (1)",
     )
     parser.add_argument("--quick", action="store_true", help="1 s runs: a smoke run")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
@@ -112,54 +122,87 @@ def _line(label: str, result: LevelResult) -> str:
     )
 
 
+def _median(results: list[LevelResult]) -> LevelResult:
+    return sorted(results, key=lambda result: result.rps)[(len(results) - 1) // 2]
+
+
+def _start_health(work_dir: Path, url: str) -> ServiceProcess:
+    """The health monitor, as under `o-bus up`: the live figures the console streams."""
+    health = ServiceProcess(
+        "health",
+        [sys.executable, "-m", "o_bus.cli.main", "run", "health", "--nats", url, "--port", "0"],
+        work_dir / "health.log",
+    )
+
+    async def ready() -> None:
+        async with connect(url, "o-bus-bench") as (nc, _):
+            await until_answered(
+                nc,
+                layout.service_status_subject("health"),
+                timeout=READY_SECONDS,
+                check=health.check_alive,
+            )
+
+    asyncio.run(ready())
+    return health
+
+
 def measure(args: argparse.Namespace, work_dir: Path) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     with Stack(work_dir, None) as stack:
-        pids = stack.pids()
-        project = {"server": pids["server"], "splitter": pids["splitter"], "agent": pids["agent"]}
-        raw = {
-            "server": pids["server"],
-            "splitter": pids["raw-splitter"],
-            "agent": pids["raw-agent"],
-        }
-        for level in args.levels:
-
-            def run(subject: str, watch: dict[str, int], level: int = level) -> LevelResult:
-                return run_level(
-                    stack.url,
-                    subject,
-                    level,
-                    warmup=args.warmup,
-                    duration=args.duration,
-                    watch=watch,
-                )
-
-            closed = run(PROJECT_SUBJECT, project)
-            opened_console = OpenConsole(work_dir, stack.url)
-            try:
-                watch = {**project, "console": opened_console.console.pid}
-                opened = run(PROJECT_SUBJECT, watch)
-            finally:
-                received = opened_console.close()
-            floor = run(RAW_SUBJECT, raw)
-            _progress(f"C={level}")
-            for label, result in (
-                ("console closed", closed),
-                ("console open", opened),
-                ("raw floor", floor),
-            ):
-                _progress(_line(label, result))
-            _progress(f"  the viewer received {received}")
-            rows.append(
-                {
-                    "concurrency": level,
-                    "closed": closed.as_dict(),
-                    "open": opened.as_dict(),
-                    "raw": floor.as_dict(),
-                    "viewer_received": received,
-                }
-            )
+        health = _start_health(work_dir, stack.url)
+        try:
+            pids = stack.pids()
+            project = {"server": pids["server"], "splitter": pids["splitter"]}
+            project["agent"] = pids["agent"]
+            raw = {"server": pids["server"], "splitter": pids["raw-splitter"]}
+            raw["agent"] = pids["raw-agent"]
+            for level in args.levels:
+                rows.append(_level(args, stack, work_dir, level, project, raw))
+        finally:
+            health.terminate()
+            health.wait(10.0)
     return rows
+
+
+def _level(
+    args: argparse.Namespace,
+    stack: Stack,
+    work_dir: Path,
+    level: int,
+    project: dict[str, int],
+    raw: dict[str, int],
+) -> dict[str, Any]:
+    def run(subject: str, watch: dict[str, int]) -> LevelResult:
+        return run_level(
+            stack.url, subject, level, warmup=args.warmup, duration=args.duration, watch=watch
+        )
+
+    closed: list[LevelResult] = []
+    opened: list[LevelResult] = []
+    floor: list[LevelResult] = []
+    received = {"events": 0, "figures": 0}
+    for _ in range(args.repeats):
+        closed.append(run(PROJECT_SUBJECT, project))
+        console = OpenConsole(work_dir, stack.url)
+        try:
+            opened.append(run(PROJECT_SUBJECT, {**project, "console": console.console.pid}))
+        finally:
+            for key, value in console.close().items():
+                received[key] = received.get(key, 0) + value
+        floor.append(run(RAW_SUBJECT, raw))
+    _progress(f"C={level}")
+    row: dict[str, Any] = {
+        "concurrency": level,
+        "closed": _median(closed).as_dict(),
+        "open": _median(opened).as_dict(),
+        "raw": _median(floor).as_dict(),
+        "viewer_received": {k: v // args.repeats for k, v in received.items()},
+    }
+    for label in ("closed", "open", "raw"):
+        _progress(_line(label, LevelResult.from_dict(row[label])))
+    _progress(f"  the viewer received per run {row['viewer_received']}")
+    return row
 
 
 def render(rows: list[dict[str, Any]]) -> str:
