@@ -4,10 +4,9 @@ operators may also act. Every request without a valid token is refused (401)."""
 
 from __future__ import annotations
 
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from o_bus.common.access_tokens import Role, Tokens
 
@@ -31,12 +30,26 @@ def require_operator(request: Request) -> JSONResponse | None:
     )
 
 
-class TokenAuth(BaseHTTPMiddleware):
+class TokenAuth:
+    """Pure ASGI middleware (no response buffering: the live streams pass straight through)."""
+
     def __init__(self, app: ASGIApp, tokens: Tokens) -> None:
-        super().__init__(app)
+        self.app = app
         self.tokens = tokens
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        refusal = self._check(request)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _check(self, request: Request) -> Response | None:
+        """None when the request may go on (its role set on ``request.state``)."""
         query_token = request.query_params.get("token")
         if query_token is not None:
             if self.tokens.role_of(query_token) is None:
@@ -55,4 +68,4 @@ class TokenAuth(BaseHTTPMiddleware):
                 status_code=401,
             )
         request.state.role = role
-        return await call_next(request)
+        return None
