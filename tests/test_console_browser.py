@@ -7,8 +7,11 @@ are saved (the directory is printed at the end of the run)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -170,8 +173,8 @@ def test_live_figures_show_the_request_rate(console: Console) -> None:
     page.wait_for_selector("#figures .panel[data-agent=echo]")
     console.run(_send(console.up.url, "echo", "say", {"text": "hi"}, count=20))
     page.wait_for_function(
-        "() => [...document.querySelectorAll('#figures .panel[data-agent=echo] .rate')]"
-        ".some(e => parseFloat(e.textContent) > 0)"
+        "() => [...document.querySelectorAll('#figures .panel[data-agent=echo]')]"
+        ".some(e => parseFloat(e.dataset.peak) > 0)"
     )
     assert page.locator("#figures .panel[data-agent=echo] svg path").count() >= 1
     console.shot(page, "figures")
@@ -275,6 +278,9 @@ def test_evolution_view_draws_figures_decisions_and_the_lineage(console: Console
     assert "best" in (nested.get_attribute("class") or "")
     assert page.locator("#archive-grid td.cell:not(:empty)").count() >= 2
     console.shot(page, "evolution-lineage")
+    # Nothing to roll back to: the run is over and no earlier live code was recorded.
+    page.click("button[data-action=rollback]")
+    page.wait_for_selector("text=has no earlier live code to roll back to")
 
 
 async def _operator_records(url: str, agent: str) -> list[dict[str, Any]]:
@@ -322,7 +328,6 @@ def test_a_paused_agent_keeps_requests_until_resumed(console: Console) -> None:
     page.fill("input[name=filter]", "memory")
     page.click("button[data-action=pause]")
     page.wait_for_selector("text=Pause: done")
-    page.reload()
     page.wait_for_selector("tr[data-agent=memory] .lifecycle >> text=suspended")
     console.shot(page, "paused")
     # Accepted into the WAL, not decided while paused: the reply comes after the resume.
@@ -336,3 +341,25 @@ def test_a_paused_agent_keeps_requests_until_resumed(console: Console) -> None:
     assert reply["ok"] is True
     records = console.run(_operator_records(console.up.url, "memory"))
     assert [r["type"] for r in records] == ["pause", "resume"]
+
+
+def test_the_cli_pauses_and_resumes_through_the_same_recorded_actions(console: Console) -> None:
+    env = {**os.environ, "O_BUS_NATS_URL": console.up.url}
+    for action in ("pause", "resume"):
+        done = subprocess.run(
+            [sys.executable, "-m", "o_bus.cli.main", action, "echo", "--reason", "cli", "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=WAIT_SECONDS,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["lifecycle"] == (
+            "suspended" if action == "pause" else "running"
+        )
+    records = console.run(_operator_records(console.up.url, "echo"))
+    assert [(r["type"], r["reason"]) for r in records][-2:] == [
+        ("pause", "cli"),
+        ("resume", "cli"),
+    ]

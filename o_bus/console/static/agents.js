@@ -1,10 +1,9 @@
 // Agents and their processes: host, role, pid, restarts, health; actions by filter.
-import { api, el, short, table } from "/static/api.js";
+import { api, el, short } from "/static/api.js";
 import { actionForm } from "/static/actions.js";
 
-export async function agentsView(session) {
-  const { agents } = await api("/api/agents");
-  const rows = agents.map((a) => {
+function rows(agents) {
+  return agents.map((a) => {
     const processes = a.processes.map((p) =>
       `${p.role} pid ${p.pid}${p.host ? ` on ${p.host}` : ""} ${p.fresh ? "" : "(stale)"}`);
     const health = a.up ? el("span", { class: a.lifecycle === "suspended" ? "bad lifecycle" : "ok lifecycle" },
@@ -16,11 +15,20 @@ export async function agentsView(session) {
       el("td", { class: "mono" }, short(a.code_version, 19)),
       el("td", {}, a.event_log_seq ?? ""), el("td", {}, a.requests), el("td", {}, a.errors));
   });
+}
+
+export async function agentsView(session, scope) {
+  const { agents } = await api("/api/agents");
+  const body = el("tbody", { id: "agents" }, rows(agents));
+  // Health changes by itself (restarts, pauses, failures): refreshed every two seconds.
+  scope.every(2000, async () => {
+    try { body.replaceChildren(...rows((await api("/api/agents")).agents)); } catch (error) { /* next time */ }
+  });
   const filter = el("input", { name: "filter", placeholder: "agents, e.g. count*", value: "*" });
   const target = () => ({ filter: filter.value });
   return el("div", {},
     el("h2", {}, "Agents"),
-    table(["agent", "definition", "health", "host", "processes", "restarts", "code", "seq", "requests", "errors"], rows),
+    el("table", {}, el("tr", {}, ["agent", "definition", "health", "host", "processes", "restarts", "code", "seq", "requests", "errors"].map((h) => el("th", {}, h))), body),
     el("h3", {}, "Actions on agents matching"),
     el("div", { class: "panel actions" }, filter,
       actionForm(session, "Pause", "pause", target),

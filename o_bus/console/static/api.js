@@ -43,15 +43,28 @@ export function short(text, size = 12) {
   return text ? String(text).slice(0, size) : "";
 }
 
-// A live stream (server-sent events); closed when the view changes.
-const streams = new Set();
-export function follow(path, kind, onData) {
-  const source = new EventSource(path);
-  source.addEventListener(kind, (event) => onData(JSON.parse(event.data)));
-  streams.add(source);
-  return source;
-}
-export function closeStreams() {
-  for (const source of streams) source.close();
-  streams.clear();
+// What a view keeps open (live streams, refresh timers), closed together when the view goes.
+export class Scope {
+  constructor() {
+    this.streams = [];
+    this.timers = [];
+  }
+
+  follow(path, kind, onData) {
+    const source = new EventSource(path);
+    source.addEventListener(kind, (event) => onData(JSON.parse(event.data)));
+    this.streams.push(source);
+    return source;
+  }
+
+  every(ms, fn) {
+    this.timers.push(setInterval(fn, ms));
+  }
+
+  close() {
+    for (const source of this.streams) source.close();
+    for (const timer of this.timers) clearInterval(timer);
+    this.streams = [];
+    this.timers = [];
+  }
 }

@@ -1,6 +1,6 @@
 // The console's router: #/agents, #/agent/NAME/(timeline|travel|evolution), #/figures,
 // #/dead-letters. Each view renders into <main> and may open live streams.
-import { api, closeStreams, el } from "/static/api.js";
+import { api, el, Scope } from "/static/api.js";
 import { agentsView } from "/static/agents.js";
 import { timelineView } from "/static/timeline.js";
 import { travelView } from "/static/travel.js";
@@ -18,8 +18,12 @@ function agentTabs(name, current) {
     tab("timeline", "Timeline"), tab("travel", "Time travel"), tab("evolution", "Evolution"));
 }
 
+let generation = 0;
+let shown = new Scope(); // what the view on screen keeps open
+
 async function route() {
-  closeStreams();
+  const mine = ++generation;
+  const scope = new Scope();
   const main = document.getElementById("view");
   const parts = (location.hash || "#/agents").slice(2).split("/").map(decodeURIComponent);
   main.replaceChildren(el("p", { class: "muted" }, "Loading…"));
@@ -27,15 +31,24 @@ async function route() {
     let view;
     if (parts[0] === "agent" && parts[1]) {
       const sub = parts[2] || "timeline";
-      const body = sub === "travel" ? await travelView(parts[1], session)
-        : sub === "evolution" ? await evolutionView(parts[1], session)
-        : await timelineView(parts[1], session);
+      const body = sub === "travel" ? await travelView(parts[1], session, scope)
+        : sub === "evolution" ? await evolutionView(parts[1], session, scope)
+        : await timelineView(parts[1], session, scope);
       view = el("div", {}, agentTabs(parts[1], sub), body);
-    } else if (parts[0] === "figures") view = await figuresView(session);
-    else if (parts[0] === "dead-letters") view = await deadLettersView(session);
-    else view = await agentsView(session);
+    } else if (parts[0] === "figures") view = await figuresView(session, scope);
+    else if (parts[0] === "dead-letters") view = await deadLettersView(session, scope);
+    else view = await agentsView(session, scope);
+    if (mine !== generation) {
+      scope.close(); // the address changed while this view loaded: a newer one is coming
+      return;
+    }
+    shown.close();
+    shown = scope;
     main.replaceChildren(view);
   } catch (error) {
+    scope.close();
+    if (mine !== generation) return;
+    shown.close();
     main.replaceChildren(el("p", { class: "bad", id: "error" }, `Error: ${error.message}`));
   }
 }

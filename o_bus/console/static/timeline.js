@@ -1,5 +1,5 @@
 // An agent's timeline: events with request, type, code version and trace, following live.
-import { api, el, follow, short } from "/static/api.js";
+import { api, el, short } from "/static/api.js";
 
 function row(e) {
   return el("tr", { "data-seq": e.seq },
@@ -10,13 +10,13 @@ function row(e) {
     el("td", {}, el("pre", {}, JSON.stringify(e.data))));
 }
 
-export async function timelineView(agent) {
+export async function timelineView(agent, session, scope) {
   const { events } = await api(`/api/agents/${agent}/events?limit=100`);
   const body = el("tbody", { id: "timeline" }, events.slice().reverse().map(row));
   const count = el("span", { id: "live-count", class: "muted" }, "following live: 0 new");
   let fresh = 0;
   const after = events.length ? events[events.length - 1].stream_seq : "";
-  follow(`/api/agents/${agent}/events/stream?after=${after}`, "events", (batch) => {
+  scope.follow(`/api/agents/${agent}/events/stream?after=${after}`, "events", (batch) => {
     for (const e of batch) body.prepend(row(e));
     // A page keeps the latest rows only: a busy agent must not grow it without bound.
     while (body.rows.length > 500) body.lastElementChild.remove();
