@@ -192,7 +192,10 @@ async def _record_evolution_and_search(url: str) -> None:
             )
             for i in range(4)
         )
-        await EvolutionStore(js).request(
+        store = EvolutionStore(js)
+        for decision in decisions:  # as the arbiter records them
+            await store.record("echo", "sha256:" + "a" * 64, decision)
+        await store.request(
             Evolution(
                 agent="echo",
                 version="sha256:" + "a" * 64,
@@ -269,6 +272,8 @@ def test_evolution_view_draws_figures_decisions_and_the_lineage(console: Console
     differing = page.wait_for_selector(".diff tr.differ")
     assert differing.inner_text().split("\t") == ["events.0.text", '"hi"', '"HI"']
     assert page.locator(".diff .side pre").count() == 2
+    run = page.wait_for_selector("tr[data-run]")
+    assert run.inner_text().split("\t")[2:5] == ["4", "shadow", "rollback"]
     assert page.locator("svg[data-title='diff rate'] path").count() == 1
     tree = page.wait_for_selector("#lineage-tree")
     assert tree is not None

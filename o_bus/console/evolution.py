@@ -1,6 +1,6 @@
-"""Evolution: a run's stage, its gate figures over time (from each decision's figures), its
-decisions with reasons, the latest shadow diffs, and the self-evolution search's lineage tree
-and MAP-Elites archive."""
+"""Evolution: every run the arbiter decided on with its last stage; the current run's stage,
+gate figures over time (from each decision's figures), decisions with reasons and latest
+shadow diffs; the self-evolution search's lineage tree and MAP-Elites archive."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from starlette.routing import Route
 from o_bus.console.bus import bus_of
 from o_bus.errors import NotFoundError
 from o_bus.evolution.evolution_store import EvolutionStore
+from o_bus.evolution.records import EvolutionDecisionRecord
 from o_bus.evolution.search.lineage.projection import project
 from o_bus.evolution.search.lineage.stream import LineageStream
 from o_bus.evolution.search.lineage.view import archive_json, lineage_json
@@ -43,18 +44,41 @@ async def _recent_diffs(js: Any, agent: str) -> list[dict[str, Any]]:
     return list(reversed(diffs))
 
 
+async def _runs(js: Any, agent: str) -> list[dict[str, Any]]:
+    """Every evolution of the agent the arbiter decided on, oldest first: its version, the
+    stage and action of its last decision, and how many decisions it took."""
+    runs: dict[str, dict[str, Any]] = {}
+    records = await read_subject(js, layout.SYSTEM_STREAM, layout.evolution_event_subject(agent))
+    for _, _, body in records:
+        try:
+            decision = EvolutionDecisionRecord.model_validate_json(body)
+        except ValueError:
+            continue
+        run = runs.setdefault(
+            decision.version, {"version": decision.version, "started": decision.at, "decisions": 0}
+        )
+        run.update(
+            stage=decision.stage, action=decision.action, reason=decision.reason, at=decision.at
+        )
+        run["decisions"] += 1
+    return list(runs.values())
+
+
 async def get_evolution(request: Request) -> JSONResponse:
     bus = bus_of(request)
     agent = request.path_params["agent"]
     try:
         evolution, _ = await EvolutionStore(bus.js).get(agent)
     except NotFoundError:
-        return JSONResponse({"agent": agent, "evolution": None, "diffs": []})
+        return JSONResponse(
+            {"agent": agent, "evolution": None, "diffs": [], "runs": await _runs(bus.js, agent)}
+        )
     return JSONResponse(
         {
             "agent": agent,
             "evolution": evolution.model_dump(mode="json"),
             "diffs": await _recent_diffs(bus.js, agent),
+            "runs": await _runs(bus.js, agent),
         }
     )
 

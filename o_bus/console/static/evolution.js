@@ -67,7 +67,7 @@ function archiveGrid(archive) {
 }
 
 export async function evolutionView(agent, session) {
-  const [{ evolution, diffs }, { lineage, archive }] = await Promise.all([
+  const [{ evolution, diffs, runs }, { lineage, archive }] = await Promise.all([
     api(`/api/agents/${agent}/evolution`), api(`/api/agents/${agent}/lineage`)]);
   const parts = [];
   const target = () => ({ agents: [agent] });
@@ -85,6 +85,11 @@ export async function evolutionView(agent, session) {
     parts.push(el("h3", {}, "Shadow diffs"), diffs.length ? diffs.map(diffPanel) : el("p", { class: "muted" }, "no diff recorded"));
   } else {
     parts.push(el("p", { class: "muted" }, "No evolution recorded."), actionForm(session, "Roll back", "rollback", target));
+  }
+  if (runs.length) {
+    parts.push(el("h3", {}, "Runs"), table(["version", "started", "decisions", "last stage", "last action", "reason"],
+      runs.slice().reverse().map((r) => el("tr", { "data-run": r.version }, el("td", { class: "mono" }, short(r.version, 19)),
+        el("td", {}, r.started), el("td", {}, r.decisions), el("td", {}, r.stage), el("td", {}, r.action), el("td", {}, r.reason)))));
   }
   if (lineage) {
     parts.push(el("h3", {}, `Self-evolution search ${lineage.search}: ${lineage.children.length} children`),
