@@ -127,6 +127,8 @@ def test_agents_page_lists_the_agents_with_their_processes(console: Console) -> 
 
 def test_timeline_follows_requests_as_they_arrive(console: Console) -> None:
     console.run(_send(console.up.url, "counter", "increment", {"by": 1}))
+    [refused] = console.run(_send(console.up.url, "counter", "increment", {"by": "x"}))
+    assert refused["ok"] is False
     page = console.page()
     page.goto(f"{console.address}#/agent/counter/timeline")
     page.wait_for_selector("#timeline tr")
@@ -137,6 +139,9 @@ def test_timeline_follows_requests_as_they_arrive(console: Console) -> None:
     page.wait_for_selector(f"#timeline tr[data-seq='{last}']")
     page.wait_for_selector("text=following live: 3 new")
     assert page.eval_on_selector_all("#timeline tr", "rows => rows.length") == before + 3
+    # The refused request wrote no event: it shows among the outcomes, with the reason.
+    outcome = page.wait_for_selector("#outcomes tr[data-wal]")
+    assert "rejected" in outcome.inner_text()
     console.shot(page, "timeline")
 
 

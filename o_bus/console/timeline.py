@@ -1,5 +1,6 @@
-"""An agent's timeline: its events with request id, type, code version and trace id, and a
-live stream of new ones (server-sent events) read with the event log's own replay."""
+"""An agent's timeline: its events with request id, type, code version and trace id, a live
+stream of new ones (server-sent events) read with the event log's own replay, and the
+outcomes of the requests that produced no event (rejected with the reason, or no-op)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,12 @@ from starlette.routing import Route
 
 from o_bus.console.bus import bus_of
 from o_bus.console.sse import event_stream, sse_response
+from o_bus.store import layout
 from o_bus.store.event_log import StoredEvent
 from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.registry import Registry
+from o_bus.store.subject_reader import read_subject
+from o_bus.wire.headers import CE_REQUESTID, CE_WALSEQ, O_ERROR_CODE, O_ERROR_MESSAGE, O_OUTCOME
 
 __all__ = ["event_json", "routes", "trace_id"]
 
@@ -80,6 +84,33 @@ async def list_events(request: Request) -> JSONResponse:
     return JSONResponse({"agent": agent, "last_seq": end.seq, "events": found})
 
 
+async def list_outcomes(request: Request) -> JSONResponse:
+    """The latest requests that produced no event: rejected (with the reason) or no-op."""
+    bus = bus_of(request)
+    agent = request.path_params["agent"]
+    await Registry(bus.js).get(agent)
+    end = await JetStreamEventLog(bus.nc, bus.js, agent).last_position()
+    limit = _limit(request)
+    found = await read_subject(
+        bus.js,
+        layout.events_stream(agent),
+        layout.outcome_subject(agent),
+        max(0, end.guard_seq - 20 * limit),
+    )
+    outcomes = [
+        {
+            "stream_seq": seq,
+            "request_id": headers.get(CE_REQUESTID),
+            "wal_seq": int(headers.get(CE_WALSEQ, "0")),
+            "outcome": headers.get(O_OUTCOME),
+            "code": headers.get(O_ERROR_CODE),
+            "reason": headers.get(O_ERROR_MESSAGE),
+        }
+        for seq, headers, _ in found[-limit:]
+    ]
+    return JSONResponse({"agent": agent, "outcomes": outcomes})
+
+
 async def _follow(log: JetStreamEventLog, after: int) -> AsyncIterator[bytes]:
     queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=10_000)
 
@@ -113,4 +144,5 @@ async def follow_events(request: Request) -> StreamingResponse:
 routes = [
     Route("/api/agents/{agent}/events", list_events),
     Route("/api/agents/{agent}/events/stream", follow_events),
+    Route("/api/agents/{agent}/outcomes", list_outcomes),
 ]

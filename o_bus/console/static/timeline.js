@@ -11,7 +11,8 @@ function row(e) {
 }
 
 export async function timelineView(agent, session, scope) {
-  const { events } = await api(`/api/agents/${agent}/events?limit=100`);
+  const [{ events }, { outcomes }] = await Promise.all([
+    api(`/api/agents/${agent}/events?limit=100`), api(`/api/agents/${agent}/outcomes?limit=50`)]);
   const body = el("tbody", { id: "timeline" }, events.slice().reverse().map(row));
   const count = el("span", { id: "live-count", class: "muted" }, "following live: 0 new");
   let fresh = 0;
@@ -23,6 +24,12 @@ export async function timelineView(agent, session, scope) {
     fresh += batch.length;
     count.textContent = `following live: ${fresh} new`;
   });
+  const noEvent = outcomes.slice().reverse().map((o) => el("tr", { "data-wal": o.wal_seq },
+    el("td", {}, o.wal_seq), el("td", { class: "mono" }, short(o.request_id, 24)),
+    el("td", { class: o.outcome === "rejected" ? "bad" : "" }, o.outcome), el("td", {}, o.code || ""), el("td", {}, o.reason || "")));
   return el("div", {}, count,
-    el("table", {}, el("tr", {}, ["seq", "time", "event", "request", "code", "trace", "data"].map((h) => el("th", {}, h))), body));
+    el("table", {}, el("tr", {}, ["seq", "time", "event", "request", "code", "trace", "data"].map((h) => el("th", {}, h))), body),
+    el("h3", {}, "Requests that produced no event"),
+    noEvent.length ? el("table", { id: "outcomes" }, el("tr", {}, ["WAL seq", "request", "outcome", "code", "reason"].map((h) => el("th", {}, h))), noEvent)
+      : el("p", { class: "muted" }, "none"));
 }
