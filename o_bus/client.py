@@ -13,7 +13,8 @@ from nats.aio.client import Client
 
 from o_bus.errors import AgentUnavailableError
 from o_bus.store import layout
-from o_bus.wire.cloudevents import SPECVERSION
+from o_bus.wire.attributes import MAX_SOURCE_LENGTH, check_text
+from o_bus.wire.cloudevents import MAX_ID_LENGTH, SPECVERSION
 from o_bus.wire.codec import Encoding, decode, encode
 from o_bus.wire.headers import CE_ID, CE_SOURCE, CE_SPECVERSION, CE_TYPE, CONTENT_TYPE
 
@@ -43,8 +44,14 @@ async def send(
     timeout: float = 5.0,
     source: str = "o-bus/client",
 ) -> dict[str, Any]:
-    """Send one command and return the decoded reply (``ok`` true or false)."""
+    """Send one command and return the decoded reply (``ok`` true or false).
+
+    An id or source with surrounding whitespace or a control character raises
+    ``InvalidRequestError`` before anything is sent: NATS clients trim header values, so it
+    would otherwise reach the bus as another id."""
     request_id = request_id or uuid.uuid4().hex
+    check_text("id", request_id, MAX_ID_LENGTH)
+    check_text("source", source, MAX_SOURCE_LENGTH)
     body = encode({} if data is None else data, encoding)
     try:
         msg = await nc.request(

@@ -25,7 +25,15 @@ class StorageConfig(BaseModel):
         120.0, gt=0, description="seconds during which a re-sent request id is recognised"
     )
     wal_max_age: float = Field(7 * DAY, gt=0, description="seconds a WAL record is kept")
-    wal_max_bytes: int = -1
+    wal_max_bytes: int = Field(
+        1024**3,
+        ge=-1,
+        description="bytes the WAL may hold (-1: no limit); when full, the oldest records "
+        "go first (see docs/overload.md)",
+    )
+    dlq_max_bytes: int = Field(
+        256 * 1024**2, ge=-1, description="bytes of dead letters kept; the oldest go first"
+    )
     events_max_bytes: int = Field(-1, description="-1: the event log is never truncated")
     dlq_max_age: float = Field(30 * DAY, gt=0)
     system_max_age: float = Field(30 * DAY, gt=0)
@@ -40,7 +48,43 @@ class RuntimeConfig(BaseModel):
     model_config = ConfigDict(frozen=True)
     snapshot_every: int = Field(1000, ge=1, description="take a snapshot every N events")
     max_request_bytes: int = Field(256 * 1024, gt=0, description="larger requests are refused")
+    max_header_bytes: int = Field(
+        16 * 1024,
+        gt=0,
+        le=32 * 1024,
+        description="requests whose headers (all of them, as sent) are larger are refused; "
+        "at most 32 KiB, so a WAL record stays under JetStream's 64 KiB header limit",
+    )
     max_batch: int = Field(500, ge=1, le=1000, description="events per atomic append")
+    intake_queue: int = Field(
+        8192,
+        ge=16,
+        description="requests the splitter has read but not yet examined; beyond, each is "
+        "answered overloaded at once",
+    )
+    intake_queue_per_sender: int = Field(
+        512,
+        ge=1,
+        description="the same, for one sender (ce-source): senders are served in turn",
+    )
+    intake_in_flight: int = Field(
+        8192, ge=1, description="WAL appends the splitter lets wait for their acknowledgement"
+    )
+    intake_per_agent: int = Field(
+        2048,
+        ge=1,
+        description="requests one splitter accepted for an agent that the agent has not yet "
+        "processed (its heartbeats say how far it is)",
+    )
+    intake_per_sender: int = Field(
+        2048, ge=1, description="the same, for one sender (ce-source) over all agents"
+    )
+    intake_contended_share: int = Field(
+        128,
+        ge=1,
+        description="what one sender may have waiting at an agent that another sender also "
+        "waits for (a lone sender may use all of intake_per_agent)",
+    )
     reply_cache: int = Field(20_000, ge=0, description="replies kept for duplicate requests")
     append_timeout: float = Field(5.0, gt=0)
     run_tools: bool = Field(

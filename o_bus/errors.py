@@ -22,8 +22,10 @@ __all__ = [
     "InvalidRequestError",
     "NotFoundError",
     "OBusError",
+    "OverloadedError",
     "SnapshotError",
     "StorageError",
+    "UntrustedCodeError",
 ]
 
 
@@ -43,6 +45,7 @@ class ErrorCode(StrEnum):
     INTERNAL = "internal_error"
     UNKNOWN_CODE_VERSION = "unknown_code_version"
     UNKNOWN_EVOLUTION = "unknown_evolution"
+    OVERLOADED = "overloaded"
 
 
 class OBusError(Exception):
@@ -107,6 +110,13 @@ class CodeVersionNotFoundError(NotFoundError):
     code = ErrorCode.UNKNOWN_CODE_VERSION
 
 
+class UntrustedCodeError(OBusError):
+    """A code version is unsigned, signed by a key the operator does not trust, or its
+    signature does not verify: it is never loaded."""
+
+    code = ErrorCode.UNKNOWN_CODE_VERSION
+
+
 class EvolutionNotFoundError(NotFoundError):
     """The agent has no evolution record (none was ever started)."""
 
@@ -117,6 +127,13 @@ class AgentUnavailableError(OBusError):
     """The agent exists but cannot serve right now (suspended, failed, shutting down)."""
 
     code = ErrorCode.UNAVAILABLE
+
+
+class OverloadedError(OBusError):
+    """The bus is at its intake limit (for everyone, for this agent or for this sender): the
+    request was not accepted and nothing was stored. Re-send it later with the same id."""
+
+    code = ErrorCode.OVERLOADED
 
 
 class SnapshotError(OBusError):

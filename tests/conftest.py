@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import gc
 import os
+import tempfile
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -25,6 +26,9 @@ from processes import ProcessGroup
 from o_bus.server.embedded import EmbeddedServer
 
 DOCKER_ENV = "O_BUS_TEST_DOCKER"
+# One data dir for the whole run, outside the repository: the code-signing key and the
+# trusted keys that every process a test starts (agents, arbiters, candidates) shares.
+os.environ.setdefault("O_BUS_DATA_DIR", tempfile.mkdtemp(prefix="o-bus-test-data-"))
 DOCKER_NATS_IMAGE = "nats:2.12-alpine"
 
 

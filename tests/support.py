@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -206,9 +206,10 @@ async def dead_letter(
     return found
 
 
-async def run_cli(*args: str) -> tuple[int, str, str]:
-    """Run ``o-bus ARGS`` in a child process; return (exit code, stdout, stderr)."""
-    env = {k: v for k, v in os.environ.items() if k != "O_BUS_NATS_URL"}
+async def run_cli(*args: str, env: Mapping[str, str] | None = None) -> tuple[int, str, str]:
+    """Run ``o-bus ARGS`` in a child process, with ``env`` added to the environment; return
+    (exit code, stdout, stderr)."""
+    env = {**{k: v for k, v in os.environ.items() if k != "O_BUS_NATS_URL"}, **(env or {})}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

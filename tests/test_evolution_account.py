@@ -138,7 +138,9 @@ class Platform:
         assert code == 0, self.group.log_tails()
 
     async def cli(self, *args: str) -> dict[str, Any]:
-        code, out, err = await run_cli(*args, "--nats", self.url, "--json")
+        # The platform's data dir: deployments are signed with the key it trusts.
+        data_dir = {"O_BUS_DATA_DIR": str(self.data)}
+        code, out, err = await run_cli(*args, "--nats", self.url, "--json", env=data_dir)
         assert code == 0, err
         found: dict[str, Any] = cli_json_lines(out)[-1]
         return found

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from typing import Any
+from typing import Annotated, Any
 
 import msgpack
 import pytest
@@ -13,9 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from pydantic import Field, TypeAdapter, ValidationError
 
 from o_bus.client import request_headers
 from o_bus.errors import CommandRejected, ErrorCode, InvalidRequestError
+from o_bus.wire.attributes import CLEAN_TEXT, is_clean
 from o_bus.wire.cloudevents import (
     MAX_ID_LENGTH,
     RequestEnvelope,
@@ -195,10 +197,28 @@ def test_structured_mode_without_data() -> None:
     assert parse_request(STRUCTURED, structured()).data == b""
 
 
-def test_structured_mode_ignores_non_string_time_and_subject() -> None:
-    envelope = parse_request(STRUCTURED, structured(time=12, subject=["a"]))
-    assert envelope.time is None
-    assert envelope.subject is None
+@pytest.mark.parametrize("attributes", [{"time": 12}, {"subject": ["a"]}])
+def test_structured_mode_refuses_non_string_time_and_subject(attributes: dict[str, Any]) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        parse_request(STRUCTURED, structured(**attributes))
+    assert caught.value.code is ErrorCode.MALFORMED_REQUEST
+
+
+CLEAN_SAMPLES = ["abc", "a b", "é ü", "x", "id-\ufffd", "a\u2028b", "billing/invoicer"]
+UNCLEAN_SAMPLES = ["abc ", " abc", "abc\n", "\tabc", "a\x00b", "a\x7f", "a\x85", "\u00a0a"]
+UNCLEAN_SAMPLES += ["a\u2028", "\ufeffa", "a\u3000", "a\x1bb"]
+
+
+def test_the_published_pattern_and_the_runtime_agree() -> None:
+    """The schema pattern (checked here by pydantic's regex engine) says what is_clean says."""
+    adapter = TypeAdapter(Annotated[str, Field(pattern=CLEAN_TEXT)])
+    for value in CLEAN_SAMPLES + UNCLEAN_SAMPLES:
+        try:
+            adapter.validate_python(value)
+            by_schema = True
+        except ValidationError:
+            by_schema = False
+        assert by_schema is is_clean(value) is (value in CLEAN_SAMPLES), repr(value)
 
 
 def test_structured_mode_msgpack_data_base64() -> None:

@@ -209,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         from o_bus_bench.recovery import main as recovery_main
 
         return recovery_main(argv[1:])
+    if argv[:1] == ["flood"]:  # `o-bus bench flood`: a client's latency under another's flood
+        from o_bus_bench.flood import main as flood_main
+
+        return flood_main(argv[1:])
     if argv[:1] == ["memory"]:  # `o-bus bench memory`: remember, recall, index rebuild
         from o_bus_bench.memory import main as memory_main
 
@@ -217,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
         from o_bus_bench.console import main as console_main
 
         return console_main(argv[1:])
+    if argv[:1] == ["sandbox"]:  # `o-bus bench sandbox`: what the sandbox's boundary costs
+        from o_bus_bench.sandbox import main as sandbox_main
+
+        return sandbox_main(argv[1:])
     if argv[:2] == ["evolution", "search"]:  # the self-evolution engine's throughput, progress
         from o_bus_bench.search import main as search_main
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
+import shutil
 import signal
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import nats.errors
 from nats.aio.client import Client
@@ -18,7 +22,8 @@ from nats.aio.subscription import Subscription
 from pydantic import ValidationError
 
 from o_bus.evolution.candidate.stats import CandidateStats
-from o_bus.evolution.sandbox import SandboxLimits, Watchdog, spawn_sandboxed
+from o_bus.evolution.provenance import TRUSTED_KEYS_ENV, trusted_keys_text
+from o_bus.evolution.sandbox import SandboxLimits, Watchdog, spawn_sandboxed, spec_files
 from o_bus.store import layout
 
 __all__ = ["CandidateHandle"]
@@ -50,6 +55,7 @@ class CandidateHandle:
         self._sub: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._folder: Path | None = None
 
     @property
     def pid(self) -> int | None:
@@ -59,12 +65,31 @@ class CandidateHandle:
         subject = layout.candidate_subject(self.agent, self.version, "stats")
         self._sub = await self.nc.subscribe(subject, cb=self._on_stats)
         argv = ["-m", "o_bus.evolution.candidate", self.agent, self.version, "--nats", self.url]
-        self.process = await spawn_sandboxed([*argv, *self.agent_args], self.limits)
+        # Its own folder (the code it fetches), no environment of ours, the bus only.
+        self._folder = Path(tempfile.mkdtemp(prefix="o-bus-candidate-"))
+        self.process = await spawn_sandboxed(
+            [*argv, *self.agent_args],
+            self.limits,
+            env={
+                "O_BUS_CODE_CACHE": str(self._folder / "code"),
+                TRUSTED_KEYS_ENV: trusted_keys_text(),  # it cannot read the data dir
+            },
+            inherit_env=False,
+            cwd=self._folder,
+            workdir=self._folder,
+            bus=self.url,
+            read=spec_files(*self._definition_specs()),
+        )
         log.info("candidate %s of %s started, pid %d", self.version[:19], self.agent, self.pid)
         self._tasks = [
             asyncio.create_task(self._wait_exit(self.process)),
             asyncio.create_task(self._watch_startup()),
         ]
+
+    def _definition_specs(self) -> list[str]:
+        """The ``--agent`` definition specs among the agent arguments (files to read)."""
+        pairs = itertools.pairwise(self.agent_args)
+        return [spec for option, spec in pairs if option == "--agent"]
 
     async def _on_stats(self, msg: Msg) -> None:
         try:
@@ -127,6 +152,11 @@ class CandidateHandle:
     def _end(self, reason: str) -> None:
         if not self.ended.done():
             self.ended.set_result(reason)
+        if self._folder is not None and (
+            self.process is None or self.process.returncode is not None
+        ):
+            shutil.rmtree(self._folder, ignore_errors=True)
+            self._folder = None
 
     def _kill(self) -> None:
         if self.process is not None and self.process.returncode is None:

@@ -26,19 +26,29 @@ from o_bus.errors import (
     ErrorCode,
     InvalidRequestError,
     OBusError,
+    OverloadedError,
     StorageError,
 )
 from o_bus.store import layout
 from o_bus.store.dead_letter import DeadLetters
 from o_bus.store.registry import Registry
-from o_bus.wire.cloudevents import RequestEnvelope, parse_request, reply_encoding_of
+from o_bus.wire.cloudevents import (
+    RequestEnvelope,
+    parse_request,
+    reply_encoding_of,
+    request_id_of,
+)
 from o_bus.wire.codec import Encoding
-from o_bus.wire.headers import CE_ID
+from o_bus.wire.headers import CE_ID, CE_SOURCE
 from o_bus.wire.reply import encode_reply, error_reply_from
 from o_bus.wire.wal_record import DuplicateQuery
 
+from .admission import Admission, Limits
 from .canary import goes_to_canary
+from .fair_queue import FairQueue
+from .overload import Refusals, follow_progress, overloaded, wal_is_full
 from .routes import RouteTable
+from .sizes import check_sizes
 from .wal_writer import AckProblem, WalWriter
 
 __all__ = ["QUEUE_GROUP", "Splitter"]
@@ -46,6 +56,8 @@ __all__ = ["QUEUE_GROUP", "Splitter"]
 log = logging.getLogger(__name__)
 QUEUE_GROUP = "o-splitter"
 _PREFIX_LEN = len(layout.REQUEST_PREFIX)
+_READ_QUEUE = 65536
+_READ_QUEUE_BYTES = 256 * 1024 * 1024
 
 
 class Splitter:
@@ -56,25 +68,58 @@ class Splitter:
         self.config = config or RuntimeConfig()
         self.routes = RouteTable()
         self.dead_letters = DeadLetters(js)
-        self.wal = WalWriter(nc, self._on_wal_problem)
+        self.wal = WalWriter(
+            nc,
+            self._on_wal_problem,
+            on_stored=self._on_wal_stored,
+            max_pending=self.config.intake_in_flight,
+        )
+        self.admission = Admission(
+            Limits(
+                self.config.intake_per_agent,
+                self.config.intake_per_sender,
+                self.config.intake_contended_share,
+            )
+        )
+        self.refusals = Refusals(nc)
+        self.accepted = 0  # requests the WAL stored (not duplicates)
+        self.queue: FairQueue[Msg] = FairQueue(
+            self.config.intake_queue_per_sender, self.config.intake_queue
+        )
+        self._worker: asyncio.Task[None] | None = None
         self._sub: Subscription | None = None
+        self._progress: Subscription | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         await self.wal.start()
         await self.routes.follow(Registry(self.js))
+        self._progress = await follow_progress(self.nc, self.admission.processed)
+        self._worker = asyncio.create_task(self._serve(), name="splitter-intake")
+        self.refusals.on_slow_consumer(self.nc, lambda: self._sub, _READ_QUEUE)
         self._sub = await self.nc.subscribe(
             layout.REQUEST_WILDCARD,
             queue=QUEUE_GROUP,
             cb=self._on_request,
-            pending_msgs_limit=65536,
+            # Set on purpose, not the client's defaults: the callback only sorts requests
+            # into the fair queue, so this fills only if the process cannot keep up at all;
+            # what does not fit is then answered overloaded by the slow-consumer hook.
+            pending_msgs_limit=_READ_QUEUE,
+            pending_bytes_limit=_READ_QUEUE_BYTES,
         )
         log.info("splitter serving %s", layout.REQUEST_WILDCARD)
 
     async def stop(self) -> None:
         if self._sub is not None:
             await self._sub.drain()  # type: ignore[no-untyped-call]
+        await self.queue.empty()
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+        if self._progress is not None:
+            await self._progress.unsubscribe()
         await self.wal.stop()
+        self.refusals.report(force=True)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.dead_letters.flush()
@@ -86,12 +131,55 @@ class Splitter:
         task.add_done_callback(self._tasks.discard)
 
     async def _on_request(self, msg: Msg) -> None:
+        """Sort the request into its sender's queue, or refuse it unread when that is full."""
+        headers = msg.headers
+        sender = headers.get(CE_SOURCE, "") if headers else ""
+        agent = msg.subject[_PREFIX_LEN:]
+        if not msg.reply:
+            # A flood is mostly this: refuse what admission would refuse anyway before any
+            # parsing, and count it; nothing more can be done for a request with no reply.
+            refused = self.admission.refusal(agent, sender)
+            if refused is not None:
+                self.refusals.dropped(refused)
+                return
+        if self.queue.offer(sender, msg):
+            return
+        scope = "queue" if len(self.queue) >= self.queue.total else "sender"
+        if not msg.reply:
+            self.refusals.dropped(scope)
+            return
+        limit = self.queue.total if scope == "queue" else self.queue.per_key
+        err = overloaded(scope, limit, agent=agent, sender=sender)
+        request_id = headers.get(CE_ID) if headers else None
+        await self.refusals.refuse(
+            agent, request_id, msg.reply or None, err, reply_encoding_of(headers)
+        )
+
+    async def _serve(self) -> None:
+        while True:
+            msg = await self.queue.take()
+            try:
+                await self._handle(msg)
+            except Exception:
+                log.exception("request on %s not handled", msg.subject)
+
+    async def _handle(self, msg: Msg) -> None:
         agent = msg.subject[_PREFIX_LEN:]
         try:
             envelope = self._admit(agent, msg)
+            if self.wal.full:
+                raise overloaded("bus", self.wal.max_pending)
+            scope = self.admission.refusal(agent, envelope.source)
+            if scope is not None:
+                raise self._overloaded_by(scope, agent, envelope.source)
+        except OverloadedError as err:
+            await self.refusals.refuse(
+                agent, envelope.id, msg.reply or None, err, envelope.reply_encoding
+            )
+            return
         except OBusError as err:
             headers = msg.headers
-            request_id = headers.get(CE_ID) if headers else None
+            request_id = request_id_of(headers, msg.data, self.config.max_request_bytes)
             known = agent if agent in self.routes.agents else None
             self.dead_letters.reject(known, request_id, err, msg.data, headers)
             await self._reply(
@@ -106,18 +194,13 @@ class Splitter:
             if canary is not None and goes_to_canary(canary, envelope, msg.headers):
                 route = canary.version
         headers = envelope.wal_record(msg.reply, route).to_headers(f"{agent}:{envelope.id}")
+        self.admission.admit(agent, envelope.source)
         await self.wal.append(
             layout.WAL_PREFIX + agent, envelope.data, headers, (agent, envelope, msg.reply)
         )
 
     def _admit(self, agent: str, msg: Msg) -> RequestEnvelope:
-        size = len(msg.data)
-        if size > self.config.max_request_bytes:
-            raise InvalidRequestError(
-                ErrorCode.PAYLOAD_TOO_LARGE,
-                f"request body is {size} bytes; the limit is {self.config.max_request_bytes}",
-                details={"size": size, "limit": self.config.max_request_bytes},
-            )
+        check_sizes(msg.data, msg.headers, self.config)
         commands = self.routes.commands.get(agent)
         if commands is None:
             raise InvalidRequestError(
@@ -139,13 +222,42 @@ class Splitter:
             )
         return envelope
 
+    def _overloaded_by(self, scope: str, agent: str, sender: str) -> OverloadedError:
+        limits = self.admission.limits
+        if scope == "agent":
+            return overloaded(scope, limits.per_agent, agent=agent)
+        return overloaded(scope, limits.contended_share, sender=sender)
+
+    def _on_wal_stored(self, context: tuple[str, RequestEnvelope, str], wal_seq: int) -> None:
+        agent, envelope, _ = context
+        self.accepted += 1
+        self.admission.stored(agent, envelope.source, wal_seq)
+
+    def figures(self) -> dict[str, Any]:
+        """What the intake did so far: accepted, refused by scope (``<scope>/dropped``: sent
+        without a reply subject), dead letters not written, and what waits now."""
+        return {
+            "accepted": self.accepted,
+            "refused": dict(self.refusals.total),
+            "dead_letters_not_written": self.dead_letters.not_written,
+            "waiting_for_wal": self.wal.pending,
+            "outstanding": self.admission.outstanding_by_agent(),
+        }
+
     def _on_wal_problem(
         self, context: tuple[str, RequestEnvelope, str], problem: AckProblem
     ) -> None:
         agent, envelope, reply = context
+        self.admission.not_stored(agent, envelope.source)
         if problem.duplicate_of:
             if reply:
                 self._spawn(self._ask_duplicate(agent, envelope, reply, problem.duplicate_of))
+            return
+        if wal_is_full(problem.error):
+            err = overloaded("wal", "its size limit", agent=agent)
+            self._spawn(
+                self.refusals.refuse(agent, envelope.id, reply, err, envelope.reply_encoding)
+            )
             return
         log.error("WAL append for %s request %r failed: %s", agent, envelope.id, problem.error)
         failure = StorageError(f"the request could not be written to the WAL: {problem.error}")

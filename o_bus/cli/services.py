@@ -184,6 +184,8 @@ async def cmd_run(args: argparse.Namespace) -> int:
             status = {"service": args.service, "ready": True}
             if isinstance(service, AgentHost):
                 status["agents"] = sorted(service.workers)
+            if isinstance(service, Splitter):
+                status["intake"] = service.figures()
             await msg.respond(to_json(status))  # type: ignore[attr-defined]
 
         async def start() -> None:

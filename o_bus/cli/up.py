@@ -210,6 +210,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     # dir, and agent processes follow their lineage back to this process (ParentWatch).
     os.environ["O_BUS_DATA_DIR"] = str(data_dir.resolve())
     os.environ[PLATFORM_PID_ENV] = str(os.getpid())
+    from o_bus.evolution.provenance import operator_signer
+
+    operator_signer(data_dir)  # the code-signing key and the trusted-keys file, on first start
     become_subreaper()
     server: EmbeddedServer | None = None
     external = args.nats or nats_url_from_env()

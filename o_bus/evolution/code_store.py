@@ -35,7 +35,9 @@ from o_bus.errors import (
     ErrorCode,
     InvalidRequestError,
     StorageError,
+    UntrustedCodeError,
 )
+from o_bus.evolution.provenance import CodeSigner, operator_signer, verify
 from o_bus.evolution.validate import ValidatedCode
 from o_bus.store import layout
 from o_bus.store.event_records import utc_now
@@ -66,6 +68,13 @@ class CodeVersion(BaseModel):
     deployed_by: str
     note: str = ""
     attr: str | None = None  # the definition's attribute, when the file defines several
+    signed_by: str = ""  # who deployed it, as signed (deployed_by changes when shared)
+    signer: str | None = None  # the public key that signed it ("ed25519:<base64>")
+    signature: str | None = None  # over the digest and signed_by (provenance.py)
+
+    def verify(self) -> None:
+        """Raise UntrustedCodeError unless a trusted key signed this version."""
+        verify(self.digest, self.signed_by, self.signer, self.signature)
 
     @property
     def hex(self) -> str:
@@ -139,14 +148,17 @@ class CodeStore:
         by: str,
         note: str = "",
         attr: str | None = None,
+        signer: CodeSigner | None = None,
     ) -> CodeVersion:
-        """Store ``source`` (already validated) as a version of ``agent``.
+        """Store ``source`` (already validated) as a version of ``agent``, signed by
+        ``signer`` (default: the operator's key in the data dir).
 
         Idempotent: if this content is already a version of the agent, that record is
         returned unchanged (with its first deployment's time, author and note).
         """
         layout.validate_agent_name(agent)
         digest = digest_of(source)
+        signer = signer or operator_signer()
         hex_digest = digest.removeprefix("sha256:")
         objects = await self._object_store()
         try:
@@ -168,12 +180,21 @@ class CodeStore:
                 deployed_by=by,
                 note=note,
                 attr=attr,
+                signed_by=by,
+                signer=signer.public,
+                signature=signer.sign(digest, by),
             )
             kv = await self._kv()
+            key, value = f"{agent}.{hex_digest}", version.model_dump_json().encode()
             try:
-                await kv.create(f"{agent}.{hex_digest}", version.model_dump_json().encode())
+                await kv.create(key, value)
             except KeyWrongLastSequenceError:
-                return await self.get(agent, digest)
+                existing = await self.get(agent, digest)
+                try:
+                    existing.verify()
+                    return existing
+                except UntrustedCodeError:  # stored unsigned or forged: this deploy signs it
+                    await kv.put(key, value)
         except nats.errors.Error as err:
             raise StorageError(f"cannot store code version {digest} of {agent!r}") from err
         log.info("agent %s: code version %s (%s) stored", agent, digest, filename)
@@ -297,9 +318,11 @@ class CodeStore:
         """Import a version of ``agent`` in this process and return its definition.
 
         Each version is its own module (``o_bus_code_<hex>``), imported once per process;
-        the bytes executed are the ones whose sha256 was just checked.
+        the bytes executed are the ones whose sha256 was just checked, and only if a key
+        the operator trusts signed that digest (else UntrustedCodeError).
         """
         version = await self.get(agent, ref)
+        version.verify()
         name = _module_name(version.hex)
         module = sys.modules.get(name)
         if module is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import TYPE_CHECKING, Any, Protocol
 
 from nats.aio.client import Client
@@ -17,9 +18,10 @@ from nats.js import JetStreamContext
 
 from o_bus.agent.definition import AgentDefinition
 from o_bus.common.tasks import cancel_and_wait
-from o_bus.errors import OBusError
+from o_bus.errors import OBusError, StorageError, UntrustedCodeError
 from o_bus.evolution.canary_client import CanaryClient
-from o_bus.evolution.routes import Route, RouteStore
+from o_bus.evolution.routes import Route, RouteRefused, RouteStore
+from o_bus.store.event_records import utc_now
 
 if TYPE_CHECKING:
     from o_bus.evolution.code_store import CodeStore
@@ -106,10 +108,32 @@ class RouteFollower:
         self._task: asyncio.Task[None] | None = None
 
     async def initial_definition(self) -> AgentDefinition[Any]:
-        """The definition to start with: the route's live version, or the registered one."""
+        """The definition to start with: the route's live version, or the registered one
+        when the route names none or a version no trusted key signed (recorded)."""
         route, _ = await self.routes.get(self.agent)
+        try:
+            found = await self.resolver.definition(route.live)
+        except UntrustedCodeError as err:
+            await self.refuse(route, route.live, err)
+            return self.resolver.registered
         self.live_version = route.live
-        return await self.resolver.definition(route.live)
+        return found
+
+    async def refuse(self, route: Route, version: str | None, err: UntrustedCodeError) -> None:
+        """Record that this process does not follow ``route`` because of ``version``."""
+        log.error("agent %s: route refused: %s", self.agent, err.message)
+        refusal = RouteRefused(
+            agent=self.agent,
+            route=route,
+            version=version,
+            reason=err.message,
+            by=f"agent {self.agent} pid {os.getpid()}",
+            at=utc_now(),
+        )
+        try:
+            await self.routes.record_refusal(refusal)
+        except StorageError as storage:
+            log.error("agent %s: %s", self.agent, storage.message)
 
     def start(self, target: CodeTarget) -> None:
         self._task = asyncio.create_task(self._follow(target), name=f"route-{self.agent}")
@@ -128,7 +152,15 @@ class RouteFollower:
                 log.error("agent %s: cannot apply its route: %s", agent, err.message)
 
     async def apply(self, route: Route, target: CodeTarget) -> None:
-        live = await self.resolver.definition(route.live)
+        version = route.live
+        try:
+            live = await self.resolver.definition(version)
+            if route.canary is not None:  # checked, never imported here: it runs sandboxed
+                version = route.canary.version
+                (await self.resolver.store.get(self.agent, version)).verify()
+        except UntrustedCodeError as err:
+            await self.refuse(route, version, err)
+            return  # keep running the code and the canary it runs now
         if route.live != self.live_version:
             previous = self.live_version
             await target.switch_code(

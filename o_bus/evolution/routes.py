@@ -21,7 +21,7 @@ from o_bus.store import layout
 from o_bus.store.event_records import utc_now
 from o_bus.store.watch import watch_bucket
 
-__all__ = ["CanaryRoute", "Route", "RouteChanged", "RouteStore", "ShadowRoute"]
+__all__ = ["CanaryRoute", "Route", "RouteChanged", "RouteRefused", "RouteStore", "ShadowRoute"]
 
 
 class ShadowRoute(BaseModel):
@@ -89,6 +89,18 @@ class RouteChanged(BaseModel):
     after: Route
     by: str
     reason: str
+    at: str
+
+
+class RouteRefused(BaseModel):
+    """System event: a process refused to follow a route (its code cannot be trusted)."""
+
+    model_config = ConfigDict(frozen=True)
+    agent: str
+    route: Route
+    version: str | None
+    reason: str
+    by: str
     at: str
 
 
@@ -160,6 +172,15 @@ class RouteStore:
             )
         except nats.errors.Error as err:
             raise StorageError(f"route of {event.agent!r} changed but was not recorded") from err
+
+    async def record_refusal(self, refusal: RouteRefused) -> None:
+        """Record that ``refusal.by`` did not follow the agent's route, and why."""
+        try:
+            await self.js.publish(
+                layout.route_refused_subject(refusal.agent), refusal.model_dump_json().encode()
+            )
+        except nats.errors.Error as err:
+            raise StorageError(f"refused route of {refusal.agent!r} was not recorded") from err
 
     async def watch(self) -> AsyncIterator[tuple[str, Route | None]]:
         """Current routes, then every change (None: the route was deleted)."""

@@ -24,7 +24,22 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from o_bus.errors import ConfigurationError
-from o_bus.evolution.seccomp import SeccompUnavailable, install_no_process_filter, seccomp_mode
+from o_bus.evolution.boundary import (
+    ACCESS_ENV,
+    Boundary,
+    SandboxAccess,
+    access_from_env,
+    enter_boundary,
+    sandbox_uid,
+    start_bus,
+)
+from o_bus.evolution.bus_broker import BusBroker
+from o_bus.evolution.seccomp import (
+    SeccompUnavailable,
+    install_no_process_filter,
+    preload,
+    seccomp_mode,
+)
 
 __all__ = [
     "LIMITS_ENV",
@@ -36,6 +51,7 @@ __all__ = [
     "idle_scheduling",
     "limits_from_env",
     "spawn_sandboxed",
+    "spec_files",
 ]
 
 log = logging.getLogger(__name__)
@@ -76,6 +92,11 @@ class SandboxLimits(BaseModel):
     wall_clock_seconds: float = Field(
         default=2.0, gt=0, description="the watchdog's hard limit without a sign of life"
     )
+    boundary: bool = Field(
+        default=True,
+        description="own network namespace, unprivileged uid, Landlock (see boundary.py)",
+    )
+    uid: int = Field(default=65534, ge=1, description="the uid to run as when started as root")
 
     def rlimits(self) -> dict[int, tuple[int, int]]:
         """(soft, hard) per resource. CPU: SIGXCPU at the limit, SIGKILL one second later."""
@@ -99,11 +120,14 @@ class SandboxReport(BaseModel):
     seccomp_rules: list[str] = []
     seccomp_error: str | None = None
     audit_hook: bool = Field(description="Python-level process creation raises PermissionError")
+    boundary: Boundary | None = Field(default=None, description="network, uid, Landlock")
     mechanisms: list[str]
 
     def summary(self) -> str:
+        missing = [f"seccomp unavailable: {self.seccomp_error}"] if self.seccomp_error else []
+        missing += self.boundary.errors if self.boundary else []
         return ", ".join(self.mechanisms) + (
-            f" (seccomp unavailable: {self.seccomp_error})" if self.seccomp_error else ""
+            f" (NOT in force: {'; '.join(missing)})" if missing else ""
         )
 
 
@@ -157,12 +181,21 @@ def enter_sandbox(limits: SandboxLimits) -> SandboxReport:
     ]
     if limits.idle_scheduling:
         mechanisms.append(idle_scheduling(0))
+    boundary: Boundary | None = None
+    listener = None
+    access = access_from_env()
+    if limits.boundary:
+        preload()
+        boundary, listener = enter_boundary(access, limits.uid)
+        mechanisms.extend(boundary.mechanisms())
     rules: list[str] = []
     error: str | None = None
     hooked = False
     if limits.no_child_processes:
         try:
-            rules = install_no_process_filter()
+            # Without a network namespace of its own, the process gets unix sockets only.
+            no_netns = boundary is not None and boundary.network is None
+            rules = install_no_process_filter(unix_sockets_only=no_netns)
         except SeccompUnavailable as err:
             error = str(err)
         if rules and seccomp_mode() != 2:
@@ -171,9 +204,12 @@ def enter_sandbox(limits: SandboxLimits) -> SandboxReport:
             mechanisms.append(
                 "seccomp: no fork/exec/non-thread clone; limits, signals, tracing kept to itself"
             )
+            if no_netns:
+                mechanisms.append("seccomp: no sockets but AF_UNIX (no network namespace)")
         sys.addaudithook(_refuse_process_creation)
         hooked = True
         mechanisms.append("audit hook: no subprocess/os.system/fork/exec/spawn")
+    start_bus(listener, access)  # its threads start under every restriction above
     _report = SandboxReport(
         pid=os.getpid(),
         limits=limits,
@@ -183,6 +219,7 @@ def enter_sandbox(limits: SandboxLimits) -> SandboxReport:
         seccomp_rules=rules,
         seccomp_error=error,
         audit_hook=hooked,
+        boundary=boundary,
         mechanisms=mechanisms,
     )
     return _report
@@ -220,6 +257,9 @@ async def spawn_sandboxed(
     stdout: int | None = None,
     stderr: int | None = None,
     inherit_env: bool = True,
+    read: Sequence[Path | str] = (),
+    workdir: Path | None = None,
+    bus: str | None = None,
 ) -> asyncio.subprocess.Process:
     """Start ``python <argv>`` in the sandbox: ``argv`` is ``[-m MODULE | -c CODE | FILE, ...]``.
 
@@ -227,25 +267,79 @@ async def spawn_sandboxed(
     ``inherit_env=False``, to keep credentials out) updated with ``env`` and the limits. The
     program runs under :mod:`o_bus.evolution.sandboxed`, which enters the sandbox before
     running it; ``enter_sandbox(limits_from_env())`` in the program returns that same report.
+
+    Inside the boundary (``limits.boundary``) the child may read ``read`` (which must be
+    readable by its uid) and read and write ``workdir`` (a folder of this run, handed to the
+    sandbox's uid); with ``bus`` (a NATS URL) it reaches that server, and nothing else, through
+    a :class:`~o_bus.evolution.bus_broker.BusBroker` run here until the child exits.
     """
     if not argv:
         raise ConfigurationError("spawn_sandboxed needs a program: -m MODULE, -c CODE or FILE")
     base = os.environ if inherit_env else {k: v for k, v in os.environ.items() if k in _BARE_ENV}
-    child_env = {**base, **(env or {}), LIMITS_ENV: limits.model_dump_json()}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "o_bus.evolution.sandboxed",
-        *argv,
-        env=child_env,
-        cwd=cwd,
-        stdin=stdin,
-        stdout=stdout,
-        stderr=stderr,
-    )
+    broker: BusBroker | None = None
+    extra: dict[str, str] = {}
+    if limits.boundary:
+        uid = sandbox_uid(limits.uid)
+        if workdir is not None and uid != os.getuid():
+            _hand_over(workdir, uid)
+        if bus is not None:
+            broker = await BusBroker(bus, owner=uid if uid != os.getuid() else None).start()
+        access = SandboxAccess(
+            read=[str(path) for path in read],
+            write=[str(workdir)] if workdir is not None else [],
+            bus_socket=str(broker.path) if broker else None,
+            bus_port=broker.port if broker else None,
+        )
+        extra[ACCESS_ENV] = access.model_dump_json()
+    child_env = {**base, **(env or {}), LIMITS_ENV: limits.model_dump_json(), **extra}
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "o_bus.evolution.sandboxed",
+            *argv,
+            env=child_env,
+            cwd=cwd,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+        )
+    except BaseException:
+        if broker is not None:
+            await broker.close()
+        raise
     with contextlib.suppress(ProcessLookupError):  # already exited: its return code says how
         apply_limits_from_outside(process.pid, limits)
+    if broker is not None:
+        task = asyncio.create_task(_close_after(process, broker), name=f"bus-broker-{process.pid}")
+        _BROKERS.add(task)
+        task.add_done_callback(_BROKERS.discard)
     return process
+
+
+_BROKERS: set[asyncio.Task[None]] = set()
+
+
+async def _close_after(process: asyncio.subprocess.Process, broker: BusBroker) -> None:
+    try:
+        await process.wait()
+    finally:
+        await broker.close()
+
+
+def spec_files(*specs: str | None) -> list[str]:
+    """The ``.py`` files that ``file.py:attr`` definition specs name, for the sandbox to read
+    (module specs are in the installed packages, readable anyway)."""
+    files = [spec.partition(":")[0] for spec in specs if spec]
+    return [os.path.abspath(file) for file in files if file.endswith(".py")]
+
+
+def _hand_over(folder: Path, uid: int) -> None:
+    """Make ``folder`` and what is in it the sandbox uid's (this process is root)."""
+    os.chown(folder, uid, uid)
+    for root, folders, files in os.walk(folder):
+        for name in [*folders, *files]:
+            os.chown(os.path.join(root, name), uid, uid, follow_symlinks=False)
 
 
 class Watchdog:

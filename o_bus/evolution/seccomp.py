@@ -10,10 +10,13 @@ removed.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
+import functools
 import os
+import socket
 from pathlib import Path
 
 from o_bus.errors import ConfigurationError
@@ -23,6 +26,7 @@ __all__ = [
     "SIGNAL_SYSCALLS",
     "SeccompUnavailable",
     "install_no_process_filter",
+    "preload",
     "seccomp_mode",
 ]
 
@@ -50,6 +54,8 @@ BLOCKED_SYSCALLS = (
     "sched_setattr",
     "tkill",
     "pidfd_send_signal",
+    # its operations (opening sockets among them) are not system calls the filter sees
+    "io_uring_setup",
 )
 # Signals may go to this process only (as root it could otherwise kill the live agent or the
 # process that watches it).
@@ -73,10 +79,12 @@ def _errno_action(code: int) -> int:
     return 0x00050000 | (code & 0xFFFF)
 
 
+@functools.cache
 def _library() -> ctypes.CDLL:
-    names = [ctypes.util.find_library("seccomp"), *_LIBRARY_CANDIDATES]
     errors = []
-    for name in names:
+    for name in [*_LIBRARY_CANDIDATES, "find_library"]:
+        if name == "find_library":  # slow (runs ldconfig or a compiler): only when needed
+            name = ctypes.util.find_library("seccomp") or ""
         if not name:
             continue
         try:
@@ -113,12 +121,21 @@ def _syscall(lib: ctypes.CDLL, name: str) -> int:
     return number
 
 
-def _rules(pid: int) -> list[tuple[str, int, list[_ArgCmp], str]]:
+def _rules(pid: int, unix_sockets_only: bool) -> list[tuple[str, int, list[_ArgCmp], str]]:
     """(syscall, errno, conditions that must all hold, description) for each rule."""
     eperm = errno.EPERM
     rules: list[tuple[str, int, list[_ArgCmp], str]] = [
         (name, eperm, [], f"{name}: EPERM") for name in BLOCKED_SYSCALLS
     ]
+    if unix_sockets_only:  # where no network namespace could be made
+        rules.append(
+            (
+                "socket",
+                errno.EACCES,
+                [_ArgCmp(0, _CMP_NE, socket.AF_UNIX, 0)],
+                "socket of any family but AF_UNIX: EACCES",
+            )
+        )
     rules.append(
         (
             "clone",
@@ -138,7 +155,15 @@ def _rules(pid: int) -> list[tuple[str, int, list[_ArgCmp], str]]:
     return rules
 
 
-def install_no_process_filter(pid: int | None = None) -> list[str]:
+def preload() -> None:
+    """Load libseccomp now, while the process may still read files and run programs."""
+    with contextlib.suppress(SeccompUnavailable):
+        _library()
+
+
+def install_no_process_filter(
+    pid: int | None = None, *, unix_sockets_only: bool = False
+) -> list[str]:
     """Install the filter on every thread of this process; return the rules it holds.
 
     ``pid`` is this process's id (signals to any other are refused). Raises
@@ -151,7 +176,9 @@ def install_no_process_filter(pid: int | None = None) -> list[str]:
     installed: list[str] = []
     try:
         _check(lib.seccomp_attr_set(ctx, _ATTR_CTL_TSYNC, 1), "seccomp_attr_set(TSYNC)")
-        for name, code, conditions, description in _rules(os.getpid() if pid is None else pid):
+        for name, code, conditions, description in _rules(
+            os.getpid() if pid is None else pid, unix_sockets_only
+        ):
             array = (_ArgCmp * len(conditions))(*conditions) if conditions else None
             result = lib.seccomp_rule_add_array(
                 ctx, _errno_action(code), _syscall(lib, name), len(conditions), array

@@ -15,6 +15,7 @@ import math
 import signal
 import subprocess
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 from typing import Any
@@ -70,11 +71,6 @@ def check_code_file(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def _checked(path: Path) -> Path:
-    check_code_file(path)
-    return path.resolve()
-
-
 async def _tail(stream: asyncio.StreamReader | None, limit: int = _OUTPUT_TAIL) -> str:
     """Read ``stream`` to the end, keeping only its last ``limit`` bytes."""
     kept = bytearray()
@@ -109,22 +105,27 @@ async def validate_code(
     import (syntax error, exception, loops past the timeout, exceeds the limits) or does not
     define one AgentDefinition named ``expected_name``.
     """
-    path = _checked(path)
+    source = await asyncio.to_thread(check_code_file, path)
     limits = limits or SandboxLimits(cpu_seconds=math.ceil(timeout) + 1)
-    process = await spawn_sandboxed(
-        ["-m", "o_bus.evolution.validate", str(path), attr or ""],
-        limits,
-        cwd=path.parent,
-        env={"PYTHONSAFEPATH": "1"},  # the file's folder is not put on sys.path: a file
-        # named like a standard module (copy.py) must not shadow it
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        inherit_env=False,
-    )
-    async with Watchdog(process.pid, timeout) as watchdog:
-        out, err = await asyncio.gather(_tail(process.stdout), _tail(process.stderr))
-        returncode = await process.wait()
+    with tempfile.TemporaryDirectory(prefix="o-bus-validate-") as folder:
+        # The child sees a private copy in a folder of its own, nothing else of the caller's.
+        copy = Path(folder) / path.name
+        await asyncio.to_thread(copy.write_bytes, source)
+        process = await spawn_sandboxed(
+            ["-m", "o_bus.evolution.validate", str(copy), attr or ""],
+            limits,
+            cwd=folder,
+            env={"PYTHONSAFEPATH": "1"},  # the file's folder is not put on sys.path: a file
+            # named like a standard module (copy.py) must not shadow it
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            inherit_env=False,
+            workdir=Path(folder),
+        )
+        async with Watchdog(process.pid, timeout) as watchdog:
+            out, err = await asyncio.gather(_tail(process.stdout), _tail(process.stderr))
+            returncode = await process.wait()
     if watchdog.fired:
         raise InvalidCodeError(
             f"importing {path.name} did not finish within {timeout:g} s "

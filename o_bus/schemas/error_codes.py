@@ -11,8 +11,10 @@ __all__ = ["ERROR_MEANINGS", "check_error_meanings"]
 
 ERROR_MEANINGS: Final[Mapping[ErrorCode, str]] = {
     ErrorCode.MALFORMED_REQUEST: (
-        "The envelope or body cannot be read: bad ce-id, ce-type or specversion, invalid JSON, "
-        "msgpack or base64. Fix the request; do not retry it as is."
+        "The envelope or body cannot be read: bad ce-id, ce-type or specversion; an id, "
+        "source, subject or time with leading or trailing whitespace, a control character or "
+        "too many characters; invalid JSON, msgpack or base64. Fix the request; do not retry "
+        "it as is."
     ),
     ErrorCode.MISSING_ATTRIBUTE: (
         "A required CloudEvents attribute is absent (ce-id, ce-type, ce-source, ce-specversion; "
@@ -22,7 +24,8 @@ ERROR_MEANINGS: Final[Mapping[ErrorCode, str]] = {
         "Content-Type or datacontenttype is not JSON, msgpack or application/cloudevents+json."
     ),
     ErrorCode.PAYLOAD_TOO_LARGE: (
-        "The request body is larger than the bus accepts (details.size, details.limit)."
+        "The request body, or its headers all together (details.part: headers), are larger "
+        "than the bus accepts (details.size, details.limit, in bytes)."
     ),
     ErrorCode.UNKNOWN_AGENT: "No agent of that name is registered.",
     ErrorCode.UNKNOWN_COMMAND: "The agent has no command named by ce-type.",
@@ -48,6 +51,11 @@ ERROR_MEANINGS: Final[Mapping[ErrorCode, str]] = {
         "lists them)."
     ),
     ErrorCode.UNKNOWN_EVOLUTION: "The agent has no evolution: none was ever started.",
+    ErrorCode.OVERLOADED: (
+        "The bus is at its intake limit, for everyone, for this agent or for this sender "
+        "(details.scope: bus, agent or sender); nothing was stored. Re-send later with the "
+        "same ce-id, after a pause that grows with each refusal."
+    ),
 }
 
 

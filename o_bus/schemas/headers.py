@@ -15,8 +15,14 @@ from typing_extensions import TypedDict
 
 from o_bus.errors import ErrorCode
 from o_bus.store import layout
-from o_bus.store.dead_letter import KEEP_BYTES
+from o_bus.store.dead_letter import KEEP_BYTES, KEEP_HEADER_BYTES, KEEP_HEADER_VALUE
 from o_bus.store.event_log import event_headers
+from o_bus.wire.attributes import (
+    CLEAN_TEXT,
+    MAX_SOURCE_LENGTH,
+    MAX_SUBJECT_LENGTH,
+    MAX_TIME_LENGTH,
+)
 from o_bus.wire.cloudevents import COMMAND_NAME, MAX_ID_LENGTH, REQUIRED_HEADERS, SPECVERSION
 from o_bus.wire.codec import CONTENT_TYPES
 from o_bus.wire.reply import STATUS_HEADER
@@ -44,6 +50,7 @@ def media_pattern(types: Iterable[str]) -> str:
 
 
 _BODY_TYPES: Final = media_pattern(CONTENT_TYPES)
+_CLEAN: Final = " No leading or trailing whitespace, no control characters."
 
 BinaryRequestHeaders = TypedDict(
     "BinaryRequestHeaders",
@@ -53,9 +60,10 @@ BinaryRequestHeaders = TypedDict(
             Field(
                 min_length=1,
                 max_length=MAX_ID_LENGTH,
+                pattern=CLEAN_TEXT,
                 description=(
                     "Request id and idempotency key: a re-send with the same id returns the "
-                    "first outcome instead of running the command again."
+                    "first outcome instead of running the command again." + _CLEAN
                 ),
             ),
         ],
@@ -68,7 +76,12 @@ BinaryRequestHeaders = TypedDict(
         ],
         "ce-source": Annotated[
             str,
-            Field(min_length=1, description="Who sends the request, e.g. billing/invoicer."),
+            Field(
+                min_length=1,
+                max_length=MAX_SOURCE_LENGTH,
+                pattern=CLEAN_TEXT,
+                description="Who sends the request, e.g. billing/invoicer." + _CLEAN,
+            ),
         ],
         "ce-specversion": Annotated[
             Literal["1.0"], Field(description="CloudEvents version: always 1.0.")
@@ -89,6 +102,8 @@ BinaryRequestHeaders = TypedDict(
             Annotated[
                 str,
                 Field(
+                    max_length=MAX_TIME_LENGTH,
+                    pattern=CLEAN_TEXT,
                     json_schema_extra=_DATE_TIME,
                     description="Optional CloudEvents time (RFC 3339), kept with the request.",
                 ),
@@ -96,7 +111,12 @@ BinaryRequestHeaders = TypedDict(
         ],
         "ce-subject": NotRequired[
             Annotated[
-                str, Field(description="Optional CloudEvents subject, kept with the request.")
+                str,
+                Field(
+                    max_length=MAX_SUBJECT_LENGTH,
+                    pattern=CLEAN_TEXT,
+                    description="Optional CloudEvents subject, kept with the request." + _CLEAN,
+                ),
             ]
         ],
     },
@@ -112,13 +132,22 @@ class StructuredRequest(TypedDict):
         Field(
             min_length=1,
             max_length=MAX_ID_LENGTH,
-            description="Request id and idempotency key (as ce-id in binary mode).",
+            pattern=CLEAN_TEXT,
+            description="Request id and idempotency key (as ce-id in binary mode)." + _CLEAN,
         ),
     ]
     type: Annotated[
         str, Field(pattern=COMMAND_NAME.pattern, description="Command name (as ce-type).")
     ]
-    source: Annotated[str, Field(min_length=1, description="Who sends the request.")]
+    source: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=MAX_SOURCE_LENGTH,
+            pattern=CLEAN_TEXT,
+            description="Who sends the request." + _CLEAN,
+        ),
+    ]
     datacontenttype: NotRequired[
         Annotated[
             str,
@@ -144,9 +173,26 @@ class StructuredRequest(TypedDict):
         ]
     ]
     time: NotRequired[
-        Annotated[str, Field(json_schema_extra=_DATE_TIME, description="Optional time.")]
+        Annotated[
+            str,
+            Field(
+                max_length=MAX_TIME_LENGTH,
+                pattern=CLEAN_TEXT,
+                json_schema_extra=_DATE_TIME,
+                description="Optional time.",
+            ),
+        ]
     ]
-    subject: NotRequired[Annotated[str, Field(description="Optional subject.")]]
+    subject: NotRequired[
+        Annotated[
+            str,
+            Field(
+                max_length=MAX_SUBJECT_LENGTH,
+                pattern=CLEAN_TEXT,
+                description="Optional subject." + _CLEAN,
+            ),
+        ]
+    ]
 
 
 ReplyHeaders = TypedDict(
@@ -248,6 +294,19 @@ DeadLetterHeaders = TypedDict(
                 Field(
                     max_length=256,
                     description="ce-id of the rejected request (first 256 characters), if any.",
+                ),
+            ]
+        ],
+        "O-Headers-Cut": NotRequired[
+            Annotated[
+                str,
+                Field(
+                    pattern=_POSITIVE,
+                    description=(
+                        "How many of the rejected request's own headers were cut to their "
+                        f"first {KEEP_HEADER_VALUE} characters or left out (names a NATS client "
+                        f"cannot send, or beyond {KEEP_HEADER_BYTES} bytes of headers in all)."
+                    ),
                 ),
             ]
         ],

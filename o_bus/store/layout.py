@@ -49,6 +49,7 @@ __all__ = [
     "regression_subject",
     "request_subject",
     "route_event_subject",
+    "route_refused_subject",
     "system_event_subject",
     "trigger_event_subject",
     "validate_agent_name",
@@ -85,6 +86,7 @@ CODE_VERSIONS_BUCKET: Final = "o_code_versions"  # KV: <agent>.<sha256 hex> -> C
 HEARTBEAT_PREFIX: Final = "o.hb."
 SYSTEM_EVENT_PREFIX: Final = "o.sys.agent."
 ROUTE_EVENT_PREFIX: Final = "o.sys.route."
+ROUTE_REFUSED_PREFIX: Final = "o.sys.route_refused."
 EVOLUTION_EVENT_PREFIX: Final = "o.sys.evolution."
 ROUTES_BUCKET: Final = "o_routes"
 EVOLUTION_BUCKET: Final = "o_evolution"
@@ -207,6 +209,11 @@ def operator_event_subject(agent: str) -> str:
 def route_event_subject(agent: str) -> str:
     """Persisted record of every change to an agent's routes: who, why, before and after."""
     return ROUTE_EVENT_PREFIX + agent
+
+
+def route_refused_subject(agent: str) -> str:
+    """Persisted record of a route an agent process refused to follow, with the reason."""
+    return ROUTE_REFUSED_PREFIX + agent
 
 
 def evolution_event_subject(agent: str) -> str:

@@ -60,6 +60,8 @@ def stream_configs(cfg: StorageConfig) -> list[StreamConfig]:
             subjects=[layout.WAL_PREFIX + ">"],
             max_age=cfg.wal_max_age,
             max_bytes=cfg.wal_max_bytes,
+            # Full: the oldest records go. Intake bounds what waits for each agent, so these
+            # are records every agent has processed (docs/overload.md, "The WAL's size").
             duplicate_window=cfg.duplicate_window,
         ),
         replace(
@@ -75,6 +77,7 @@ def stream_configs(cfg: StorageConfig) -> list[StreamConfig]:
             description="O dead letters: rejected input with the reason",
             subjects=[layout.DLQ_PREFIX + ">"],
             max_age=cfg.dlq_max_age,
+            max_bytes=cfg.dlq_max_bytes,
         ),
         # Feedback and the regression set are inputs of every later search: no age limit.
         replace(

@@ -13,6 +13,12 @@ from typing import Any, Final
 from pydantic_core import from_json, to_json
 
 from o_bus.errors import ErrorCode, InvalidRequestError
+from o_bus.wire.attributes import (
+    MAX_SOURCE_LENGTH,
+    MAX_SUBJECT_LENGTH,
+    MAX_TIME_LENGTH,
+    check_text,
+)
 from o_bus.wire.codec import CLOUDEVENTS_JSON, Encoding, encoding_for
 from o_bus.wire.headers import (
     CE_ID,
@@ -36,6 +42,7 @@ __all__ = [
     "SPECVERSION",
     "RequestEnvelope",
     "parse_request",
+    "request_id_of",
 ]
 
 ROUTE_HEADER: Final = O_ROUTE  # on a WAL record: the canary code version that must decide it
@@ -79,13 +86,16 @@ class RequestEnvelope:
         return self.wal_record(reply).to_headers(dedup_key)
 
 
-def _check_attributes(ce_id: Any, ce_type: Any, source: Any, specversion: Any) -> None:
-    if not isinstance(ce_id, str) or not ce_id or len(ce_id) > MAX_ID_LENGTH:
-        raise InvalidRequestError(
-            ErrorCode.MALFORMED_REQUEST,
-            f"CloudEvents 'id' must be a non-empty string of at most {MAX_ID_LENGTH} characters",
-        )
-    if not isinstance(ce_type, str) or not COMMAND_NAME.match(ce_type):
+def _check_attributes(
+    ce_id: Any,
+    ce_type: Any,
+    source: Any,
+    specversion: Any,
+    time: Any = None,
+    subject: Any = None,
+) -> None:
+    check_text("id", ce_id, MAX_ID_LENGTH)
+    if not isinstance(ce_type, str) or not COMMAND_NAME.fullmatch(ce_type):
         raise InvalidRequestError(
             ErrorCode.MALFORMED_REQUEST,
             f"CloudEvents 'type' must be a command name (letters, digits, _ . -), got {ce_type!r}",
@@ -94,11 +104,14 @@ def _check_attributes(ce_id: Any, ce_type: Any, source: Any, specversion: Any) -
         raise InvalidRequestError(
             ErrorCode.MISSING_ATTRIBUTE, "CloudEvents 'source' must be a non-empty string"
         )
+    check_text("source", source, MAX_SOURCE_LENGTH)
     if specversion != SPECVERSION:
         raise InvalidRequestError(
             ErrorCode.MALFORMED_REQUEST,
             f"CloudEvents 'specversion' must be {SPECVERSION!r}, got {specversion!r}",
         )
+    check_text("time", time, MAX_TIME_LENGTH, required=False)
+    check_text("subject", subject, MAX_SUBJECT_LENGTH, required=False)
 
 
 def _parse_binary(
@@ -113,7 +126,8 @@ def _parse_binary(
             details={"missing": missing},
         )
     ce_id, ce_type = headers[CE_ID], headers[CE_TYPE]
-    _check_attributes(ce_id, ce_type, headers[CE_SOURCE], headers[CE_SPECVERSION])
+    time, subject = headers.get(CE_TIME), headers.get(CE_SUBJECT)
+    _check_attributes(ce_id, ce_type, headers[CE_SOURCE], headers[CE_SPECVERSION], time, subject)
     encoding = encoding_for(content_type)
     return RequestEnvelope(
         id=ce_id,
@@ -122,8 +136,8 @@ def _parse_binary(
         data=body,
         encoding=encoding,
         reply_encoding=encoding,
-        time=headers.get(CE_TIME),
-        subject=headers.get(CE_SUBJECT),
+        time=time,
+        subject=subject,
     )
 
 
@@ -145,7 +159,14 @@ def _parse_structured(body: bytes) -> RequestEnvelope:
             f"structured CloudEvent lacks attribute(s) {', '.join(missing)}",
             details={"missing": missing},
         )
-    _check_attributes(event["id"], event["type"], event["source"], event["specversion"])
+    _check_attributes(
+        event["id"],
+        event["type"],
+        event["source"],
+        event["specversion"],
+        event.get("time"),
+        event.get("subject"),
+    )
     encoding = encoding_for(event.get("datacontenttype"))
     if "data_base64" in event:
         try:
@@ -161,7 +182,6 @@ def _parse_structured(body: bytes) -> RequestEnvelope:
             ErrorCode.MALFORMED_REQUEST,
             "structured CloudEvent with a msgpack datacontenttype must carry data_base64",
         )
-    time, subject = event.get("time"), event.get("subject")
     return RequestEnvelope(
         id=event["id"],
         type=event["type"],
@@ -169,8 +189,8 @@ def _parse_structured(body: bytes) -> RequestEnvelope:
         data=data,
         encoding=encoding,
         reply_encoding=Encoding.JSON,
-        time=time if isinstance(time, str) else None,
-        subject=subject if isinstance(subject, str) else None,
+        time=event.get("time"),
+        subject=event.get("subject"),
     )
 
 
@@ -181,6 +201,20 @@ def parse_request(headers: dict[str, str] | None, body: bytes) -> RequestEnvelop
     if content_type and content_type.split(";", 1)[0].strip().lower() == CLOUDEVENTS_JSON:
         return _parse_structured(body)
     return _parse_binary(headers, body, content_type)
+
+
+def request_id_of(headers: dict[str, str] | None, body: bytes, max_bytes: int) -> str | None:
+    """Best-effort id of a request that failed to parse: ``ce-id``, or the structured event's
+    ``id`` (bodies above ``max_bytes`` are not read)."""
+    headers = headers or {}
+    found = headers.get(CE_ID)
+    if found is None and len(body) <= max_bytes and body[:1] == b"{":
+        try:
+            event = from_json(body)
+        except ValueError:
+            return None
+        found = event.get("id") if isinstance(event, dict) else None
+    return found if isinstance(found, str) else None
 
 
 def reply_encoding_of(headers: dict[str, str] | None) -> Encoding:

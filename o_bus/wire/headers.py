@@ -37,6 +37,7 @@ __all__ = [
     "O_CASE_SOURCE",
     "O_ERROR_CODE",
     "O_ERROR_MESSAGE",
+    "O_HEADERS_CUT",
     "O_HOLDER",
     "O_ORIGINAL_SIZE",
     "O_OUTCOME",
@@ -80,6 +81,7 @@ O_ERROR_CODE: Final = "O-Error-Code"
 O_ERROR_MESSAGE: Final = "O-Error-Message"
 O_ORIGINAL_SIZE: Final = "O-Original-Size"  # dead letter: size of the refused body
 O_REQUEST_ID: Final = "O-Request-Id"  # dead letter: the refused request's id
+O_HEADERS_CUT: Final = "O-Headers-Cut"  # dead letter: request headers shortened or left out
 O_HOLDER: Final = "O-Holder"  # fence record: who took the log over
 O_VERSION: Final = "O-Version"  # diff record: the candidate version compared
 O_CASE_SOURCE: Final = "O-Case-Source"  # regression case: red, feedback or an operator

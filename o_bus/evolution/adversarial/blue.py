@@ -18,7 +18,7 @@ from typing import Any
 from o_bus.agent.definition import AgentDefinition
 from o_bus.errors import ConfigurationError
 from o_bus.evolution.adversarial.cases import Failure, Step
-from o_bus.evolution.sandbox import SandboxLimits, Watchdog, spawn_sandboxed
+from o_bus.evolution.sandbox import SandboxLimits, Watchdog, spawn_sandboxed, spec_files
 
 __all__ = ["BlueWorker", "JobResult", "definition_spec"]
 
@@ -84,6 +84,7 @@ class BlueWorker:
         process = await spawn_sandboxed(
             argv,
             self.limits,
+            read=spec_files(self.spec, self.reference_spec),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

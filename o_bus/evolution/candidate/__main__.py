@@ -10,6 +10,7 @@ import sys
 
 from o_bus.common.connect import connect
 from o_bus.common.urls import resolve_url
+from o_bus.evolution.boundary import bus_url
 from o_bus.evolution.registered import registered_definition
 from o_bus.store.registry import Registry
 
@@ -17,7 +18,8 @@ from .process import CandidateProcess
 
 
 async def _main(args: argparse.Namespace) -> int:
-    async with connect(resolve_url(args.nats), f"o-bus-candidate-{args.agent}") as (nc, js):
+    url = bus_url(resolve_url(args.nats))  # inside the sandbox: the bus through its broker
+    async with connect(url, f"o-bus-candidate-{args.agent}") as (nc, js):
         record = await Registry(js).get(args.agent)
         registered = await registered_definition(js, record, args.agent_spec)
         process = CandidateProcess(

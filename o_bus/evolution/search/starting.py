@@ -66,6 +66,7 @@ async def starting_source(js: JetStreamContext, agent: str, path: Path | None) -
     if route.live:
         code = CodeStore(js, default_cache_dir())
         version = await code.get(agent, route.live)
+        version.verify()  # a search starts only from code a trusted key signed
         fetched = await code.fetch(version.digest)
         return await asyncio.to_thread(fetched.read_text), version.filename
     record = await Registry(js).get(agent)

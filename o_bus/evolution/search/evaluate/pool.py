@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from o_bus.evolution.boundary import sandbox_uid
 from o_bus.evolution.sandbox import MiB, SandboxLimits, Watchdog, spawn_sandboxed
 from o_bus.evolution.search.evaluate.worker import MARK, EvaluationJob
 
@@ -78,6 +80,7 @@ class EvaluationPool:
 
     async def _run(self, job: EvaluationJob) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="o-bus-eval-", dir=self._workdir) as folder:
+            job = _readable_copy(job, Path(folder), sandbox_uid(self.limits.uid))
             job_file = Path(folder) / "job.json"
             job_file.write_text(job.model_dump_json())
             process = await spawn_sandboxed(
@@ -89,6 +92,8 @@ class EvaluationPool:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 inherit_env=False,
+                read=[job.candidate, job.baseline, job.dataset],
+                workdir=Path(folder),
             )
             idle = _idle_priority(process.pid)
             final: dict[str, Any] | None = None
@@ -133,6 +138,20 @@ class EvaluationPool:
             final.pop("final", None)
             final["sandbox"] = sandbox
             return final
+
+
+def _readable_copy(job: EvaluationJob, folder: Path, uid: int) -> EvaluationJob:
+    """``job`` as the sandbox can read it: where it runs as another uid, its files are copied
+    into the job's folder (which becomes that uid's); otherwise unchanged."""
+    if uid == os.getuid():
+        return job
+    copies = {}
+    for kind in ("candidate", "baseline", "dataset"):
+        source: Path = getattr(job, kind)
+        copies[kind] = folder / kind / source.name
+        copies[kind].parent.mkdir()
+        shutil.copyfile(source, copies[kind])
+    return job.model_copy(update=copies)
 
 
 def _signal_name(returncode: int) -> str:

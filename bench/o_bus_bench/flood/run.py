@@ -1,0 +1,106 @@
+"""One flood run against a running splitter and agent: the victim alone, the victim during a
+flood from another process, how long until nothing waits any more, the victim after."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nats.errors
+from nats.aio.client import Client
+
+from o_bus.common.children import ChildProcess
+from o_bus.store import layout
+from o_bus_bench.flood.victim import VictimFigures, victim
+
+__all__ = ["FloodRun", "intake_figures", "run_flood", "until_drained"]
+
+DRAIN_TIMEOUT = 120.0
+
+
+@dataclass(slots=True)
+class FloodRun:
+    unloaded: VictimFigures
+    during: VictimFigures
+    after: VictimFigures
+    flood: dict[str, float]  # what the flooder sent (sent, valid, invalid, seconds)
+    recovery_s: float  # flood end -> nothing accepted still waits for the agent
+    intake: dict[str, Any]  # the splitter's figures at the end
+
+    def refused_without_reply(self) -> int:
+        return sum(n for k, n in self.intake["refused"].items() if k.endswith("/dropped"))
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "flood": self.flood,
+            "unloaded": self.unloaded.summary(),
+            "during": self.during.summary(),
+            "after": self.after.summary(),
+            "recovery_s": round(self.recovery_s, 2),
+            "intake": self.intake,
+        }
+
+
+async def intake_figures(nc: Client) -> dict[str, Any]:
+    """The splitter's intake figures (its status reply)."""
+    msg = await nc.request(layout.service_status_subject("splitter"), b"", timeout=5.0)
+    figures: dict[str, Any] = json.loads(msg.data)["intake"]
+    return figures
+
+
+async def until_drained(nc: Client, agent: str, timeout: float = DRAIN_TIMEOUT) -> float:
+    """Seconds until the splitter has nothing of ``agent``'s waiting (WAL or agent)."""
+    started = time.monotonic()
+    figures: dict[str, Any] = {}
+    while time.monotonic() - started < timeout:
+        figures = await intake_figures(nc)
+        if not figures["waiting_for_wal"] and not figures["outstanding"].get(agent, 0):
+            return time.monotonic() - started
+        await asyncio.sleep(0.05)
+    try:
+        status = await nc.request(layout.control_subject(agent, "status"), b"", timeout=5.0)
+        said = status.data.decode(errors="replace")[:2000]
+    except nats.errors.Error as err:
+        said = f"no answer: {err!r}"
+    raise TimeoutError(
+        f"{agent}'s intake still not drained after {timeout}s: splitter {figures}; agent {said}"
+    )
+
+
+async def run_flood(
+    nc: Client,
+    url: str,
+    *,
+    agent: str,
+    count: int,
+    invalid_every: int,
+    seconds: float,
+    log_dir: Path,
+) -> FloodRun:
+    """Victim alone for ``seconds``, then during a flood of ``count`` requests, then after."""
+    subject = layout.request_subject(agent)
+    deadline = time.monotonic() + seconds
+    unloaded = await victim(nc, subject, lambda: time.monotonic() > deadline)
+    log_path = log_dir / "flooder.log"
+    argv = [sys.executable, "-m", "o_bus_bench.flood.flooder", "--nats", url, "--agent", agent]
+    flooder = ChildProcess(
+        "flooder",
+        [*argv, "--count", str(count), "--invalid-every", str(invalid_every)],
+        log_path,
+    )
+    try:
+        during = await victim(nc, subject, lambda: not flooder.running(), at_least=5)
+        if flooder.wait(60.0) != 0:
+            raise RuntimeError(flooder.exited() or "the flooder failed")
+    finally:
+        flooder.kill()
+    recovery_s = await until_drained(nc, agent)
+    deadline = time.monotonic() + seconds
+    after = await victim(nc, subject, lambda: time.monotonic() > deadline)
+    sent = json.loads(log_path.read_text().strip().splitlines()[-1])
+    return FloodRun(unloaded, during, after, sent, recovery_s, await intake_figures(nc))

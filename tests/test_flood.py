@@ -1,0 +1,55 @@
+"""A flood of fire-and-forget requests from one client: the bus refuses what it cannot take,
+counts every refusal, keeps serving another client, and recovers by itself when it ends.
+
+The flood is a separate process (the benchmark's flooder) against a real splitter and agent
+process. Latency is not asserted here: ``o-bus bench flood`` reports it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nats.aio.client import Client
+from processes import ProcessGroup, wait_for_service
+from support import WAIT_SECONDS
+
+from o_bus.agent.catalogue import Catalogue
+from o_bus.common.answers import until_answered
+from o_bus.runtime.registration import register_definitions
+from o_bus.store import layout
+from o_bus.store.provision import provision
+from o_bus_bench.flood.run import run_flood
+
+FLOOD = 60_000
+
+
+async def test_a_flood_from_one_client_leaves_another_served(
+    nats_url: str, nc: Client, group: ProcessGroup, tmp_path: Path
+) -> None:
+    js = nc.jetstream()
+    await provision(js)
+    await register_definitions(js, Catalogue.discover())
+    group.spawn("splitter")
+    group.spawn_cli("agent", "run", "agent", "counter", "--nats", nats_url)
+    await wait_for_service(nc, "splitter")
+    await until_answered(nc, layout.control_subject("counter", "status"), timeout=WAIT_SECONDS)
+
+    run = await run_flood(
+        nc, nats_url, agent="counter", count=FLOOD, invalid_every=0, seconds=1.0, log_dir=tmp_path
+    )
+
+    phases = (run.unloaded, run.during, run.after)
+    for phase in phases:  # every request of the other client was answered and served
+        assert phase.missing == phase.unserved == 0, run.summary()
+        assert phase.failed == 0, run.summary()
+        assert phase.served > 0, run.summary()
+    assert run.during.served >= 5
+    assert run.after.overloaded == 0, run.summary()  # recovered, with no restart
+
+    # Nothing silently dropped: each flood request was stored or refused and counted.
+    dropped = run.refused_without_reply()
+    assert dropped > 0, "the flood should have been more than the bus takes"
+    flood_stored = run.intake["accepted"] - sum(phase.new for phase in phases)
+    assert flood_stored + dropped == run.flood["sent"] == FLOOD, run.summary()
+    # Everything stored was processed, once: the agent's last event is the last one stored.
+    assert run.after.last_seq == run.intake["accepted"], run.summary()
