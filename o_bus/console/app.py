@@ -17,6 +17,7 @@ from starlette.staticfiles import StaticFiles
 
 from o_bus.agent.catalogue import Catalogue
 from o_bus.common.access_tokens import Tokens
+from o_bus.common.connect import ConnectOptions
 from o_bus.console import actions, agents, dead_letters, evolution, live_figures, timeline, travel
 from o_bus.console.auth import TokenAuth
 from o_bus.console.bus import connected
@@ -58,13 +59,18 @@ async def me(request: Request) -> JSONResponse:
 
 
 def build_app(
-    url: str, tokens: Tokens, *, catalogue: Catalogue | None = None, sample_every: float = 1.0
+    url: str,
+    tokens: Tokens,
+    *,
+    options: ConnectOptions | None = None,
+    catalogue: Catalogue | None = None,
+    sample_every: float = 1.0,
 ) -> Starlette:
-    """The console for the platform at NATS ``url``."""
+    """The console for the platform at NATS ``url``, connecting as ``options`` say."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with connected(url) as bus:
+        async with connected(url, options) as bus:
             app.state.bus = bus
             app.state.figures = FigureSampler(bus.nc, sample_every)
             app.state.figures.start()

@@ -10,7 +10,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from starlette.requests import Request
 
-from o_bus.common.connect import connect
+from o_bus.common.connect import ConnectOptions, connect
 
 __all__ = ["Bus", "bus_of", "connected"]
 
@@ -23,8 +23,9 @@ class Bus:
 
 
 @contextlib.asynccontextmanager
-async def connected(url: str) -> AsyncIterator[Bus]:
-    async with connect(url, "o-bus-console") as (nc, js):
+async def connected(url: str, options: ConnectOptions | None = None) -> AsyncIterator[Bus]:
+    """The console's connection, with the identity and TLS of ``options``."""
+    async with connect(url, "o-bus-console", options=options) as (nc, js):
         yield Bus(nc, js, url)
 
 

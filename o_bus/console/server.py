@@ -13,6 +13,7 @@ from pathlib import Path
 import uvicorn
 
 from o_bus.common.access_tokens import Tokens, token_file
+from o_bus.common.connect import ConnectOptions
 from o_bus.common.signals import run_until_signalled
 from o_bus.common.urls import resolve_url
 from o_bus.console.app import build_app
@@ -38,15 +39,27 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve(url: str, host: str, port: int, data_dir: Path, *, announce: bool = False) -> int:
-    """Serve until SIGINT/SIGTERM. The bound address goes to ``data_dir/console-url``."""
+async def serve(
+    url: str,
+    host: str,
+    port: int,
+    data_dir: Path,
+    *,
+    announce: bool = False,
+    options: ConnectOptions | None = None,
+) -> int:
+    """Serve until SIGINT/SIGTERM, connected as ``options`` say. The bound address goes to
+    ``data_dir/console-url``."""
     tokens = Tokens.load(data_dir)
     sock = _bind(host, port)
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     address = f"http://{shown}:{bound_port}/"
     config = uvicorn.Config(
-        build_app(url, tokens), log_level="warning", access_log=False, lifespan="on"
+        build_app(url, tokens, options=options),
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
     )
     server = uvicorn.Server(config)
     (data_dir / CONSOLE_URL_FILE).write_text(address + "\n")
