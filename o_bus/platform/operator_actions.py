@@ -190,9 +190,18 @@ async def redrive_dead_letter(
         raise InvalidRequestError(
             ErrorCode.MALFORMED_REQUEST, "this dead letter names no agent to send it to"
         )
+    kept = msg.headers or {}
+    if kept.get(O_ORIGINAL_SIZE, "").isdigit() and int(kept[O_ORIGINAL_SIZE]) > len(
+        msg.data or b""
+    ):
+        raise InvalidRequestError(
+            ErrorCode.MALFORMED_REQUEST,
+            f"dead letter {stream_seq} kept only part of its body ({kept[O_ORIGINAL_SIZE]} "
+            "bytes were sent): it cannot be sent again",
+        )
     headers = {
         k: v
-        for k, v in (msg.headers or {}).items()
+        for k, v in kept.items()
         if not k.startswith(NATS_PREFIX) and k not in _DEAD_LETTER_ONLY
     }
     try:
