@@ -7,6 +7,7 @@ real signs its record."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from support import eventually
 from o_bus.errors import UntrustedCodeError
 from o_bus.evolution.code_store import CodeStore, CodeVersion, default_cache_dir, digest_of
 from o_bus.evolution.provenance import CodeSigner, trusted_keys
-from o_bus.evolution.routes import RouteRefused, RouteStore
+from o_bus.evolution.routes import Route, RouteRefused, RouteStore
 from o_bus.store import layout
 from o_bus.store.provision import ensure_code_store
 
@@ -81,10 +82,7 @@ async def test_only_versions_signed_by_a_trusted_key_load_and_route(
         async with steady_traffic(platform) as seen:
             for digest in reasons:
                 await RouteStore(platform.js).update(
-                    "scorer",
-                    lambda route, d=digest: route.model_copy(update={"live": d}),
-                    by="attacker",
-                    reason="forged",
+                    "scorer", _live_set_to(digest), by="attacker", reason="forged"
                 )
 
             async def all_refused() -> bool:
@@ -109,3 +107,12 @@ async def test_only_versions_signed_by_a_trusted_key_load_and_route(
         assert resigned.digest == unsigned
         assert resigned.signer in trusted_keys()
         assert (await store.load("scorer", unsigned)).version == "6.6.6"
+
+
+def _live_set_to(digest: str) -> Callable[[Route], Route]:
+    """A route change that names ``digest`` as live."""
+
+    def change(route: Route) -> Route:
+        return route.model_copy(update={"live": digest})
+
+    return change

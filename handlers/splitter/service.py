@@ -49,7 +49,8 @@ from .fair_queue import FairQueue
 from .overload import Refusals, follow_progress, overloaded, wal_is_full
 from .routes import RouteTable
 from .sizes import check_sizes
-from .wal_writer import AckProblem, WalWriter
+from .tracing import wal_writer
+from .wal_writer import AckProblem
 
 __all__ = ["QUEUE_GROUP", "Splitter"]
 
@@ -68,7 +69,7 @@ class Splitter:
         self.config = config or RuntimeConfig()
         self.routes = RouteTable()
         self.dead_letters = DeadLetters(js)
-        self.wal = WalWriter(
+        self.wal = wal_writer(  # traced when tracing is on
             nc,
             self._on_wal_problem,
             on_stored=self._on_wal_stored,

@@ -20,13 +20,14 @@ from o_bus.wire.headers import (
     CE_SPECVERSION,
     CE_SUBJECT,
     CE_TIME,
+    CE_TRACEPARENT,
+    CE_TRACESTATE,
     CE_TYPE,
     CE_WALSEQ,
     CONTENT_TYPE,
     O_ERROR_CODE,
     O_ERROR_MESSAGE,
     O_OUTCOME,
-    TRACEPARENT,
 )
 from o_bus.wire.wal_record import SPECVERSION, delivery_of
 
@@ -106,7 +107,7 @@ class StoredEvent:
             request_id=headers.get(H_REQUEST),
             wal_seq=int(headers.get(H_WAL, "0")),
             code_version=headers.get(H_CODE, ""),
-            traceparent=headers.get(TRACEPARENT),
+            traceparent=headers.get(CE_TRACEPARENT),
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -130,8 +131,11 @@ def event_headers(
     wal_seq: int,
     code_version: str,
     time: str,
+    traceparent: str | None = None,
+    tracestate: str | None = None,
 ) -> dict[str, str]:
-    return {
+    """Headers of an event; ``traceparent``: the trace context of the decision that made it."""
+    headers = {
         CE_SPECVERSION: SPECVERSION,
         CE_ID: f"{agent}:{seq}",
         CE_SOURCE: f"o-bus/agents/{agent}",
@@ -145,6 +149,11 @@ def event_headers(
         H_CODE: code_version,
         CONTENT_TYPE: _JSON,
     }
+    if traceparent:
+        headers[CE_TRACEPARENT] = traceparent
+        if tracestate:
+            headers[CE_TRACESTATE] = tracestate
+    return headers
 
 
 def outcome_headers(
