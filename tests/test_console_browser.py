@@ -83,10 +83,15 @@ class Console:
             pool.shutdown(wait=False)
 
 
-async def _send(url: str, agent: str, command: str, data: Any, count: int = 1) -> list[Any]:
+async def _send(
+    url: str, agent: str, command: str, data: Any, count: int = 1, traceparent: str | None = None
+) -> list[Any]:
     async with connect(url, "console-test") as (nc, _):
         return [
-            await client.send(nc, agent, command, data, timeout=WAIT_SECONDS) for _ in range(count)
+            await client.send(
+                nc, agent, command, data, timeout=WAIT_SECONDS, traceparent=traceparent
+            )
+            for _ in range(count)
         ]
 
 
@@ -138,7 +143,20 @@ def test_timeline_follows_requests_as_they_arrive(console: Console) -> None:
     last = replies[-1]["seq"]
     page.wait_for_selector(f"#timeline tr[data-seq='{last}']")
     page.wait_for_selector("text=following live: 3 new")
-    assert page.eval_on_selector_all("#timeline tr", "rows => rows.length") == before + 3
+    # A request that carried a trace context: its event links to the trace id.
+    trace = "0af7651916cd43dd8448eb211c80319c"
+    [traced] = console.run(
+        _send(
+            console.up.url,
+            "counter",
+            "increment",
+            {"by": 1},
+            traceparent=f"00-{trace}-b7ad6b7169203331-01",
+        )
+    )
+    page.wait_for_selector(f"#timeline tr[data-seq='{traced['seq']}'] .trace[title='{trace}']")
+    page.wait_for_selector("text=following live: 4 new")
+    assert page.eval_on_selector_all("#timeline tr", "rows => rows.length") == before + 4
     # The refused request wrote no event: it shows among the outcomes, with the reason.
     outcome = page.wait_for_selector("#outcomes tr[data-wal]")
     assert "rejected" in outcome.inner_text()
