@@ -20,11 +20,7 @@ IMPORT_NAMES = {
     "nats-py": "nats",
     "sqlite-vec": "sqlite_vec",
     "o-bus": "o_bus",
-<<<<<<< HEAD
-    # OpenTelemetry distributions share one namespace package, opentelemetry.<part>
-=======
     # namespace packages: opentelemetry.proto, .trace, .sdk, .exporter.otlp...
->>>>>>> main
     "opentelemetry-proto": "opentelemetry",
     "opentelemetry-api": "opentelemetry",
     "opentelemetry-sdk": "opentelemetry",
