@@ -19,11 +19,11 @@ import nats.errors
 from nats.aio.client import Client
 
 from o_bus.agent.catalogue import Catalogue
-from o_bus.client import request_headers
 from o_bus.common.answers import until_answered
 from o_bus.common.children import ChildProcess
 from o_bus.common.connect import connect
 from o_bus.config import StorageConfig
+from o_bus.requests import request_headers
 from o_bus.runtime.registration import register_definitions
 from o_bus.server.cluster import LocalCluster
 from o_bus.server.embedded import EmbeddedServer

@@ -8,9 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from o_bus.cli.common import emit
-from o_bus.common.connect import connect
-from o_bus.common.urls import resolve_url
+from o_bus.cli.common import cli_connect, emit
+from o_bus.common.progress import Progress
 from o_bus.errors import ErrorCode, EvolutionNotFoundError, InvalidRequestError
 from o_bus.evolution.search.config import OPERATORS, SearchConfig, auto_workers
 from o_bus.evolution.search.lineage.projection import SearchProjection, project
@@ -91,30 +90,23 @@ def _config(args: argparse.Namespace, source: str, filename: str) -> SearchConfi
     )
 
 
-class _ProgressBar:
-    def __init__(self, total: int, quiet: bool) -> None:
-        self.total, self.quiet = total, quiet
+class _SearchProgress:
+    """Evaluations done of the budget, the generation and the best fitness so far."""
+
+    def __init__(self, total: int) -> None:
+        self.bar = Progress("search", total, unit="evaluations")
 
     def __call__(self, state: SearchProjection, planned: int) -> None:
-        if self.quiet:
-            return
         done = sum(1 for e in state.evaluations.values() if e.cached_from is None)
         best = state.best()
-        width = 30
-        filled = min(width, int(width * done / max(1, self.total)))
-        sys.stderr.write(
-            f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} evaluations, "
-            f"generation {state.closed_generation + 1}, best {best[1]:.4f}"
-            if best
-            else "\r..."
-        )
-        sys.stderr.flush()
+        detail = f"generation {state.closed_generation + 1}"
+        self.bar(done, f"{detail}, best {best[1]:.4f}" if best else detail)
 
 
 async def cmd_search_action(args: argparse.Namespace) -> int:
     from o_bus.evolution.search.engine import run_search
 
-    async with connect(resolve_url(args.nats), "o-bus-evolve") as (nc, js):
+    async with cli_connect(args, "o-bus-evolve") as (nc, js):
         lineage = LineageStream(js, args.agent)
         if args.action == "search":
             source, filename = await starting_source(js, args.agent, args.source)
@@ -124,9 +116,11 @@ async def cmd_search_action(args: argparse.Namespace) -> int:
             total = config.max_evals or (
                 1 + config.generations * config.population * config.islands
             )
-            result = await run_search(nc, js, config, progress=_ProgressBar(total, args.json))
-            if not args.json:
-                sys.stderr.write("\n")
+            progress = _SearchProgress(total)
+            try:
+                result = await run_search(nc, js, config, progress=progress)
+            finally:
+                progress.bar.close()
             emit(result.model_dump(mode="json"), args.json)
             return 0 if result.baseline_fitness is not None else 1
         search = args.search or await lineage.latest_search()

@@ -9,6 +9,8 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from o_bus.cli.common import add_connection_arguments
+from o_bus.cli.parsers import show_defaults, subcommands
 from o_bus.common.event_loop import run
 from o_bus.common.urls import DEFAULT_DATA_DIR
 from o_bus.console.options import DEFAULT_CONSOLE_PORT, add_console_arguments
@@ -39,11 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument(
-            "--nats",
-            help="NATS URL(s), comma-separated (default: $O_BUS_NATS_URL, "
-            "then the URL of a local `o-bus up`, then nats://127.0.0.1:4222)",
-        )
+        add_connection_arguments(p)
         p.add_argument("--json", action="store_true", help="one-line JSON output for scripts")
         return p
 
@@ -155,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("--reason", default="", help="why (recorded with the action)")
 
     console = sub.add_parser("console", help="serve the web console for a running platform")
+    add_connection_arguments(console)
     add_console_arguments(console)
 
     send = common(sub.add_parser("send", help="send a command and print the reply"))
@@ -163,7 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("data", nargs="?", help="command data as JSON")
     send.add_argument("--id", help="request id (idempotency key); re-send to get the same reply")
     send.add_argument("--msgpack", action="store_true", help="send and receive msgpack")
-    send.add_argument("--timeout", type=float, default=5.0)
+    send.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a reply")
+    send.add_argument(
+        "--retries",
+        type=_positive,
+        default=2,
+        help="re-sends with the same id after a timeout (applied at most once)",
+    )
 
     qry = common(sub.add_parser("query", help="ask a read-only query (not through the WAL)"))
     qry.add_argument("agent")
@@ -234,7 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="run the benchmark (prints figures beside raw floors)")
     bench.add_argument("rest", nargs=argparse.REMAINDER)
-    return parser
+
+    completion = sub.add_parser("completion", help="print a shell completion script")
+    completion.add_argument("shell", choices=["bash", "zsh"])
+    return show_defaults(parser)
 
 
 def _async_command(name: str) -> Callable[[argparse.Namespace], Coroutine[Any, Any, int]]:
@@ -288,7 +296,15 @@ def main(argv: list[str] | None = None) -> int:
         from o_bus.cli.self_improve import main as self_improve_main
 
         return self_improve_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "completion":
+        from o_bus.cli.completion import completion_script
+        from o_bus.cli.self_improve import build_parser as self_improve_parser
+
+        extra = [name for name, _ in subcommands(self_improve_parser())]
+        sys.stdout.write(completion_script(parser, args.shell, {"evolve": extra}))
+        return 0
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -300,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return cmd_up(args)
         if args.command == "console":
-            from o_bus.console.server import cmd_console
+            from o_bus.cli.console import cmd_console
 
             return run(cmd_console(args))
         if args.command == "cluster":
