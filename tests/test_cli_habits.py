@@ -26,7 +26,7 @@ from o_bus.evolution.records import DiffRecord
 from o_bus.store import layout
 
 # Commands that run services or parse their own options: no result to print as JSON.
-NOT_PRINTING = {"up", "run", "cluster", "bench", "completion"}
+NOT_PRINTING = {"up", "run", "cluster", "bench", "completion", "console"}  # servers and tools
 
 
 @pytest.fixture
