@@ -23,6 +23,7 @@ __all__ = [
     "NotFoundError",
     "OBusError",
     "OverloadedError",
+    "RequestTimeoutError",
     "SnapshotError",
     "StorageError",
     "UntrustedCodeError",
@@ -134,6 +135,15 @@ class OverloadedError(OBusError):
     request was not accepted and nothing was stored. Re-send it later with the same id."""
 
     code = ErrorCode.OVERLOADED
+
+
+class RequestTimeoutError(AgentUnavailableError):
+    """No reply came in time. The request may still be processed: sending it again with the
+    same request id (``ce-id``) returns its outcome and never applies it twice."""
+
+    def __init__(self, message: str, *, request_id: str | None = None) -> None:
+        super().__init__(message, details={"request_id": request_id} if request_id else None)
+        self.request_id = request_id
 
 
 class SnapshotError(OBusError):

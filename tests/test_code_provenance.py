@@ -1,8 +1,8 @@
-"""Code provenance with a real nats-server: a deployed version is signed and loads; a forged
-object and record (unsigned), a record whose signature belongs to other code, and one signed
-by a key nobody trusts are refused; a route naming a forged version is refused by the live
-agent, recorded with the reason, and live keeps serving its own code; deploying the file for
-real signs its record."""
+"""Code provenance with a real nats-server: a deployed version is signed and loads; a signed
+version whose object was replaced, a forged object and record (unsigned), a record whose
+signature belongs to other code, and one signed by a key nobody trusts are refused; a route
+naming a forged version is refused by the live agent, recorded with the reason, and live
+keeps serving its own code; deploying the file for real signs its record."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from support import eventually
 
-from o_bus.errors import UntrustedCodeError
+from o_bus.errors import StorageError, UntrustedCodeError
 from o_bus.evolution.code_store import CodeStore, CodeVersion, default_cache_dir, digest_of
 from o_bus.evolution.provenance import CodeSigner, trusted_keys
 from o_bus.evolution.routes import Route, RouteRefused, RouteStore
@@ -72,6 +72,14 @@ async def test_only_versions_signed_by_a_trusted_key_load_and_route(
             with pytest.raises(UntrustedCodeError) as refused:
                 await store.load("scorer", digest)
             assert reason in refused.value.message, refused.value.message
+
+        # A signed version whose stored object is replaced: the content no longer matches the
+        # signed digest, so it is refused before anything is imported.
+        swapped = await deploy_source(platform.js, tmp_path, "swapped", scorer_source("1.1.1"))
+        await (await ensure_code_store(platform.js)).put(swapped.hex, evil.encode())
+        fresh = CodeStore(platform.js, tmp_path / "fresh-cache")
+        with pytest.raises(StorageError, match="holds different content"):
+            await fresh.load("scorer", swapped.digest)
 
         refusals: list[RouteRefused] = []
 

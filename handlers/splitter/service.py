@@ -97,7 +97,9 @@ class Splitter:
         await self.routes.follow(Registry(self.js))
         self._progress = await follow_progress(self.nc, self.admission.processed)
         self._worker = asyncio.create_task(self._serve(), name="splitter-intake")
-        self.refusals.on_slow_consumer(self.nc, lambda: self._sub, _READ_QUEUE)
+        self.refusals.on_slow_consumer(
+            self.nc, lambda: self._sub, _READ_QUEUE, on_trouble=self.routes.refollow_soon
+        )
         self._sub = await self.nc.subscribe(
             layout.REQUEST_WILDCARD,
             queue=QUEUE_GROUP,

@@ -7,9 +7,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from o_bus.cli.common import emit
-from o_bus.common.connect import connect
-from o_bus.common.urls import resolve_url
+from o_bus.cli.common import cli_connect, emit
 from o_bus.supervision.records import SupervisionPolicy
 
 __all__ = ["add_parsers", "cmd_agent", "cmd_place"]
@@ -42,7 +40,7 @@ async def cmd_agent(args: argparse.Namespace) -> int:
     from o_bus.evolution.deploy import default_deployer
     from o_bus.platform.agents import add_agent, remove_agent
 
-    async with connect(resolve_url(args.nats), "o-bus-agent-cli") as (_, js):
+    async with cli_connect(args, "o-bus-agent-cli") as (_, js):
         if args.action == "remove":
             await remove_agent(js, args.target)
             emit({"removed": args.target}, args.json)
@@ -68,7 +66,7 @@ async def cmd_place(args: argparse.Namespace) -> int:
     from o_bus.store.registry import Registry
 
     host = None if args.host == "default" else args.host
-    async with connect(resolve_url(args.nats), "o-bus-place") as (_, js):
+    async with cli_connect(args, "o-bus-place") as (_, js):
         await Registry(js).get(args.agent)  # NotFoundError for an unknown agent
         await PlacementStore(js).place(
             args.agent, host, standby_on=tuple(args.standby_on), by=default_deployer()

@@ -6,9 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from o_bus.cli.common import emit
-from o_bus.common.connect import connect
-from o_bus.common.urls import resolve_url
+from o_bus.cli.common import cli_connect, emit
 from o_bus.evolution.code_store import CodeStore, default_cache_dir
 from o_bus.evolution.deploy import default_deployer, deploy
 
@@ -16,7 +14,7 @@ __all__ = ["cmd_deploy", "cmd_versions"]
 
 
 async def cmd_deploy(args: argparse.Namespace) -> int:
-    async with connect(resolve_url(args.nats), "o-bus-cli") as (_, js):
+    async with cli_connect(args, "o-bus-cli") as (_, js):
         version = await deploy(
             js,
             args.agent,
@@ -31,7 +29,7 @@ async def cmd_deploy(args: argparse.Namespace) -> int:
 
 
 async def cmd_versions(args: argparse.Namespace) -> int:
-    async with connect(resolve_url(args.nats), "o-bus-cli") as (_, js):
+    async with cli_connect(args, "o-bus-cli") as (_, js):
         versions = await CodeStore(js, default_cache_dir()).list(args.agent)
     if args.json:
         emit([v.model_dump() for v in versions], True)

@@ -12,16 +12,15 @@ from typing import Any
 import nats.errors
 from pydantic_core import from_json
 
-from o_bus.cli.common import emit
+from o_bus.cli.common import cli_connect, emit
 from o_bus.cli.evolve_search import SEARCH_ACTIONS, add_search_arguments, cmd_search_action
-from o_bus.common.connect import connect
-from o_bus.common.urls import resolve_url
 from o_bus.errors import ErrorCode, InvalidRequestError, NotFoundError
 from o_bus.evolution.code_store import CodeStore, default_cache_dir
 from o_bus.evolution.evolution_store import EvolutionStore
 from o_bus.evolution.plan import Evolution, EvolutionPlan
 from o_bus.evolution.routes import CanaryRoute, Route, RouteStore, ShadowRoute
 from o_bus.evolution.sandbox import MiB, SandboxLimits
+from o_bus.platform.operator_actions import abort_evolution
 from o_bus.store import layout
 from o_bus.store.event_records import utc_now
 from o_bus.store.registry import Registry
@@ -31,6 +30,28 @@ __all__ = ["add_parsers", "cmd_evolve", "cmd_route", "render_status"]
 
 def operator() -> str:
     return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+_PLAN_DEFAULTS = EvolutionPlan()
+# The gates of `evolve start`: option, EvolutionPlan field (its default and description are
+# the option's, so `--help` shows what the arbiter applies), type.
+_GATES: tuple[tuple[str, str, type], ...] = (
+    ("--min-requests", "min_requests", int),
+    ("--min-canary-requests", "min_canary_requests", int),
+    ("--min-stage-seconds", "min_stage_seconds", float),
+    ("--max-error-rate", "max_error_rate", float),
+    ("--alpha", "alpha", float),
+    ("--max-diff-rate", "max_diff_rate", float),
+    ("--max-p99-ratio", "max_p99_ratio", float),
+    ("--min-fitness-gain", "min_fitness_gain", float),
+    ("--max-fitness-requests", "max_fitness_requests", int),
+    ("--bake-seconds", "bake_seconds", float),
+)
+
+
+def _gate(field_name: str) -> dict[str, Any]:
+    field = EvolutionPlan.model_fields[field_name]
+    return {"default": field.default, "help": field.description or field_name.replace("_", " ")}
 
 
 def add_parsers(
@@ -54,29 +75,13 @@ def add_parsers(
     evolve.add_argument("action", choices=["start", "status", "abort", *SEARCH_ACTIONS])
     evolve.add_argument("agent")
     evolve.add_argument("version", nargs="?", help="`start`: the code version")
-    evolve.add_argument("--canary-steps", default="10,50", help="weights in percent; '' skips")
-    evolve.add_argument("--min-requests", type=int, default=50)
-    evolve.add_argument("--min-canary-requests", type=int, default=20)
-    evolve.add_argument("--min-stage-seconds", type=float, default=2.0)
     evolve.add_argument(
-        "--max-error-rate",
-        type=float,
-        default=0.01,
-        help="errors (crashes, invalid events, timeouts; not rejections) allowed above live's",
+        "--canary-steps",
+        default=",".join(str(w) for w in _PLAN_DEFAULTS.canary_steps),
+        help="canary weights in percent, in order; '' skips the canary",
     )
-    evolve.add_argument(
-        "--alpha", type=float, default=0.05, help="significance level of the rate tests"
-    )
-    evolve.add_argument("--max-diff-rate", type=float)
-    evolve.add_argument("--max-p99-ratio", type=float, default=1.5)
-    evolve.add_argument("--min-fitness-gain", type=float, default=0.0)
-    evolve.add_argument(
-        "--max-fitness-requests",
-        type=int,
-        default=1000,
-        help="compared requests after which a fitness gain still undecided is judged by its mean",
-    )
-    evolve.add_argument("--bake-seconds", type=float, default=3.0)
+    for option, field_name, kind in _GATES:
+        evolve.add_argument(option, type=kind, **_gate(field_name))
     evolve.add_argument("--ignore", action="append", default=[], help="path never compared")
     evolve.add_argument(
         "--shadow-sample", type=float, default=1.0, help="share of requests compared (0-1]"
@@ -88,8 +93,18 @@ def add_parsers(
         help="hard cap: share of a core the shadow may use (default 0: no cap; the shadow "
         "runs under SCHED_IDLE and uses only cores live leaves idle)",
     )
-    evolve.add_argument("--memory-mb", type=int, default=512, help="candidate memory limit")
-    evolve.add_argument("--timeout", type=float, default=2.0, help="hard wall-clock limit (s)")
+    evolve.add_argument(
+        "--memory-mb",
+        type=int,
+        default=_PLAN_DEFAULTS.limits.memory_bytes // MiB,
+        help="candidate memory limit (MiB)",
+    )
+    evolve.add_argument(
+        "--timeout",
+        type=float,
+        default=_PLAN_DEFAULTS.limits.wall_clock_seconds,
+        help="hard wall-clock limit per candidate call (s)",
+    )
     evolve.add_argument("--reason", default="", help="`abort`: why")
     add_search_arguments(evolve)
 
@@ -101,7 +116,7 @@ async def _resolve(code: CodeStore, agent: str, ref: str) -> str | None:
 
 
 async def cmd_route(args: argparse.Namespace) -> int:
-    async with connect(resolve_url(args.nats), "o-bus-cli") as (_, js):
+    async with cli_connect(args, "o-bus-cli") as (_, js):
         await Registry(js).get(args.agent)  # a clear error for an agent that does not exist
         routes = RouteStore(js)
         changing = args.live or args.shadow or args.remove_shadow or args.no_shadows
@@ -151,7 +166,7 @@ async def cmd_route(args: argparse.Namespace) -> int:
 async def cmd_evolve(args: argparse.Namespace) -> int:
     if args.action in SEARCH_ACTIONS:
         return await cmd_search_action(args)
-    async with connect(resolve_url(args.nats), "o-bus-cli") as (_, js):
+    async with cli_connect(args, "o-bus-cli") as (_, js):
         store = EvolutionStore(js)
         if args.action == "status":
             evolution, _ = await store.get(args.agent)
@@ -162,15 +177,7 @@ async def cmd_evolve(args: argparse.Namespace) -> int:
                 sys.stdout.write(render_status(status))
             return 0
         if args.action == "abort":
-            evolution, revision = await store.get(args.agent)
-            if not evolution.active:
-                raise InvalidRequestError(
-                    ErrorCode.MALFORMED_REQUEST,
-                    f"the evolution of {args.agent!r} is already {evolution.status}",
-                )
-            why = f"{operator()}: {args.reason or 'no reason given'}"
-            await store.save(evolution.model_copy(update={"abort_requested": why}), revision)
-            emit({"agent": args.agent, "abort_requested": why}, args.json)
+            emit(await abort_evolution(js, args.agent, operator(), args.reason), args.json)
             return 0
         if not args.version:
             raise InvalidRequestError(ErrorCode.MALFORMED_REQUEST, "`evolve start` needs VERSION")
@@ -215,14 +222,42 @@ def _plan(args: argparse.Namespace) -> EvolutionPlan:
 
 async def _status(js: Any, evolution: Evolution) -> dict[str, Any]:
     status = evolution.model_dump(mode="json")
-    try:
-        last = await js.get_msg(
-            layout.DIFF_STREAM, subject=layout.diff_subject(evolution.agent), direct=True
-        )
-        status["latest_diff"] = from_json(last.data)
-    except (nats.errors.Error, NotFoundError, ValueError):
-        status["latest_diff"] = None
+    status["latest_diff"] = await latest_diff(js, evolution.agent, evolution.version)
     return status
+
+
+DIFF_LOOKBACK = 1000
+"""How many diff records `evolve status` reads back, newest first, to find the current
+candidate's latest one (diffs of an earlier candidate or of another shadow may come after)."""
+
+
+async def latest_diff(js: Any, agent: str, version: str) -> dict[str, Any] | None:
+    """The newest diff of the candidate ``version`` of ``agent``, or None if there is none."""
+    subject = layout.diff_subject(agent)
+    try:
+        last = await js.get_msg(layout.DIFF_STREAM, subject=subject, direct=True)
+    except (nats.errors.Error, NotFoundError):
+        return None
+    msg, seq = last, last.seq or 0
+    for _ in range(DIFF_LOOKBACK):
+        if seq < 1:
+            return None
+        if seq != last.seq:
+            try:
+                msg = await js.get_msg(layout.DIFF_STREAM, seq=seq, direct=True)
+            except nats.errors.Error:  # deleted or aged out: older ones may remain
+                seq -= 1
+                continue
+        seq -= 1
+        if msg.subject != subject:
+            continue
+        try:
+            diff = from_json(msg.data)
+        except ValueError:
+            continue
+        if isinstance(diff, dict) and diff.get("version") == version:
+            return diff
+    return None
 
 
 _FIGURES = (

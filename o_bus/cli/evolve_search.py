@@ -8,13 +8,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from o_bus.cli.common import emit
-from o_bus.common.connect import connect
-from o_bus.common.urls import resolve_url
+from o_bus.cli.common import cli_connect, emit
+from o_bus.common.progress import Progress
 from o_bus.errors import ErrorCode, EvolutionNotFoundError, InvalidRequestError
 from o_bus.evolution.search.config import OPERATORS, SearchConfig, auto_workers
 from o_bus.evolution.search.lineage.projection import SearchProjection, project
 from o_bus.evolution.search.lineage.stream import LineageStream
+from o_bus.evolution.search.lineage.view import lineage_json
 from o_bus.evolution.search.starting import starting_source
 
 __all__ = ["SEARCH_ACTIONS", "add_search_arguments", "cmd_search_action", "render_archive"]
@@ -90,30 +90,23 @@ def _config(args: argparse.Namespace, source: str, filename: str) -> SearchConfi
     )
 
 
-class _ProgressBar:
-    def __init__(self, total: int, quiet: bool) -> None:
-        self.total, self.quiet = total, quiet
+class _SearchProgress:
+    """Evaluations done of the budget, the generation and the best fitness so far."""
+
+    def __init__(self, total: int) -> None:
+        self.bar = Progress("search", total, unit="evaluations")
 
     def __call__(self, state: SearchProjection, planned: int) -> None:
-        if self.quiet:
-            return
         done = sum(1 for e in state.evaluations.values() if e.cached_from is None)
         best = state.best()
-        width = 30
-        filled = min(width, int(width * done / max(1, self.total)))
-        sys.stderr.write(
-            f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} evaluations, "
-            f"generation {state.closed_generation + 1}, best {best[1]:.4f}"
-            if best
-            else "\r..."
-        )
-        sys.stderr.flush()
+        detail = f"generation {state.closed_generation + 1}"
+        self.bar(done, f"{detail}, best {best[1]:.4f}" if best else detail)
 
 
 async def cmd_search_action(args: argparse.Namespace) -> int:
     from o_bus.evolution.search.engine import run_search
 
-    async with connect(resolve_url(args.nats), "o-bus-evolve") as (nc, js):
+    async with cli_connect(args, "o-bus-evolve") as (nc, js):
         lineage = LineageStream(js, args.agent)
         if args.action == "search":
             source, filename = await starting_source(js, args.agent, args.source)
@@ -123,9 +116,11 @@ async def cmd_search_action(args: argparse.Namespace) -> int:
             total = config.max_evals or (
                 1 + config.generations * config.population * config.islands
             )
-            result = await run_search(nc, js, config, progress=_ProgressBar(total, args.json))
-            if not args.json:
-                sys.stderr.write("\n")
+            progress = _SearchProgress(total)
+            try:
+                result = await run_search(nc, js, config, progress=progress)
+            finally:
+                progress.bar.close()
             emit(result.model_dump(mode="json"), args.json)
             return 0 if result.baseline_fitness is not None else 1
         search = args.search or await lineage.latest_search()
@@ -134,7 +129,7 @@ async def cmd_search_action(args: argparse.Namespace) -> int:
         state = project(await lineage.read(search))
         if args.action == "lineage":
             if args.json:
-                emit(_lineage_json(search, state), True)
+                emit(lineage_json(search, state), True)
             else:
                 sys.stdout.write(render_lineage(search, state))
         else:
@@ -164,37 +159,6 @@ async def _red_first(js: Any, config: SearchConfig, budget: int) -> None:
         f"red: {report.evaluations} sequences, {len(report.findings)} finding(s)"
         + (f" ({found}), added to the regression set\n" if found else "\n")
     )
-
-
-def _lineage_json(search: str, state: SearchProjection) -> dict[str, Any]:
-    return {
-        "search": search,
-        "children": [
-            {
-                "child": c.child,
-                "parents": c.parents,
-                "operator": c.operator,
-                "detail": c.detail,
-                "island": c.island,
-                "generation": c.generation,
-                "genome": c.genome,
-                "digest": c.digest,
-                "outcome": (
-                    state.evaluations[c.child].outcome
-                    if c.child in state.evaluations
-                    else "discarded"
-                    if c.child in state.discarded
-                    else "pending"
-                ),
-                "fitness": state.fitness.get(c.child),
-                "reason": state.discarded.get(c.child)
-                or (state.evaluations[c.child].reason if c.child in state.evaluations else None),
-            }
-            for c in state.children.values()
-        ],
-        "best": state.best(),
-        "deployed": state.deployed.code_version if state.deployed else None,
-    }
 
 
 def render_lineage(search: str, state: SearchProjection) -> str:

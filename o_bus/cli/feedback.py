@@ -6,10 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from o_bus.cli.common import emit
-from o_bus.common.connect import connect
-from o_bus.common.urls import resolve_url
-from o_bus.evolution.feedback.client import send_feedback
+from o_bus.cli.common import client_for, emit
 
 __all__ = ["add_parser", "cmd_feedback"]
 
@@ -31,9 +28,8 @@ def add_parser(
 
 
 async def cmd_feedback(args: argparse.Namespace) -> int:
-    async with connect(resolve_url(args.nats), "o-bus-cli") as (nc, _):
-        reply = await send_feedback(
-            nc,
+    async with client_for(args) as bus:
+        reply = await bus.feedback(
             args.agent,
             args.request_id,
             args.score,
@@ -41,5 +37,5 @@ async def cmd_feedback(args: argparse.Namespace) -> int:
             by=args.by,
             timeout=args.timeout,
         )
-    emit(reply, args.json)
-    return 0 if reply.get("ok") else 1
+    emit(reply.as_wire(), args.json)
+    return 0 if reply.ok else 1

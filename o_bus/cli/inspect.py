@@ -7,26 +7,16 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-import nats.errors
 from pydantic_core import from_json, to_json
 
-from o_bus import client
-from o_bus.agent.catalogue import Catalogue
-from o_bus.cli.common import emit
-from o_bus.common.connect import connect
-from o_bus.common.urls import resolve_url
-from o_bus.errors import AgentUnavailableError, ErrorCode, InvalidRequestError
-from o_bus.evolution.live_code import route_definition, share_live_code
-from o_bus.handlers.supervisor.service import RESET_SUBJECT
+from o_bus.cli.common import cli_connect, client_for, emit, json_argument
+from o_bus.common.progress import Progress
+from o_bus.errors import ErrorCode, InvalidRequestError
+from o_bus.evolution.live_code import share_live_code
 from o_bus.replay.fork import fork
-from o_bus.replay.rebuild import rebuild
 from o_bus.replay.system_history import read_system_history
 from o_bus.store import layout
-from o_bus.store.event_log import StoredEvent
-from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.registry import Registry
-from o_bus.store.snapshots import SnapshotStore
-from o_bus.wire.codec import Encoding
 
 __all__ = [
     "cmd_agents",
@@ -37,11 +27,6 @@ __all__ = [
     "cmd_snapshot",
     "cmd_state",
 ]
-
-
-def _progress(count: int) -> None:
-    sys.stderr.write(f"\rreplayed {count:,} events")
-    sys.stderr.flush()
 
 
 def normalise_time(text: str) -> str:
@@ -58,72 +43,40 @@ def normalise_time(text: str) -> str:
 
 
 async def cmd_send(args: argparse.Namespace) -> int:
-    data: Any = from_json(args.data) if args.data else None
-    encoding = Encoding.MSGPACK if args.msgpack else Encoding.JSON
-    async with connect(resolve_url(args.nats), "o-bus-cli") as (nc, _):
-        reply = await client.send(
-            nc,
+    data = json_argument(args.data, "command data")
+    async with client_for(args) as bus:
+        reply = await bus.send(
             args.agent,
             args.cmd,
             data,
             request_id=args.id,
-            encoding=encoding,
             timeout=args.timeout,
+            retries=args.retries,
+            msgpack=args.msgpack,
         )
-    emit(reply, args.json)
-    return 0 if reply.get("ok") else 1
+    emit(reply.as_wire(), args.json)
+    return 0 if reply.ok else 1
 
 
 async def cmd_state(args: argparse.Namespace) -> int:
     at_time = normalise_time(args.at_time) if args.at_time else None
-    async with connect(resolve_url(args.nats), "o-bus-cli") as (nc, js):
-        record = await Registry(js).get(args.agent)
-        registered = Catalogue.discover(args.agents).get(record.definition)
-        definition, live = await route_definition(js, args.agent, registered)
-        rebuilt = await rebuild(
-            definition,
-            JetStreamEventLog(nc, js, args.agent),
-            SnapshotStore(js),
-            at_seq=args.at,
-            at_time=at_time,
-            progress=None if args.json else _progress,
-        )
-    if rebuilt.replayed >= 10_000 and not args.json:
-        sys.stderr.write("\n")
-    emit(
-        {
-            "agent": args.agent,
-            "definition": record.definition,
-            "code_version": definition.version,
-            "live": live,
-            "seq": rebuilt.position.seq,
-            "state": rebuilt.state.model_dump(mode="json"),
-            "from_snapshot": rebuilt.snapshot.seq if rebuilt.snapshot else None,
-            "replayed": rebuilt.replayed,
-        },
-        args.json,
-    )
+    progress = Progress("replaying", unit="events")
+    try:
+        async with client_for(args) as bus:
+            state = await bus.state(
+                args.agent,
+                at=args.at,
+                at_time=at_time,
+                definitions=args.agents or (),
+                progress=progress,
+            )
+    finally:
+        progress.close()
+    emit(state.model_dump(mode="json"), args.json)
     return 0
 
 
 async def cmd_history(args: argparse.Namespace) -> int:
-    first, last = args.from_seq or 1, args.to_seq
-
-    def show(event: StoredEvent) -> bool:
-        if event.seq < first:
-            return False
-        if last is not None and event.seq > last:
-            return True
-        if args.json:
-            sys.stdout.write(to_json(event.as_dict()).decode() + "\n")
-        else:
-            data = event.data.decode(errors="replace")
-            sys.stdout.write(
-                f"{event.seq:>8}  {event.time}  {event.type} v{event.version}  "
-                f"req={event.request_id}  {data}\n"
-            )
-        return last is not None and event.seq >= last
-
     def show_system(record: dict[str, Any]) -> None:
         if args.json:
             sys.stdout.write(to_json(record).decode() + "\n")
@@ -134,18 +87,32 @@ async def cmd_history(args: argparse.Namespace) -> int:
             f"{record.get('reason', '')}\n"
         )
 
-    async with connect(resolve_url(args.nats), "o-bus-cli") as (nc, js):
-        await Registry(js).get(args.agent)
+    async with client_for(args) as bus:
         if args.system:
-            await read_system_history(js, args.agent, show_system, follow=args.follow)
-        else:
-            await JetStreamEventLog(nc, js, args.agent).replay(show, follow=args.follow)
+            await Registry(bus.js).get(args.agent)
+            await read_system_history(bus.js, args.agent, show_system, follow=args.follow)
+            sys.stdout.flush()
+            return 0
+        events = await bus.events(
+            args.agent, from_seq=args.from_seq or 1, to_seq=args.to_seq, follow=args.follow
+        )
+        async for event in events:
+            if args.json:
+                sys.stdout.write(to_json(event.as_wire()).decode() + "\n")
+            else:
+                data = to_json(event.data).decode()
+                sys.stdout.write(
+                    f"{event.seq:>8}  {event.time}  {event.type} v{event.version}  "
+                    f"req={event.request_id}  {data}\n"
+                )
+            if args.follow:
+                sys.stdout.flush()
     sys.stdout.flush()
     return 0
 
 
 async def cmd_fork(args: argparse.Namespace) -> int:
-    async with connect(resolve_url(args.nats), "o-bus-cli") as (nc, js):
+    async with cli_connect(args) as (nc, js):
 
         async def same_code() -> None:
             await share_live_code(js, args.agent, args.into, args.at)
@@ -156,14 +123,14 @@ async def cmd_fork(args: argparse.Namespace) -> int:
 
 
 async def cmd_snapshot(args: argparse.Namespace) -> int:
-    async with connect(resolve_url(args.nats), "o-bus-cli") as (nc, _):
+    async with cli_connect(args) as (nc, _):
         msg = await nc.request(layout.control_subject(args.agent, "snapshot"), b"", timeout=30)
     emit(from_json(msg.data), args.json)
     return 0
 
 
 async def cmd_agents(args: argparse.Namespace) -> int:
-    async with connect(resolve_url(args.nats), "o-bus-cli") as (nc, js):
+    async with cli_connect(args) as (nc, js):
         records = await Registry(js).all()
         rows = []
         for record in records:
@@ -176,17 +143,38 @@ async def cmd_agents(args: argparse.Namespace) -> int:
             except Exception:  # no worker answering is a normal answer here
                 row["status"] = None
             rows.append(row)
-    emit(rows, args.json)
+    if args.json:
+        emit(rows, True)
+        return 0
+    if not rows:
+        sys.stdout.write("no agents are registered\n")
+        return 0
+    sys.stdout.write(
+        f"{'AGENT':<20} {'DEFINITION':<16} {'STATE':<12} {'SEQ':>8} {'CODE':<12} REQUESTS\n"
+    )
+    for row in rows:
+        sys.stdout.write(agent_line(row) + "\n")
     return 0
+
+
+def agent_line(row: dict[str, Any]) -> str:
+    """One line of `o-bus agents`: name, definition, lifecycle, last seq, code, requests."""
+    status = row.get("status") or {}
+    origin = row.get("forked_from") or {}
+    forked = f"  forked from {origin.get('agent')}@{origin.get('seq')}" if origin else ""
+    return (
+        f"{row['name']:<20} {row['definition']:<16} {status.get('lifecycle', 'not running'):<12} "
+        f"{status.get('seq', ''):>8} {status.get('code_version', ''):<12} "
+        f"{status.get('requests', '')}{forked}"
+    )
 
 
 async def cmd_reset(args: argparse.Namespace) -> int:
     """Ask the supervisor to restart an agent it escalated (after the cause is fixed)."""
-    async with connect(resolve_url(args.nats), "o-bus-cli") as (nc, _):
-        try:
-            msg = await nc.request(RESET_SUBJECT, args.agent.encode(), timeout=5)
-        except nats.errors.Error as err:
-            raise AgentUnavailableError("no supervisor answered: is `o-bus up` running?") from err
-    reply = from_json(msg.data)
+    from o_bus.evolution.deploy import default_deployer
+    from o_bus.platform.operator_actions import reset_agent
+
+    async with cli_connect(args) as (nc, js):
+        reply = await reset_agent(nc, js, args.agent, default_deployer(), args.reason)
     emit(reply, args.json)
     return 0 if reply.get("ok") else 1

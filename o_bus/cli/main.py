@@ -10,8 +10,11 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from o_bus.cli.common import add_connection_arguments
+from o_bus.cli.parsers import show_defaults, subcommands
 from o_bus.common.event_loop import run
 from o_bus.common.urls import DEFAULT_DATA_DIR
+from o_bus.console.options import DEFAULT_CONSOLE_PORT, add_console_arguments
 from o_bus.errors import OBusError
 
 __all__ = ["build_parser", "main"]
@@ -39,11 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument(
-            "--nats",
-            help="NATS URL(s), comma-separated (default: $O_BUS_NATS_URL, "
-            "then the URL of a local `o-bus up`, then nats://127.0.0.1:4222)",
-        )
+        add_connection_arguments(p)
         p.add_argument("--json", action="store_true", help="one-line JSON output for scripts")
         p.add_argument(
             "--creds",
@@ -77,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--standby", action="store_true", help="give every agent a warm standby process"
     )
     up.add_argument(
-        "--metrics-port", type=int, default=9464, help="health monitor HTTP port (0: any free)"
+        "--metrics-port",
+        default="9464",
+        help="health monitor HTTP port, or HOST:PORT (default: 9464; 0: any free)",
     )
     up.add_argument(
         "--tls",
@@ -102,6 +103,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="no credentials: anyone who reaches the port may do anything (benchmarks only)",
     )
     up.add_argument(
+        "--metrics-host",
+        default=None,
+        help="health monitor bind address (default: 127.0.0.1; 0.0.0.0 for other machines; "
+        "off loopback, /metrics needs a console token)",
+    )
+    up.add_argument(
+        "--console-host", default="127.0.0.1", help="web console bind address (default: 127.0.0.1)"
+    )
+    up.add_argument(
+        "--console-port",
+        type=int,
+        default=DEFAULT_CONSOLE_PORT,
+        help=f"web console port (default: {DEFAULT_CONSOLE_PORT}; 0: any free)",
+    )
+    up.add_argument("--no-console", action="store_true", help="do not serve the web console")
+    up.add_argument(
         "--otlp",
         metavar="URL",
         help="export traces over OTLP/HTTP to this collector, e.g. http://127.0.0.1:4318 "
@@ -121,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
             "arbiter",
             "feedback",
             "triggers",
+            "console",
         ],
     )
     svc.add_argument("name", nargs="?", help="the agent, for `run agent`")
@@ -136,8 +154,24 @@ def build_parser() -> argparse.ArgumentParser:
     svc.add_argument(
         "--name", dest="host_name", help="`run host`: this host's name (agents placed on it)"
     )
-    svc.add_argument("--host", default="127.0.0.1", help="`run health`: HTTP bind address")
-    svc.add_argument("--port", type=int, default=9464, help="`run health`: HTTP port")
+    svc.add_argument(
+        "--host", default="127.0.0.1", help="`run health`/`console`: HTTP bind address"
+    )
+    svc.add_argument("--port", type=int, default=9464, help="`run health`/`console`: HTTP port")
+    svc.add_argument(
+        "--metrics-auth",
+        choices=["auto", "token", "none"],
+        default="auto",
+        help="`run health`: ask for a console token on /metrics and /health (auto: when not "
+        "bound to loopback)",
+    )
+    svc.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="`run health`/`console`: where the console tokens are (default: $O_BUS_DATA_DIR "
+        "or .o-bus)",
+    )
     svc.add_argument("--publish-interval", type=float, default=1.0)
 
     ps = common(sub.add_parser("ps", help="agent processes: pid, role, state, restarts"))
@@ -145,6 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     reset = common(sub.add_parser("reset", help="restart an agent the supervisor gave up on"))
     reset.add_argument("agent")
+    reset.add_argument("--reason", default="", help="why (recorded with the action)")
+
+    console = sub.add_parser("console", help="serve the web console for a running platform")
+    add_connection_arguments(console)
+    add_console_arguments(console)
 
     send = common(sub.add_parser("send", help="send a command and print the reply"))
     send.add_argument("agent")
@@ -152,7 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("data", nargs="?", help="command data as JSON")
     send.add_argument("--id", help="request id (idempotency key); re-send to get the same reply")
     send.add_argument("--msgpack", action="store_true", help="send and receive msgpack")
-    send.add_argument("--timeout", type=float, default=5.0)
+    send.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for a reply")
+    send.add_argument(
+        "--retries",
+        type=_positive,
+        default=2,
+        help="re-sends with the same id after a timeout (applied at most once)",
+    )
 
     qry = common(sub.add_parser("query", help="ask a read-only query (not through the WAL)"))
     qry.add_argument("agent")
@@ -208,6 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     from o_bus.cli.evolve import add_parsers as add_evolution_parsers
 
     add_agent_parsers(sub, common)
+    from o_bus.cli.operate import add_parsers as add_operate_parsers
+
+    add_operate_parsers(sub, common)
     from o_bus.cli.cluster import add_parser as add_cluster_parser
 
     add_cluster_parser(sub)
@@ -220,7 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="run the benchmark (prints figures beside raw floors)")
     bench.add_argument("rest", nargs=argparse.REMAINDER)
-    return parser
+
+    completion = sub.add_parser("completion", help="print a shell completion script")
+    completion.add_argument("shell", choices=["bash", "zsh"])
+    return show_defaults(parser)
 
 
 def _async_command(name: str) -> Callable[[argparse.Namespace], Coroutine[Any, Any, int]]:
@@ -248,6 +299,10 @@ def _async_command(name: str) -> Callable[[argparse.Namespace], Coroutine[Any, A
         from o_bus.cli.feedback import cmd_feedback
 
         return cmd_feedback
+    if name in ("pause", "resume", "restart"):
+        from o_bus.cli.operate import cmd_operate
+
+        return cmd_operate
     if name == "query":
         from o_bus.cli.query import cmd_query
 
@@ -279,7 +334,15 @@ def main(argv: list[str] | None = None) -> int:
 
         _adopt_identity(argparse.Namespace(creds=None))
         return self_improve_main(argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "completion":
+        from o_bus.cli.completion import completion_script
+        from o_bus.cli.self_improve import build_parser as self_improve_parser
+
+        extra = [name for name, _ in subcommands(self_improve_parser())]
+        sys.stdout.write(completion_script(parser, args.shell, {"evolve": extra}))
+        return 0
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -290,6 +353,10 @@ def main(argv: list[str] | None = None) -> int:
             from o_bus.cli.up import cmd_up
 
             return cmd_up(args)
+        if args.command == "console":
+            from o_bus.cli.console import cmd_console
+
+            return run(cmd_console(args))
         if args.command == "cluster":
             from o_bus.cli.cluster import cmd_cluster
 

@@ -23,9 +23,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError, NoKeysError
 from pydantic import ValidationError
 
-from o_bus.cli.common import emit
-from o_bus.common.connect import connect
-from o_bus.common.urls import resolve_url
+from o_bus.cli.common import cli_connect, emit
 from o_bus.errors import OBusError
 from o_bus.runtime.heartbeat import Heartbeat
 from o_bus.store import layout
@@ -43,7 +41,7 @@ _ROLE_ORDER = {"active": 0, "standby": 1, "starting": 2}
 async def cmd_ps(args: argparse.Namespace) -> int:
     sample = getattr(args, "sample", None)
     sample = DEFAULT_SAMPLE_SECONDS if sample is None else max(0.0, float(sample))
-    async with connect(resolve_url(args.nats), "o-bus-ps") as (nc, js):
+    async with cli_connect(args, "o-bus-ps") as (nc, js):
         agents = await collect(nc, js, sample=sample)
     if args.json:
         emit(agents, True)

@@ -30,13 +30,13 @@ import o_bus
 from o_bus.agent.catalogue import Catalogue, find_definition, import_file
 from o_bus.agent.definition import AgentDefinition
 from o_bus.agent.lifecycle import LifecycleState
-from o_bus.client import send
 from o_bus.common.connect import connect
 from o_bus.config import RuntimeConfig, StorageConfig
 from o_bus.errors import ConfigurationError, OBusError
 from o_bus.memory.projection import DATA_DIR_ENV
 from o_bus.replay.golden_traffic import REFERENCE_TRAFFIC, Traffic
 from o_bus.replay.history_file import RecordedHistory
+from o_bus.requests import send
 from o_bus.runtime.host import AgentHost
 from o_bus.server.embedded import EmbeddedServer
 from o_bus.store import layout

@@ -9,9 +9,9 @@ import sys
 import time
 from typing import Any
 
-from o_bus.cli.common import emit
+from o_bus.cli.common import add_connection_arguments, cli_connect, emit
+from o_bus.cli.parsers import show_defaults
 from o_bus.common.event_loop import run
-from o_bus.common.urls import resolve_url
 from o_bus.errors import OBusError
 
 __all__ = ["build_parser", "main"]
@@ -57,9 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     trig.add_argument("agent")
     trig.add_argument("--reason", default="", help="why (recorded)")
     for p in (red, trig):
-        p.add_argument("--nats")
+        add_connection_arguments(p)
         p.add_argument("--json", action="store_true", help="one-line JSON output")
-    return parser
+    return show_defaults(parser)
 
 
 def operator() -> str:
@@ -100,7 +100,6 @@ def _print_red(report: dict[str, Any], recorded: list[int]) -> None:
 
 async def cmd_red(args: argparse.Namespace) -> int:
     from o_bus.agent.catalogue import load_definition
-    from o_bus.common.connect import connect
     from o_bus.evolution.adversarial.red import RedConfig, red_search
     from o_bus.evolution.adversarial.regression_log import RegressionLog
 
@@ -119,7 +118,7 @@ async def cmd_red(args: argparse.Namespace) -> int:
             load_definition(args.definition), config, reference=reference, version="offline"
         )
     else:
-        async with connect(resolve_url(args.nats), "o-bus-cli") as (_, js):
+        async with cli_connect(args, "o-bus-cli") as (_, js):
             definition, version = await _red_definition(args, js)
             report = await red_search(definition, config, reference=reference, version=version)
             if not args.no_record:
@@ -134,13 +133,12 @@ async def cmd_red(args: argparse.Namespace) -> int:
 
 
 async def cmd_triggers(args: argparse.Namespace) -> int:
-    from o_bus.common.connect import connect
     from o_bus.evolution.triggers.records import TriggerLog, TriggerRecord
     from o_bus.store import layout
     from o_bus.store.event_records import utc_now
 
     layout.validate_agent_name(args.agent)
-    async with connect(resolve_url(args.nats), "o-bus-cli") as (_, js):
+    async with cli_connect(args, "o-bus-cli") as (_, js):
         trigger_log = TriggerLog(js)
         if args.operation != "status":
             kind = "paused" if args.operation == "pause" else "resumed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -11,7 +12,6 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import nats
 import nats.errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -155,22 +155,58 @@ async def connect(
     *,
     timeout: float = 5.0,
     options: ConnectOptions | None = None,
+    wait_for_server: bool = True,
 ) -> AsyncIterator[tuple[Client, JetStreamContext]]:
-    """A NATS connection and JetStream context; drained on exit."""
+    """A NATS connection and JetStream context; drained on exit.
+
+    A service waits for its server as long as it takes (``wait_for_server``); a command or a
+    client program gives up once every server of ``url`` refused twice or ``timeout``
+    passed, with a ``StorageError`` that says so. Once connected, both reconnect forever."""
+    servers = url.split(",") if "," in url else [url]
+    refused = 0
+    gave_up = asyncio.Event()
 
     async def on_error(err: Exception) -> None:
-        log.warning("%s: NATS error: %s", name, err)
+        nonlocal refused
+        if nc.is_connected or wait_for_server:
+            log.warning("%s: NATS error: %s", name, err)
+            return
+        refused += 1
+        if refused >= 2 * len(servers):
+            gave_up.set()
 
+    settings: dict[str, Any] = {
+        "name": name,
+        "connect_timeout": timeout,  # nats-py annotates int; it takes seconds as a float
+        "max_reconnect_attempts": -1,
+        "reconnect_time_wait": 0.25,
+        "error_cb": on_error,
+        **(options or ConnectOptions.from_env()).nats_kwargs(),
+    }
+    nc = Client()
+    connecting = asyncio.ensure_future(nc.connect(servers, **settings))
     try:
-        nc = await nats.connect(
-            url.split(",") if "," in url else url,
-            name=name,
-            connect_timeout=timeout,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.25,
-            error_cb=on_error,
-            **(options or ConnectOptions.from_env()).nats_kwargs(),
-        )
+        if wait_for_server:
+            await connecting
+        else:
+            waiting = asyncio.ensure_future(gave_up.wait())
+            try:
+                await asyncio.wait(
+                    (connecting, waiting), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                waiting.cancel()
+            if not connecting.done():
+                connecting.cancel()
+                with contextlib.suppress(BaseException):
+                    await connecting
+                with contextlib.suppress(Exception):
+                    await nc.close()
+                raise StorageError(
+                    f"cannot connect to NATS at {url}: no server answered "
+                    "(is `o-bus up` running? --nats or $O_BUS_NATS_URL name another)"
+                )
+            connecting.result()
     except (nats.errors.Error, OSError, ssl.SSLError, ValueError) as err:
         raise StorageError(f"cannot connect to NATS at {url}: {err}") from err
     try:

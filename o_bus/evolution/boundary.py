@@ -132,6 +132,8 @@ def default_read_paths() -> list[str]:
     """The interpreter, its standard library, the installed packages and system libraries."""
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     paths |= {str(Path(sys.executable).resolve().parent), *_package_paths()}
+    # installed packages on sys.path beyond the prefixes (PYTHONPATH, .pth files)
+    paths |= {p for p in sys.path if p.endswith(("site-packages", "dist-packages"))}
     return sorted(paths) + list(_SYSTEM_READ)
 
 

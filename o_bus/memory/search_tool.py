@@ -11,9 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from o_bus.client import query
 from o_bus.errors import AgentUnavailableError, ErrorCode
 from o_bus.memory import MAX_K, MAX_TEXT, Hit
+from o_bus.requests import query
 from o_bus.tools.spec import Tool, ToolContext, ToolFailure
 
 __all__ = ["MemorySearch", "MemorySearchResult", "memory_search_tool"]

@@ -28,9 +28,9 @@ from pydantic import ValidationError
 from pydantic_core import to_json
 
 from o_bus.agent.tool_binding import AgentTools
-from o_bus.client import send
 from o_bus.config import RuntimeConfig
 from o_bus.errors import AgentUnavailableError, ErrorCode
+from o_bus.requests import send
 from o_bus.store import layout
 from o_bus.tools.executor import Execution, ToolExecutor, _error
 from o_bus.tools.records import (

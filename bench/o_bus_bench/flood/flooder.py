@@ -13,8 +13,8 @@ import json
 import sys
 import time
 
-from o_bus.client import request_headers
 from o_bus.common.connect import connect
+from o_bus.requests import request_headers
 from o_bus.store import layout
 from o_bus.wire.codec import Encoding
 

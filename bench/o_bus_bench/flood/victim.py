@@ -14,8 +14,8 @@ from typing import Any
 import nats.errors
 from nats.aio.client import Client
 
-from o_bus.client import request_headers
 from o_bus.errors import ErrorCode
+from o_bus.requests import request_headers
 from o_bus.wire.codec import Encoding
 from o_bus_bench.stats import percentile
 

@@ -15,11 +15,11 @@ from typing import Any, Final, Self
 from nats.aio.client import Client
 
 from o_bus.agent.catalogue import Catalogue
-from o_bus.client import query
 from o_bus.common.answers import until_answered
 from o_bus.common.connect import connect
 from o_bus.errors import OBusError
 from o_bus.memory.projection import MEMORY_DIR_ENV
+from o_bus.requests import query
 from o_bus.runtime.registration import register_definitions
 from o_bus.server.embedded import EmbeddedServer
 from o_bus.store import layout

@@ -17,8 +17,8 @@ from typing import Final
 import nats.errors
 from nats.aio.client import Client
 
-from o_bus.client import request_headers
 from o_bus.errors import ErrorCode
+from o_bus.requests import request_headers
 from o_bus.wire.codec import Encoding
 from o_bus_bench.load import BODY
 from o_bus_bench.stack import PROJECT_SUBJECT

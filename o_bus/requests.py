@@ -1,6 +1,8 @@
-"""A small client for sending requests to agents (what `o-bus send` uses).
+"""Requests to agents over one NATS connection: commands (``send``) and queries (``query``).
 
-Any NATS client in any language can do the same: see README, "Wire contract".
+The low-level calls that runtime code (tool runners, the memory search tool) and the
+:class:`o_bus.Client` share. Any NATS client in any language can do the same: see README,
+"Wire contract".
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any
 import nats.errors
 from nats.aio.client import Client
 
-from o_bus.errors import AgentUnavailableError
+from o_bus.errors import AgentUnavailableError, RequestTimeoutError
 from o_bus.store import layout
 from o_bus.wire.attributes import MAX_SOURCE_LENGTH, check_text
 from o_bus.wire.cloudevents import MAX_ID_LENGTH, SPECVERSION
@@ -56,10 +58,11 @@ async def send(
 ) -> dict[str, Any]:
     """Send one command and return the decoded reply (``ok`` true or false).
 
-    An id or source with surrounding whitespace or a control character raises
-    ``InvalidRequestError`` before anything is sent: NATS clients trim header values, so it
-    would otherwise reach the bus as another id. ``traceparent`` (and ``tracestate``): the
-    W3C trace context the request continues."""
+    Raises :class:`RequestTimeoutError` when no reply came within ``timeout``. An id or
+    source with surrounding whitespace or a control character raises ``InvalidRequestError``
+    before anything is sent: NATS clients trim header values, so it would otherwise reach the
+    bus as another id. ``traceparent`` (and ``tracestate``): the W3C trace context the request
+    continues."""
     request_id = request_id or uuid.uuid4().hex
     check_text("id", request_id, MAX_ID_LENGTH)
     check_text("source", source, MAX_SOURCE_LENGTH)
@@ -76,9 +79,10 @@ async def send(
     except nats.errors.NoRespondersError as err:
         raise AgentUnavailableError("no splitter is running: is `o-bus up` running?") from err
     except nats.errors.TimeoutError as err:
-        raise AgentUnavailableError(
+        raise RequestTimeoutError(
             f"no reply from {agent!r} within {timeout}s; the request (id {request_id}) may still "
-            "be processed: re-send it with the same --id to get its outcome"
+            "be processed: re-send it with the same --id to get its outcome",
+            request_id=request_id,
         ) from err
     reply = decode(msg.data, Encoding.MSGPACK if encoding is Encoding.MSGPACK else Encoding.JSON)
     if not isinstance(reply, dict):
@@ -108,7 +112,7 @@ async def query(
             f"no process of {agent!r} answers queries: is it running, and does it have any?"
         ) from err
     except nats.errors.TimeoutError as err:
-        raise AgentUnavailableError(f"no answer from {agent!r} within {timeout + 1.0}s") from err
+        raise RequestTimeoutError(f"no answer from {agent!r} within {timeout + 1.0}s") from err
     reply = decode(msg.data, Encoding.JSON)
     if not isinstance(reply, dict):
         raise AgentUnavailableError(f"unexpected reply: {reply!r}")

@@ -1,0 +1,1 @@
+"""Bindings of O to other frameworks, each an optional extra (``o-bus[faststream]``)."""
