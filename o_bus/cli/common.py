@@ -73,13 +73,21 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def connect_options(args: argparse.Namespace) -> ConnectOptions:
+    """The options given on the command line, else the identity and TLS files of the
+    environment (``--creds``, ``$O_BUS_CREDS``, or the data dir of a local `o-bus up`)."""
+    env = ConnectOptions.from_env()
+    nkey = getattr(args, "nkey", None)
+    user = getattr(args, "user", None)
+    explicit_identity = nkey is not None or user is not None
     return ConnectOptions(
-        nkey_seed_file=getattr(args, "nkey", None),
-        user=getattr(args, "user", None),
-        password=os.environ.get(PASSWORD_ENV) if getattr(args, "user", None) else None,
-        tls_ca_file=getattr(args, "tls_ca", None),
-        tls_cert_file=getattr(args, "tls_cert", None),
-        tls_key_file=getattr(args, "tls_key", None),
+        nkey_seed_file=nkey if explicit_identity else env.nkey_seed_file,
+        nkey_seed=None if explicit_identity else env.nkey_seed,
+        user=user,
+        password=os.environ.get(PASSWORD_ENV) if user else None,
+        tls_ca_file=getattr(args, "tls_ca", None) or env.tls_ca_file,
+        tls_ca_pem=None if getattr(args, "tls_ca", None) else env.tls_ca_pem,
+        tls_cert_file=getattr(args, "tls_cert", None) or env.tls_cert_file,
+        tls_key_file=getattr(args, "tls_key", None) or env.tls_key_file,
     )
 
 
