@@ -4,9 +4,19 @@ It hands out units of a resource up to ``LIMIT``. The invariant says what must a
 (``used <= LIMIT``); the handler's check lets one unit too many through, so a sequence that
 reserves exactly up to the limit and then one more breaks it. ``o-bus evolve red quota`` finds
 such a sequence; the fix is ``>`` against ``LIMIT`` instead of ``LIMIT + 1``.
+
+Its fitness is the share of requests it serves: a quota that refuses too much is worse, and
+a request that leaves the state breaking the invariant scores nothing. So a search of code
+mutations on its recorded traffic (``agents/quota_traffic.jsonl``) with red's findings as
+the regression set finds the fix::
+
+    o-bus evolve search quota --source agents/quota.py \
+        --dataset agents/quota_traffic.jsonl --operators ast --red 200 --seed 1
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from pydantic import Field
 
@@ -71,3 +81,8 @@ def apply_released(state: QuotaState, event: Released) -> QuotaState:
 @quota.invariant
 def within_limit(state: QuotaState) -> bool:
     return 0 <= state.used <= LIMIT
+
+
+@quota.fitness
+def served(state: QuotaState, cmd: Command, events: Sequence[Event]) -> float:
+    return 1.0 if events else 0.0

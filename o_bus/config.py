@@ -7,10 +7,21 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["DEFAULT_NATS_URL_ENV", "RuntimeConfig", "StorageConfig", "nats_url_from_env"]
+__all__ = [
+    "CONSUMER_IDLE_HEARTBEAT",
+    "DEFAULT_NATS_URL_ENV",
+    "RuntimeConfig",
+    "StorageConfig",
+    "nats_url_from_env",
+]
 
 DEFAULT_NATS_URL_ENV = "O_BUS_NATS_URL"
 DAY = 86_400.0
+CONSUMER_IDLE_HEARTBEAT = 0.5
+"""Seconds between the server's idle heartbeats on the ordered consumers that feed an agent
+(its WAL, its log while it follows or recovers). nats-py re-creates an ordered consumer after
+two missed heartbeats, and keeps trying at that pace: with its default of 5 s an agent whose
+consumer lived on a killed server stayed idle 10 to 20 s after the cluster had recovered."""
 
 
 class StorageConfig(BaseModel):

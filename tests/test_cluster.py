@@ -16,9 +16,8 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from load import Load, check_exactly_once, cluster_healthy
@@ -30,38 +29,17 @@ from o_bus.server.embedded import EmbeddedServer
 from o_bus.store import layout
 
 pytestmark = pytest.mark.slow
-# nats-py annotates reconnect_time_wait as int, but takes seconds as a float.
-FAST_RECONNECT: dict[str, Any] = {"reconnect_time_wait": 0.1}
 
 CLIENTS = 6
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    nodes = LocalCluster(tmp_path / "cluster")
-    nodes.start()
+def up(tmp_path: Path, cluster: LocalCluster) -> Iterator[UpProcess]:
+    platform = UpProcess(tmp_path / "data", "--nats", cluster.url, "--replicas", "3")
     try:
-        yield nodes
+        yield platform
     finally:
-        nodes.stop()
-
-
-@pytest.fixture
-async def platform_nc(tmp_path: Path, cluster: LocalCluster) -> AsyncIterator[Client]:
-    up = UpProcess(tmp_path / "data", "--nats", cluster.url, "--replicas", "3")
-    try:
-        up.start()
-        await asyncio.to_thread(up.wait_up)
-        nc = Client()
-        await nc.connect(
-            cluster.urls, connect_timeout=5, max_reconnect_attempts=-1, **FAST_RECONNECT
-        )
-        try:
-            yield nc
-        finally:
-            await nc.close()
-    finally:
-        up.close()
+        platform.close()
 
 
 async def _stream_leader(nc: Client, cluster: LocalCluster, stream: str) -> EmbeddedServer:

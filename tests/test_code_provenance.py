@@ -1,12 +1,13 @@
-"""Code provenance with a real nats-server: a deployed version is signed and loads; a forged
-object and record (unsigned), a record whose signature belongs to other code, and one signed
-by a key nobody trusts are refused; a route naming a forged version is refused by the live
-agent, recorded with the reason, and live keeps serving its own code; deploying the file for
-real signs its record."""
+"""Code provenance with a real nats-server: a deployed version is signed and loads; a signed
+version whose object was replaced, a forged object and record (unsigned), a record whose
+signature belongs to other code, and one signed by a key nobody trusts are refused; a route
+naming a forged version is refused by the live agent, recorded with the reason, and live
+keeps serving its own code; deploying the file for real signs its record."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,10 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from support import eventually
 
-from o_bus.errors import UntrustedCodeError
+from o_bus.errors import StorageError, UntrustedCodeError
 from o_bus.evolution.code_store import CodeStore, CodeVersion, default_cache_dir, digest_of
 from o_bus.evolution.provenance import CodeSigner, trusted_keys
-from o_bus.evolution.routes import RouteRefused, RouteStore
+from o_bus.evolution.routes import Route, RouteRefused, RouteStore
 from o_bus.store import layout
 from o_bus.store.provision import ensure_code_store
 
@@ -72,6 +73,14 @@ async def test_only_versions_signed_by_a_trusted_key_load_and_route(
                 await store.load("scorer", digest)
             assert reason in refused.value.message, refused.value.message
 
+        # A signed version whose stored object is replaced: the content no longer matches the
+        # signed digest, so it is refused before anything is imported.
+        swapped = await deploy_source(platform.js, tmp_path, "swapped", scorer_source("1.1.1"))
+        await (await ensure_code_store(platform.js)).put(swapped.hex, evil.encode())
+        fresh = CodeStore(platform.js, tmp_path / "fresh-cache")
+        with pytest.raises(StorageError, match="holds different content"):
+            await fresh.load("scorer", swapped.digest)
+
         refusals: list[RouteRefused] = []
 
         async def on_refusal(msg: Msg) -> None:
@@ -81,10 +90,7 @@ async def test_only_versions_signed_by_a_trusted_key_load_and_route(
         async with steady_traffic(platform) as seen:
             for digest in reasons:
                 await RouteStore(platform.js).update(
-                    "scorer",
-                    lambda route, d=digest: route.model_copy(update={"live": d}),
-                    by="attacker",
-                    reason="forged",
+                    "scorer", _live_set_to(digest), by="attacker", reason="forged"
                 )
 
             async def all_refused() -> bool:
@@ -109,3 +115,12 @@ async def test_only_versions_signed_by_a_trusted_key_load_and_route(
         assert resigned.digest == unsigned
         assert resigned.signer in trusted_keys()
         assert (await store.load("scorer", unsigned)).version == "6.6.6"
+
+
+def _live_set_to(digest: str) -> Callable[[Route], Route]:
+    """A route change that names ``digest`` as live."""
+
+    def change(route: Route) -> Route:
+        return route.model_copy(update={"live": digest})
+
+    return change

@@ -3,12 +3,15 @@ server accepts each of them (``nats-server -t``), so they cannot drift from what
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from o_bus.cli.main import build_parser
 from o_bus.server.config import ClusterConfig, ServerConfig, render
 from o_bus.server.deploy_files import rendered_files
 from o_bus.server.embedded import find_nats_server
@@ -71,3 +74,30 @@ def test_a_bad_setting_is_reported_by_the_server(tmp_path: Path) -> None:
     path.write_text(render(ServerConfig(store_dir=str(tmp_path), http="not a port")))
     checked = _nats_server_test(path)
     assert checked.returncode != 0
+
+
+def _documents(path: Path) -> list[str]:
+    return [doc for doc in path.read_text(encoding="utf-8").split("\n---\n") if "kind:" in doc]
+
+
+def _field(document: str, name: str) -> str:
+    found = re.search(rf"^\s*{name}: (.+)$", document, flags=re.MULTILINE)
+    assert found is not None, f"no {name} in:\n{document}"
+    return found.group(1).strip()
+
+
+def test_kubernetes_runs_agent_hosts_as_a_statefulset_of_several_replicas() -> None:
+    manifest = ROOT / "deploy" / "kubernetes" / "o-bus.yaml"
+    by_kind = {_field(doc, "kind"): doc for doc in _documents(manifest)}
+    assert {"Deployment", "StatefulSet", "Service"} <= set(by_kind), sorted(by_kind)
+    hosts = by_kind["StatefulSet"]
+    assert int(_field(hosts, "replicas")) >= 2
+    assert _field(hosts, "serviceName") == _field(by_kind["Service"], "name") == "o-bus-host"
+    assert "fieldPath: metadata.name" in hosts  # each host is named after its (stable) pod
+    # The container's command lines (JSON flow lists) are ones the CLI accepts.
+    parser = build_parser()
+    up = parser.parse_args(json.loads(_field(by_kind["Deployment"], "args")))
+    assert (up.command, up.replicas) == ("up", 3)
+    host = parser.parse_args(json.loads(_field(hosts, "args")))
+    assert (host.command, host.service, host.host_name) == ("run", "host", "$(POD_NAME)")
+    assert host.nats == "nats://nats:4222"

@@ -11,13 +11,14 @@ from pathlib import Path
 
 from nats.aio.client import Client
 from processes import ProcessGroup, wait_for_service
-from support import WAIT_SECONDS
+from support import WAIT_SECONDS, eventually, running_platform
 
 from o_bus.agent.catalogue import Catalogue
 from o_bus.common.answers import until_answered
 from o_bus.runtime.registration import register_definitions
 from o_bus.store import layout
 from o_bus.store.provision import provision
+from o_bus.store.registry import Registry
 from o_bus_bench.flood.run import run_flood
 
 FLOOD = 60_000
@@ -53,3 +54,25 @@ async def test_a_flood_from_one_client_leaves_another_served(
     assert flood_stored + dropped == run.flood["sent"] == FLOOD, run.summary()
     # Everything stored was processed, once: the agent's last event is the last one stored.
     assert run.after.last_seq == run.intake["accepted"], run.summary()
+
+
+async def test_route_watches_start_again_after_connection_trouble(nats_url: str) -> None:
+    """A flood can make the NATS client fail to recreate a bucket watch's consumer, which then
+    stays silent: the splitter starts its watches again, and sees changes after that."""
+    async with running_platform(nats_url, agents=("counter",)) as platform:
+        routes = platform.splitter.routes
+        before = list(routes.watches)
+        routes.refollow_soon(delay=0.0)
+        routes.refollow_soon(delay=0.0)  # once, however often it is asked
+
+        async def watching_again() -> bool:
+            return bool(routes.watches) and all(t not in before for t in routes.watches)
+
+        await eventually(watching_again, what="new bucket watches")
+        assert all(task.done() for task in before)
+        await Registry(platform.js).remove("echo")
+
+        async def echo_gone() -> bool:
+            return "echo" not in routes.agents
+
+        await eventually(echo_gone, what="the new watch to see a removed agent")

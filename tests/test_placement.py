@@ -1,10 +1,11 @@
 """Agents placed on hosts: `o-bus run host --name H` runs the agents placed on H, `o-bus place`
-moves an agent at run time, `o-bus ps` shows the host of each process, and a host whose
-supervisor dies is taken over by that host's standby supervisor while the agent keeps serving."""
+moves an agent at run time, `o-bus ps` shows the host of each process, a host whose
+supervisor dies is taken over by that host's standby supervisor while the agent keeps serving,
+and an agent with its standby on another host keeps serving when the host running its active
+is killed (the host and every process on it, as when a machine dies)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -13,14 +14,18 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from load import Load, check_exactly_once
 from nats.aio.client import Client
 from platform_process import UpProcess, pids_with_env
 from processes import check_log, send_until_ok, supervision_record, wait_for_service
 from support import eventually, run_cli
+
+from o_bus.store.lease import LeaseStore
 
 pytestmark = pytest.mark.slow
 
@@ -72,25 +77,9 @@ def hosts(tmp_path: Path) -> Iterator[Hosts]:
         found.close()
 
 
-@pytest.fixture
-def up(tmp_path: Path) -> Iterator[UpProcess]:
-    platform = UpProcess(tmp_path / "data", "--splitters", "1")
-    try:
-        yield platform
-    finally:
-        platform.close()
-
-
-@pytest.fixture
-async def platform_nc(up: UpProcess) -> AsyncIterator[Client]:
-    up.start()
-    url = await asyncio.to_thread(up.wait_up)
-    nc = Client()
-    await nc.connect(url, connect_timeout=5, max_reconnect_attempts=-1)
-    try:
-        yield nc
-    finally:
-        await nc.close()
+@pytest.fixture(scope="module")
+def up_args() -> tuple[str, ...]:
+    return ("--splitters", "1")
 
 
 def _parent(pid: int) -> int:
@@ -143,3 +132,52 @@ async def test_an_agent_placed_on_a_host_moves_there_and_survives_its_supervisor
     await send_until_ok(nc, "counter", "increment", {"by": 4}, "home-again")
     events = await check_log(nc, js, "counter")
     assert [e.request_id for e in events] == ["before", "on-h1", "after-host-death", "home-again"]
+
+
+async def test_an_agent_keeps_serving_when_the_host_running_its_active_is_killed(
+    up: UpProcess, platform_nc: Client, hosts: Hosts
+) -> None:
+    nc = platform_nc
+    h1, _ = hosts.spawn(up.url, "h1"), hosts.spawn(up.url, "h2")
+    code, _, err = await run_cli("place", "counter", "h1", "--standby-on", "h1", "--nats", up.url)
+    assert code != 0
+    assert "never runs on the same host as the active" in err, err
+    code, out, err = await run_cli(
+        "place", "counter", "h1", "--standby-on", "h2", "--json", "--nats", up.url
+    )
+    assert code == 0, err
+    assert json.loads(out) == {"agent": "counter", "host": "h1", "standby_on": ["h2"]}
+
+    async def spread() -> dict[str, dict[str, Any]] | None:
+        code, out, _ = await run_cli("ps", "--json", "--nats", up.url)
+        [counter] = [a for a in json.loads(out) if a["agent"] == "counter"] if code == 0 else [{}]
+        live = [p for p in counter.get("processes", []) if p["heartbeat"]]
+        by_role = {p["role"]: p for p in live}
+        if len(live) != 2 or set(by_role) != {"active", "standby"}:
+            return None
+        return by_role if by_role["active"]["host"] != by_role["standby"]["host"] else None
+
+    placed = await eventually(spread, what="counter active on one host, standby on the other")
+    assert (placed["active"]["host"], placed["standby"]["host"]) == ("h1", "h2")
+
+    load = Load(nc, clients=4)
+    load.start()
+    try:
+        await load.more_served(20, "requests served on h1")
+        killed_at = time.monotonic()
+        for pid in (h1.pid, placed["active"]["pid"]):  # the host and what runs on it
+            os.kill(pid, signal.SIGKILL)
+        await load.more_served(20, "requests served after h1 was killed")
+        print(
+            f"longest gap between replies after the host kill: "
+            f"{load.longest_gap_since(killed_at):.2f}s"
+        )
+    finally:
+        await load.finish()
+
+    async def on_h2() -> bool:
+        lease = await LeaseStore(nc.jetstream()).current("counter")
+        return lease is not None and lease.holder.pid == placed["standby"]["pid"]
+
+    await eventually(on_h2, what="the standby on h2 to hold counter's lease")
+    await check_exactly_once(nc, load)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,29 +24,15 @@ pytestmark = pytest.mark.slow
 CRASHY = f"{Path(__file__).parent / 'agents_for_tests' / 'crashy.py'}:crashy"
 
 
-@pytest.fixture
-def up(tmp_path: Path) -> Iterator[UpProcess]:
-    platform = UpProcess(tmp_path / "data", "--splitters", "1")
-    try:
-        yield platform
-    finally:
-        platform.close()
+@pytest.fixture(scope="module")
+def up_args() -> tuple[str, ...]:
+    return ("--splitters", "1")
 
 
 async def _connect(url: str) -> Client:
     nc = Client()
     await nc.connect(url, connect_timeout=5, max_reconnect_attempts=-1)
     return nc
-
-
-@pytest.fixture
-async def platform_nc(up: UpProcess) -> AsyncIterator[Client]:
-    up.start()
-    nc = await _connect(await asyncio.to_thread(up.wait_up))
-    try:
-        yield nc
-    finally:
-        await nc.close()
 
 
 async def test_an_agent_added_with_up_is_resumed_by_the_next_up_without_the_flag(

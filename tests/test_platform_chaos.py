@@ -21,9 +21,8 @@ import random
 import shutil
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from load import AGENT, Load, check_exactly_once, cluster_healthy
@@ -35,8 +34,6 @@ from o_bus.store.registry import Registry
 from o_bus.supervision.records import SupervisionPolicy
 
 pytestmark = pytest.mark.slow
-# nats-py annotates reconnect_time_wait as int, but takes seconds as a float.
-FAST_RECONNECT: dict[str, Any] = {"reconnect_time_wait": 0.1}
 
 SEED = int(os.environ.get("O_BUS_CHAOS_SEED", random.randrange(2**32)))
 SECONDS = float(os.environ.get("O_BUS_PLATFORM_CHAOS_SECONDS", "120"))
@@ -49,34 +46,12 @@ POLICY = SupervisionPolicy(
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    nodes = LocalCluster(tmp_path / "cluster")
-    nodes.start()
-    try:
-        yield nodes
-    finally:
-        nodes.stop()
-
-
-@pytest.fixture
 def up(tmp_path: Path, cluster: LocalCluster) -> Iterator[UpProcess]:
     platform = UpProcess(tmp_path / "data", "--nats", cluster.url, "--replicas", "3", "--standby")
     try:
         yield platform
     finally:
         platform.close()
-
-
-@pytest.fixture
-async def platform_nc(up: UpProcess, cluster: LocalCluster) -> AsyncIterator[Client]:
-    up.start()
-    await asyncio.to_thread(up.wait_up)
-    nc = Client()
-    await nc.connect(cluster.urls, connect_timeout=5, max_reconnect_attempts=-1, **FAST_RECONNECT)
-    try:
-        yield nc
-    finally:
-        await nc.close()
 
 
 class Monkey:

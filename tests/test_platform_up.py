@@ -16,9 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from nats.aio.client import Client
@@ -33,33 +31,15 @@ from o_bus.replay.rebuild import rebuild
 from o_bus.store.jetstream_event_log import JetStreamEventLog
 
 pytestmark = pytest.mark.slow
-# nats-py annotates reconnect_time_wait as int, but takes seconds as a float.
-FAST_RECONNECT: dict[str, Any] = {"reconnect_time_wait": 0.1}
 
 AGENT = "counter"
 UP_COMMAND = (sys.executable, "-m", "o_bus.cli.main", "up")
 CLIENTS = 6
 
 
-@pytest.fixture
-def up(tmp_path: Path) -> Iterator[UpProcess]:
-    platform = UpProcess(tmp_path / "data", "--splitters", "2")
-    try:
-        yield platform
-    finally:
-        platform.close()
-
-
-@pytest.fixture
-async def platform_nc(up: UpProcess) -> AsyncIterator[Client]:
-    up.start()
-    url = await asyncio.to_thread(up.wait_up)
-    nc = Client()
-    await nc.connect(url, connect_timeout=5, max_reconnect_attempts=-1, **FAST_RECONNECT)
-    try:
-        yield nc
-    finally:
-        await nc.close()
+@pytest.fixture(scope="module")
+def up_args() -> tuple[str, ...]:
+    return ("--splitters", "2")
 
 
 def _gone(pids: set[int], timeout: float = 30.0) -> set[int]:

@@ -6,15 +6,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from nats.aio.client import Client
 from pydantic_core import from_json
 from support import run_cli, running_platform
 
+from o_bus.agent.catalogue import Catalogue, load_definition
 from o_bus.agents import quota as quota_module
+from o_bus.cli.up import register_definitions
+from o_bus.evolution.adversarial.red import RedConfig, red_search
 from o_bus.evolution.adversarial.regression_log import RegressionLog
 from o_bus.evolution.adversarial.regressions import regression_requests, regressions_pass
+from o_bus.evolution.code_store import CodeStore, default_cache_dir
 from o_bus.evolution.search.config import SearchConfig
 from o_bus.evolution.search.handoff import RegressionReintroduced, deploy_best
 from o_bus.evolution.search.lineage.events import ChildCreated
+from o_bus.evolution.search.lineage.projection import project
+from o_bus.evolution.search.lineage.stream import LineageStream
+from o_bus.store.provision import provision
 
 QUOTA = "o_bus.agents.quota:quota"
 
@@ -79,3 +87,37 @@ async def test_red_cli_refuses_an_unknown_agent(nats_url: str) -> None:
         code, _, err = await run_cli("evolve", "red", "nobody", "--nats", nats_url)
     assert code == 2
     assert "nobody" in err
+
+
+@pytest.mark.timeout(1200)
+async def test_red_then_blue_code_mutations_fix_the_planted_bug(nc: Client, nats_url: str) -> None:
+    """The README's one command: red finds the off-by-one, and a search with syntax-tree
+    operators only, on the shipped traffic and that regression set, finds the fix."""
+    js = nc.jetstream()
+    await provision(js)
+    await register_definitions(js, Catalogue([load_definition(QUOTA)]))
+    source = Path(quota_module.__file__)
+    command = (
+        "evolve", "search", "quota", "--nats", nats_url, "--source", str(source),
+        "--dataset", str(source.parent / "quota_traffic.jsonl"), "--operators", "ast",
+        "--red", "200", "--seed", "1", "--islands", "1", "--population", "6",
+        "--generations", "6", "--workers", "2", "--json",
+    )  # fmt: skip
+    # A hang guard only: evaluations use idle CPU, which a busy machine has little of.
+    code, out, err = await run_cli(*command, timeout=900)
+    assert code == 0, err
+    assert "invariant within_limit" in err  # red's finding, now in the regression set
+    result = from_json(out)
+    assert result["baseline_fitness"] == 0.0  # the bug fails the regression case
+    assert result["best_fitness"] == pytest.approx(0.775)  # every legal reservation served
+    state = project(await LineageStream(js, "quota").read(result["search_id"]))
+    best = state.children[result["best_child"]]
+    assert best.operator == "ast"
+    assert "LIMIT + 1" not in best.source.split("def reserve", 1)[1].split("@quota", 1)[0]
+    assert state.evaluations[result["best_child"]].figures["regressions_failed"] == 0
+    # The winner, deployed, passes every case red found and red finds nothing new in it.
+    version = await CodeStore(js, default_cache_dir()).get("quota", result["best_version"])
+    fixed = await CodeStore(js, default_cache_dir()).fetch(version.digest)
+    assert await regressions_pass(f"{fixed}:quota", await regression_requests(js, "quota"))
+    report = await red_search(load_definition(f"{fixed}:quota"), RedConfig(budget=200, seed=1))
+    assert report.findings == []

@@ -11,8 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import re
-from collections.abc import AsyncIterator
+import shutil
+import site
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +33,8 @@ from evolution_support import (
     steady_traffic,
 )
 
+import o_bus
+from o_bus.evolution.bus_broker import BusBroker
 from o_bus.evolution.search.evaluate.pool import EvaluationPool
 from o_bus.evolution.search.evaluate.worker import EvaluationJob
 from o_bus.evolution.validate import InvalidCodeError, validate_code
@@ -165,3 +174,140 @@ async def test_hostile_code_is_refused_at_deploy_and_in_a_shadow_while_live_serv
         assert seen.answered > 0
     assert not seen.failed, seen.failed
     assert not seen.not_live, seen.not_live
+
+
+# A kernel without network namespaces or Landlock, as the sandbox sees one: the functions
+# that ask the kernel fail, and the process enters the sandbox as usual.
+WITHOUT_NETNS_AND_LANDLOCK = """
+import json, socket
+from o_bus.evolution import landlock, netns
+def no_netns():
+    raise netns.NetworkUnavailable("no network namespace: kernel refused (simulated)")
+netns.isolate_network = no_netns
+landlock.abi_version = lambda: 0
+from o_bus.evolution.sandbox import SandboxLimits, enter_sandbox
+report = enter_sandbox(SandboxLimits())
+sockets = {}
+for name in ("AF_INET", "AF_INET6", "AF_UNIX"):
+    try:
+        socket.socket(getattr(socket, name), socket.SOCK_STREAM).close()
+        sockets[name] = "opened"
+    except OSError as err:
+        sockets[name] = type(err).__name__
+print(json.dumps({"summary": report.summary(), "boundary": report.boundary.model_dump(),
+                  "sockets": sockets}))
+"""
+
+
+async def test_without_namespaces_or_landlock_ip_sockets_are_refused_and_the_report_says_so() -> (
+    None
+):
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", WITHOUT_NETNS_AND_LANDLOCK, stdout=subprocess.PIPE
+    )
+    out, _ = await process.communicate()
+    found = json.loads(out.decode().strip().splitlines()[-1])
+    assert found["sockets"] == {
+        "AF_INET": "PermissionError",
+        "AF_INET6": "PermissionError",
+        "AF_UNIX": "opened",
+    }
+    boundary = found["boundary"]
+    assert boundary["network"] is None
+    assert boundary["landlock"] == []
+    assert any("no landlock" in error for error in boundary["errors"]), boundary
+    assert "no sockets but AF_UNIX" in found["summary"]
+    assert "NOT in force: no network namespace" in found["summary"]
+    assert "landlock ABI" not in found["summary"]
+
+
+# The same attacks by a process that enters the sandbox from an interpreter others may read
+# (so, as root, it becomes uid 65534) and from an unprivileged user (a user namespace holds
+# its network namespace). Needs a system Python of this minor version, for the venv's
+# compiled packages, and setpriv.
+AS_ANOTHER_USER = """
+import json, os, socket
+from o_bus.evolution.sandbox import SandboxLimits, enter_sandbox
+report = enter_sandbox(SandboxLimits())
+found = {"uid": os.getuid(), "summary": report.summary()}
+def attempt(name, action):
+    try:
+        action()
+        found[name] = "escaped"
+    except OSError as err:
+        found[name] = type(err).__name__
+attempt("network", lambda: socket.create_connection(("127.0.0.1", PORT), 2))
+attempt("read_passwd", lambda: open("/etc/passwd").read())
+attempt("write_file", lambda: open(TARGET, "w").write("pwned"))
+attempt("start_process", lambda: os.fork() or None)
+print(json.dumps(found))
+"""
+
+
+@pytest.fixture
+def open_folder() -> Iterator[Path]:
+    """A folder anyone may write to (in /tmp, so reachable by anyone): only the sandbox can
+    stop a write there."""
+    folder = Path(tempfile.mkdtemp(prefix="o-bus-open-"))
+    folder.chmod(0o777)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder)
+
+
+SYSTEM_PYTHON = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
+
+
+@pytest.mark.skipif(
+    not SYSTEM_PYTHON.exists() or not Path("/usr/bin/setpriv").exists() or os.getuid() != 0,
+    reason="needs root, setpriv and a system Python of this minor version",
+)
+@pytest.mark.parametrize("as_nobody", [False, True], ids=["root-drops-to-nobody", "unprivileged"])
+async def test_the_boundary_holds_as_nobody_and_for_an_unprivileged_user(
+    tmp_path: Path, open_folder: Path, as_nobody: bool
+) -> None:
+    async with victim(tmp_path) as target:
+        code = AS_ANOTHER_USER.replace("PORT", str(target.port))
+        code = code.replace("TARGET", repr(str(open_folder / "pwned")))
+        packages = [str(Path(o_bus.__file__).parent.parent), *site.getsitepackages()]
+        user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        process = await asyncio.create_subprocess_exec(
+            *(user if as_nobody else []),
+            "env",
+            "-i",
+            "PATH=/usr/bin:/bin",
+            f"PYTHONPATH={':'.join(packages)}",
+            str(SYSTEM_PYTHON),
+            "-c",
+            code,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        out, err = await process.communicate()
+        assert process.returncode == 0, err.decode()[-2000:]
+        found = json.loads(out.decode().strip().splitlines()[-1])
+    assert found["uid"] == 65534
+    assert "NOT in force" not in found["summary"], found["summary"]
+    namespace = "user and network namespace" if as_nobody else "network namespace"
+    assert f"network: {namespace}: loopback only" in found["summary"]
+    for attack in ("network", "read_passwd", "write_file", "start_process"):
+        assert found[attack] == "PermissionError", (attack, found)
+    assert target.connections == 0
+    assert not (open_folder / "pwned").exists()
+
+
+async def test_the_broker_reaches_only_its_server_and_only_a_few_times(nats_url: str) -> None:
+    broker = await BusBroker(nats_url, max_connections=2).start()
+    try:
+        opened = [await asyncio.open_unix_connection(str(broker.path)) for _ in range(3)]
+        first_lines = [await reader.readline() for reader, _ in opened]
+        assert first_lines[0].startswith(b"INFO ")  # the NATS server speaks
+        assert first_lines[1].startswith(b"INFO ")
+        assert first_lines[2] == b""  # over the limit: closed at once
+        assert broker.refused == 1
+        for _, writer in opened:
+            writer.close()
+    finally:
+        await broker.close()
+    assert not broker.path.exists()

@@ -5,15 +5,18 @@ its best version deployed."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import signal
 import sys
 import textwrap
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 from nats.aio.client import Client
-from search_support import EXAMPLE, small_config
+from search_support import DATASET, EXAMPLE, small_config
 from support import eventually, running_platform
 
 from o_bus.agent.catalogue import Catalogue, load_definition
@@ -22,6 +25,15 @@ from o_bus.evolution.code_store import CodeStore, default_cache_dir
 from o_bus.evolution.deploy import deploy
 from o_bus.evolution.routes import RouteStore
 from o_bus.evolution.search import run_search, run_triggered_search
+from o_bus.evolution.search.evaluate.cache import (
+    Checkpoint,
+    EvaluationCache,
+    chain_keys,
+    checkpoints,
+)
+from o_bus.evolution.search.evaluate.dataset import Dataset
+from o_bus.evolution.search.evaluate.pool import EvaluationPool
+from o_bus.evolution.search.evaluate.worker import SMOKE, EvaluationJob
 from o_bus.evolution.search.lineage.events import Evaluated
 from o_bus.evolution.search.lineage.projection import project
 from o_bus.evolution.search.lineage.stream import LineageStream
@@ -98,6 +110,7 @@ async def test_kill_9_then_resume_gives_the_uninterrupted_archive(
     nc: Client, nats_url: str
 ) -> None:
     js = nc.jetstream()
+    await provision(js)  # the search reads the agent's regression set
     lineage = LineageStream(js, "autoscaler")
     await lineage.ensure()
     tests = os.path.dirname(__file__)
@@ -176,3 +189,101 @@ async def test_a_search_on_the_agents_own_wal_window(nats_url: str) -> None:
     # The starting version is live's own code: it agrees with every output live recorded.
     assert root.figures["requests"] == 5
     assert root.figures["agreement"] == 1.0
+
+
+@pytest.mark.timeout(600)
+async def test_a_search_stops_at_each_budget_and_records_why(nc: Client) -> None:
+    """Evaluations, CPU seconds of evaluation and wall time: the first budget reached ends the
+    search (checked before each generation, so no generation starts after it), and its reason
+    is the recorded end of the search."""
+    js = nc.jetstream()
+    await provision(js)
+    budgets: dict[str, tuple[dict[str, float], str]] = {
+        "evals": ({"max_evals": 4}, "evaluation budget spent (4)"),
+        "cpu": ({"max_cpu_seconds": 0.001}, "CPU budget spent"),
+        "wall": ({"max_seconds": 0.001}, "wall-time budget spent"),
+    }
+    for name, (budget, why) in budgets.items():
+        config = small_config(search_id=f"budget-{name}", generations=5, **budget)
+        result = await run_search(nc, js, config)
+        assert result.stop_reason is not None
+        assert result.stop_reason.startswith(why), result.stop_reason
+        assert result.evaluations == (4 if name == "evals" else 1)  # 1: the starting version
+        state = project(await LineageStream(js, "autoscaler").read(f"budget-{name}"))
+        assert state.finished is not None
+        assert state.finished.reason == result.stop_reason
+        assert state.finished.evaluations == result.evaluations
+        assert len([e for e in state.evaluations.values() if e.cached_from is None]) <= 4
+
+
+@pytest.mark.timeout(600)
+async def test_evaluations_are_cached_by_candidate_and_request(nc: Client, tmp_path: Path) -> None:
+    """A second search on the same dataset decides no request again for code already
+    evaluated; a child pruned at the minibatch and then evaluated in full decides only the
+    requests after the minibatch; the figures are those of a fresh evaluation."""
+    js = nc.jetstream()
+    await provision(js)
+    config = small_config(search_id="cache-a", generations=1, population=3, islands=1)
+    await run_search(nc, js, config)
+    await run_search(nc, js, config.model_copy(update={"search_id": "cache-b"}))
+    first = project(await LineageStream(js, "autoscaler").read("cache-a"))
+    second = project(await LineageStream(js, "autoscaler").read("cache-b"))
+    total = len(Dataset.from_jsonl(DATASET).requests)
+    root_a, root_b = first.evaluations["root"], second.evaluations["root"]
+    assert (root_a.figures["requests_cached"], root_a.figures["requests_decided"]) == (0, total)
+    assert (root_b.figures["requests_cached"], root_b.figures["requests_decided"]) == (total, 0)
+    assert root_b.fitness == root_a.fitness
+    assert root_b.figures["failures"] == root_a.figures["failures"]
+
+    # The cascade: pruned at the minibatch (16 requests), then evaluated in full.
+    source = EXAMPLE.read_text().replace(
+        "Field(default=1, ge=1, le=16)", "Field(default=2, ge=1, le=16)"
+    )
+    digest = "sha256:" + hashlib.sha256(source.encode()).hexdigest()
+    candidate, baseline = tmp_path / "candidate.py", tmp_path / "baseline.py"
+    candidate.write_text(source)
+    baseline.write_text(EXAMPLE.read_text())
+    cache = EvaluationCache(js)
+    dataset = Dataset.from_jsonl(DATASET)
+    judge = "sha256:" + hashlib.sha256(EXAMPLE.read_bytes()).hexdigest()
+    keys = chain_keys(digest, judge, dataset)
+    marks = checkpoints(total, SMOKE, 16)
+    pool = EvaluationPool(1, timeout=600, memory_mb=512)
+
+    async def store(record: dict[str, Any]) -> None:
+        checkpoint = Checkpoint(
+            start=record["start"], end=record["checkpoint"], records=record["records"],
+            state=record["state"],
+        )  # fmt: skip
+        await cache.store(keys[checkpoint.end - 1], checkpoint)
+
+    async def evaluate(floor: float | None, resume: list[Checkpoint]) -> dict[str, Any]:
+        resume_file = None
+        if resume:
+            resume_file = tmp_path / "resume.json"
+            resume_file.write_text("[" + ",".join(c.model_dump_json() for c in resume) + "]")
+        job = EvaluationJob(
+            candidate=candidate, baseline=baseline, dataset=DATASET, expected_name="autoscaler",
+            minibatch=16, minibatch_floor=floor, checkpoints=marks, resume=resume_file,
+        )  # fmt: skip
+        return await pool.run(job, store)
+
+    pruned = await evaluate(1e9, await cache.restore(keys, marks))
+    assert pruned["outcome"] == "pruned"
+    assert pruned["requests_decided"] == 16
+    restored = await cache.restore(keys, marks)
+    assert [c.end for c in restored] == [3, 16]
+    full = await evaluate(None, restored)
+    assert full["outcome"] == "ok"
+    assert (full["requests_cached"], full["requests_decided"]) == (16, total - 16)
+    fresh = await pool.run(
+        EvaluationJob(
+            candidate=candidate,
+            baseline=baseline,
+            dataset=DATASET,
+            expected_name="autoscaler",
+            minibatch=16,
+        )
+    )
+    assert full["fitness"] == fresh["fitness"]
+    assert full["failures"] == fresh["failures"]

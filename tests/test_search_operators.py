@@ -7,20 +7,30 @@ import asyncio
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
-from search_support import DATASET, EXAMPLE
+from nats.aio.client import Client
+from search_support import DATASET, EXAMPLE, small_config
+from support import collect_events, running_platform
 
 from o_bus.agent.catalogue import load_definition
+from o_bus.evolution.feedback.log import FeedbackLog
+from o_bus.evolution.feedback.model import Feedback
+from o_bus.evolution.search.engine import run_search
 from o_bus.evolution.search.evaluate.pool import EvaluationPool
 from o_bus.evolution.search.evaluate.worker import EvaluationJob
 from o_bus.evolution.search.genome import GenomeSpace, read_genome
+from o_bus.evolution.search.lineage.projection import project
+from o_bus.evolution.search.lineage.stream import LineageStream
 from o_bus.evolution.search.operators.ast_ops import AstMutation
 from o_bus.evolution.search.operators.base import NoChild, Parent
 from o_bus.evolution.search.operators.crossover import Crossover
 from o_bus.evolution.search.operators.genome_ops import GenomeMutation
 from o_bus.evolution.search.operators.llm import LlmPatch, apply_unified_diff
 from o_bus.evolution.validate import validate_code
+from o_bus.store.event_records import utc_now
+from o_bus.store.provision import provision
 from o_bus.tools.llm_tool import OpenAICompatibleChat
 
 
@@ -169,3 +179,111 @@ async def test_llm_operator_applies_a_scripted_patch(tmp_path: Path) -> None:
 def test_a_diff_that_does_not_fit_is_refused() -> None:
     with pytest.raises(NoChild, match="does not apply"):
         apply_unified_diff("a\nb\n", "@@ -1,1 +1,1 @@\n-x\n+y\n")
+
+
+async def test_the_llm_prompt_carries_users_feedback(nc: Client) -> None:
+    """A search with the llm operator reads the agent's feedback log: the text users gave
+    reaches the model's prompt, lowest scores first, and the scripted patch becomes a child."""
+    js = nc.jetstream()
+    await provision(js)
+    log = FeedbackLog(js)
+    await log.record(
+        Feedback(agent="autoscaler", request_id="r7", score=-1, text="too slow", at=utc_now())
+    )
+    await log.record(
+        Feedback(agent="autoscaler", request_id="r9", score=0.5, text="ok now", at=utc_now())
+    )
+    await log.record(
+        Feedback(agent="autoscaler", request_id="r8", score=-0.5, at=utc_now())
+    )  # no text
+    source = EXAMPLE.read_text()
+    line = source.splitlines()[65]
+    patch = f"```diff\n@@ -66,1 +66,1 @@\n-{line}\n+{line}  # reviewed\n```"
+    server, url, asked = await _fake_model([patch])
+    try:
+        config = small_config(
+            operators=("llm",), llm_url=url, llm_model="scripted", generations=1,
+            population=2, islands=1, max_evals=3, search_id="llm-feedback",
+        )  # fmt: skip
+        await run_search(nc, js, config)
+    finally:
+        server.close()
+        await server.wait_closed()
+    state = project(await LineageStream(js, "autoscaler").read("llm-feedback"))
+    assert asked, state.discarded
+    prompt = str(asked[0]["messages"][1]["content"])  # type: ignore[index]
+    said = prompt.split("Users' feedback on its answers", 1)[1]
+    assert said.index("-1 on r7: too slow") < said.index("+0.5 on r9: ok now")
+    assert "r8" not in said
+    children = [c for c in state.children.values() if c.operator == "llm"]
+    assert children
+    assert children[0].source.splitlines()[65].endswith("# reviewed")
+
+
+async def test_hostile_children_do_not_harm_live_traffic(nats_url: str, tmp_path: Path) -> None:
+    """All four hostile children evaluated at once, beside a live agent serving requests on
+    the same machine and bus: every request is answered and live's state counts them all."""
+    jobs = []
+    for kind, hostile in sorted(HOSTILE.items()):
+        candidate = tmp_path / f"{kind}.py"
+        candidate.write_text(
+            EXAMPLE.read_text().replace(
+                "    expected = cmd.load\n", hostile + "    expected = cmd.load\n", 1
+            )
+        )
+        jobs.append(
+            EvaluationJob(
+                candidate=candidate, baseline=EXAMPLE, dataset=DATASET, expected_name="autoscaler"
+            )
+        )
+    pool = EvaluationPool(len(jobs), timeout=5.0, memory_mb=256, cpu_seconds=2)
+    async with running_platform(nats_url, agents=("counter",)) as platform:
+        evaluations = asyncio.ensure_future(asyncio.gather(*(pool.run(job) for job in jobs)))
+        served = 0
+        while not evaluations.done():
+            reply = await platform.send("counter", "increment", {"by": 1})
+            assert reply["ok"], reply
+            served += 1
+            # Steady traffic, not a saturating one: SCHED_IDLE children run only on idle cores.
+            await asyncio.sleep(0.01)
+        results = await evaluations
+        recorded = await collect_events(platform.log("counter"))
+    assert served > 1
+    assert all(r["outcome"] in ("killed", "failed") and r["reason"] for r in results), results
+    assert [e.type for e in recorded].count("incremented") == served
+
+
+async def test_tool_calls_are_answered_from_the_record_and_never_executed(
+    tmp_path: Path,
+) -> None:
+    """A candidate's tool call that matches a recorded result gets that result (and its
+    continuation runs); one that does not is counted unknown. Nothing is executed: the URLs
+    point at a port where nothing listens."""
+    fetcher = Path(__file__).parent / "agents_for_tests" / "fetcher.py"
+    recorded = {"status": 200, "content_type": "text/plain", "body": "hello"}
+    known: dict[str, Any] = {  # the call's input as the tool call event records it
+        "method": "GET", "url": "http://127.0.0.1:9/known", "headers": {}, "body": None,
+        "json_body": None, "parse_json": False,
+    }  # fmt: skip
+    dataset = tmp_path / "fetches.jsonl"
+    rows = [
+        {"id": "f1", "command": "fetch", "data": {"url": known["url"]},
+         "tool_results": {"http:" + json.dumps(known, sort_keys=True, separators=(",", ":")):
+                          recorded}},
+        {"id": "f2", "command": "fetch", "data": {"url": "http://127.0.0.1:9/unknown"}},
+        {"id": "f3", "command": "ping"},
+    ]  # fmt: skip
+    dataset.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    pool = EvaluationPool(1, timeout=300.0, memory_mb=512)
+    result = await pool.run(
+        EvaluationJob(
+            candidate=fetcher,
+            baseline=fetcher,
+            dataset=dataset,
+            expected_name="fetcher",
+            attr="fetcher",
+        )
+    )
+    assert result["outcome"] == "ok", result
+    assert (result["tools_answered"], result["tools_unknown"]) == (1, 1)
+    assert result["failures"] == 0

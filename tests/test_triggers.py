@@ -253,10 +253,12 @@ async def test_feedback_and_trigger_services_as_processes(
         records = await TriggerLog(platform.js).records("improver")
         return records if records and records[-1].kind == "search_finished" else None
 
-    records = await eventually(finished, what="the triggered search to be recorded")
+    records = await eventually(finished, what="the triggered search to be recorded", timeout=90)
     assert [r.kind for r in records] == ["fired", "search_started", "search_finished"]
     assert "off topic" in records[0].reason
-    assert records[1].budget == SearchBudget(max_evaluations=20, cpu_seconds=10, wall_seconds=30)
+    assert records[1].budget == SearchBudget(max_evaluations=3, cpu_seconds=10, wall_seconds=60)
     outcome = records[2].outcome
     assert outcome is not None
-    assert outcome["status"] in {"unavailable", "finished", "failed", "timed_out"}
+    assert outcome["status"] == "finished", outcome
+    assert outcome["evaluations"] <= 3
+    assert outcome["stop_reason"].startswith(("evaluation budget spent", "stalled")), outcome

@@ -38,8 +38,12 @@ NATS_STATUS_HEADER: Final = "Status"
 class ClosedLoop:
     """``concurrency`` requesters on ``subject``, one request in flight each."""
 
-    def __init__(self, nc: Client, subject: str, concurrency: int, timeout: float) -> None:
+    def __init__(
+        self, nc: Client, subject: str, concurrency: int, timeout: float, traced: bool = False
+    ) -> None:
         self.nc = nc
+        self.traced = traced  # each request carries a W3C traceparent (its own parent id)
+        self.trace_id = uuid.uuid4().hex
         self.subject = subject
         self.concurrency = concurrency
         self.timeout = timeout
@@ -66,6 +70,8 @@ class ClosedLoop:
             "ce-specversion": "1.0",
             "Content-Type": "application/json",
         }
+        if self.traced:
+            headers["ce-traceparent"] = f"00-{self.trace_id}-{slot:08x}{number:08x}-01"
         self.sent_at[slot] = time.perf_counter()
         await self.nc.publish(
             self.subject, BODY, reply=f"{self.prefix}{slot}.{number}", headers=headers
@@ -146,7 +152,7 @@ async def _main(args: argparse.Namespace) -> LevelResult:
     servers = args.nats.split(",") if "," in args.nats else args.nats
     nc = await nats.connect(servers, name="o-bus-bench-load", max_reconnect_attempts=0)
     try:
-        loop = ClosedLoop(nc, args.subject, args.concurrency, args.timeout)
+        loop = ClosedLoop(nc, args.subject, args.concurrency, args.timeout, args.traceparent)
         return await loop.run(args.warmup, args.duration, CpuSampler(pids))
     finally:
         await nc.close()
@@ -161,8 +167,10 @@ def run_level(
     duration: float,
     watch: dict[str, int],
     timeout: float = 5.0,
+    traceparent: bool = False,
 ) -> LevelResult:
-    """Run one closed-loop level in a fresh load-generator process and return its figures."""
+    """Run one closed-loop level in a fresh load-generator process and return its figures
+    (``traceparent``: every request carries one)."""
     cmd = [
         sys.executable,
         "-m",
@@ -182,6 +190,8 @@ def run_level(
     ]
     for name, pid in watch.items():
         cmd += ["--watch", f"{name}={pid}"]
+    if traceparent:
+        cmd.append("--traceparent")
     try:
         done = subprocess.run(
             cmd,
@@ -210,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--timeout", type=float, default=5.0)
     parser.add_argument("--watch", action="append", help="NAME=PID: report this process's CPU")
+    parser.add_argument(
+        "--traceparent", action="store_true", help="send a W3C traceparent with every request"
+    )
     args = parser.parse_args(argv)
     install_uvloop()
     result = asyncio.run(_main(args))

@@ -210,10 +210,18 @@ def main(argv: list[str] | None = None) -> int:
         from o_bus_bench.recovery import main as recovery_main
 
         return recovery_main(argv[1:])
+    if argv[:1] == ["cluster-kill"]:  # `o-bus bench cluster-kill`: a server's death
+        from o_bus_bench.cluster_kill import main as cluster_kill_main
+
+        return cluster_kill_main(argv[1:])
     if argv[:1] == ["flood"]:  # `o-bus bench flood`: a client's latency under another's flood
         from o_bus_bench.flood import main as flood_main
 
         return flood_main(argv[1:])
+    if argv[:1] == ["tracing"]:  # `o-bus bench tracing`: tracing off, passed through, on
+        from o_bus_bench.tracing import main as tracing_main
+
+        return tracing_main(argv[1:])
     if argv[:1] == ["memory"]:  # `o-bus bench memory`: remember, recall, index rebuild
         from o_bus_bench.memory import main as memory_main
 

@@ -10,6 +10,7 @@ import asyncio
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
@@ -51,8 +52,16 @@ class ServiceProcess(ChildProcess):
 class Stack:
     """Server + splitter + agent host + raw splitter + raw agent, for one server setting."""
 
-    def __init__(self, work_dir: Path, sync_interval: str | None, nodes: int = 1) -> None:
+    def __init__(
+        self,
+        work_dir: Path,
+        sync_interval: str | None,
+        nodes: int = 1,
+        *,
+        project_env: Mapping[str, str] | None = None,
+    ) -> None:
         self.work_dir = work_dir
+        self.project_env = project_env  # environment of the splitter and agent (None: ours)
         self.sync_interval = sync_interval
         self.nodes = nodes
         # One server, or a local JetStream cluster with every stream replicated on each node.
@@ -92,7 +101,8 @@ class Stack:
             ("raw-splitter", [python, "-m", "o_bus_bench.raw", "splitter", "--nats", self.url]),
             ("raw-agent", [python, "-m", "o_bus_bench.raw", "agent", "--nats", self.url]),
         ):
-            self.children.append(ServiceProcess(name, cmd, self.work_dir / f"{name}.log"))
+            env = None if name.startswith("raw-") else self.project_env
+            self.children.append(ServiceProcess(name, cmd, self.work_dir / f"{name}.log", env=env))
         asyncio.run(self._wait_ready())
 
     async def _prepare(self) -> None:

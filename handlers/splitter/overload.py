@@ -115,10 +115,16 @@ class Refusals:
             self._reported = now
 
     def on_slow_consumer(
-        self, nc: Client, sub: Callable[[], Subscription | None], limit: int
+        self,
+        nc: Client,
+        sub: Callable[[], Subscription | None],
+        limit: int,
+        on_trouble: Callable[[], None] = lambda: None,
     ) -> None:
         """Answer the requests the NATS client drops from ``sub()``'s full queue (``limit``
-        messages); other errors go to the connection's own error callback."""
+        messages); call ``on_trouble()`` when the connection was lost or a background
+        request of the client timed out; every other error goes to the connection's own
+        error callback too."""
         # nats-py has one error callback per connection, set at connect: chain to it.
         previous: Callable[[Exception], Awaitable[None]] = nc._error_cb
 
@@ -127,6 +133,21 @@ class Refusals:
                 agent = err.subject[len(layout.REQUEST_PREFIX) :]
                 await self.refuse(agent, None, err.reply or None, overloaded("queue", limit))
                 return
+            if isinstance(err, nats.errors.TimeoutError):
+                # A consumer the client recreates in the background (a bucket watch after
+                # missed heartbeats) could not be: nats-py does not try again.
+                on_trouble()
+            if isinstance(err, nats.errors.StaleConnectionError | ConnectionError):
+                on_trouble()
+                # Most often the server closed a splitter that read too slowly: what it held
+                # for this splitter is lost, and only the server's log says how much.
+                self.total["connection_lost"] += 1
+                log.error(
+                    "the connection to NATS was lost (%s); if the server's log says 'Slow "
+                    "Consumer Detected', requests it held for this splitter were dropped "
+                    "unanswered: their senders must re-send after their timeout",
+                    err,
+                )
             await previous(err)
 
         nc._error_cb = on_error

@@ -28,6 +28,8 @@ class RouteTable:
         self.failed: dict[str, str] = {}  # agents the supervisor gave up on, with the reason
         self.canaries: dict[str, CanaryRoute] = {}  # agents with a canary version
         self._tasks: list[asyncio.Task[None]] = []
+        self._registry: Registry | None = None
+        self._refollow: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
 
     def apply(self, change: AgentRecord | str) -> None:
@@ -41,6 +43,7 @@ class RouteTable:
         log.info("route: %s -> %s (live)", change.name, change.definition)
 
     async def follow(self, registry: Registry) -> None:
+        self._registry = registry
         for record in await registry.all():
             self.apply(record)
         self.ready.set()
@@ -72,5 +75,28 @@ class RouteTable:
             elif self.canaries.pop(agent, None) is not None:
                 log.info("route: %s canary removed", agent)
 
+    @property
+    def watches(self) -> tuple[asyncio.Task[None], ...]:
+        """The tasks that follow the buckets now."""
+        return tuple(self._tasks)
+
+    def refollow_soon(self, delay: float = 1.0) -> None:
+        """Start the bucket watches again shortly (once, however often this is called): a
+        watch whose consumer the NATS client failed to recreate would stay silent."""
+        if self._registry is None or (self._refollow is not None and not self._refollow.done()):
+            return
+        self._refollow = asyncio.create_task(self._again(self._registry, delay))
+
+    async def _again(self, registry: Registry, delay: float) -> None:
+        await asyncio.sleep(delay)
+        log.warning("routes: watching the buckets again after a connection problem")
+        await cancel_and_wait(self._tasks)
+        try:
+            await self.follow(registry)
+        except Exception:  # the server is still busy: the next trouble schedules another try
+            log.exception("routes: could not watch the buckets again")
+
     async def close(self) -> None:
+        if self._refollow is not None:
+            await cancel_and_wait([self._refollow])
         await cancel_and_wait(self._tasks)

@@ -49,7 +49,8 @@ from .fair_queue import FairQueue
 from .overload import Refusals, follow_progress, overloaded, wal_is_full
 from .routes import RouteTable
 from .sizes import check_sizes
-from .wal_writer import AckProblem, WalWriter
+from .tracing import wal_writer
+from .wal_writer import AckProblem
 
 __all__ = ["QUEUE_GROUP", "Splitter"]
 
@@ -68,7 +69,7 @@ class Splitter:
         self.config = config or RuntimeConfig()
         self.routes = RouteTable()
         self.dead_letters = DeadLetters(js)
-        self.wal = WalWriter(
+        self.wal = wal_writer(  # traced when tracing is on
             nc,
             self._on_wal_problem,
             on_stored=self._on_wal_stored,
@@ -96,7 +97,9 @@ class Splitter:
         await self.routes.follow(Registry(self.js))
         self._progress = await follow_progress(self.nc, self.admission.processed)
         self._worker = asyncio.create_task(self._serve(), name="splitter-intake")
-        self.refusals.on_slow_consumer(self.nc, lambda: self._sub, _READ_QUEUE)
+        self.refusals.on_slow_consumer(
+            self.nc, lambda: self._sub, _READ_QUEUE, on_trouble=self.routes.refollow_soon
+        )
         self._sub = await self.nc.subscribe(
             layout.REQUEST_WILDCARD,
             queue=QUEUE_GROUP,

@@ -11,7 +11,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from o_bus.supervision.records import ProcessInfo
+from o_bus.supervision.records import HOST_ENV, ProcessInfo
 
 __all__ = ["AgentChild", "pid_alive", "spawn_agent"]
 
@@ -73,7 +73,10 @@ async def spawn_agent(
     command = [sys.executable, "-m", "o_bus.cli.main", "run", "agent", agent, "--nats", url]
     if standby:
         command.append("--standby")
-    proc = await asyncio.create_subprocess_exec(*command, *extra_args, start_new_session=True)
+    env = {**os.environ, HOST_ENV: host} if host is not None else None
+    proc = await asyncio.create_subprocess_exec(
+        *command, *extra_args, start_new_session=True, env=env
+    )
     child = AgentChild(agent, proc.pid, standby, time.time(), proc=proc)
     if host is not None:
         child.host = host

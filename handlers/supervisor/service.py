@@ -22,7 +22,7 @@ import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError, NoKeysError
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError, NoKeysError
 from nats.js.kv import KeyValue
 from pydantic import ValidationError
 from pydantic_core import to_json
@@ -34,7 +34,7 @@ from o_bus.runtime.heartbeat import Heartbeat
 from o_bus.store import layout
 from o_bus.store.event_records import utc_now
 from o_bus.store.lease import HeldLease, LeaseHolder, LeaseStore
-from o_bus.store.placement import PlacementStore
+from o_bus.store.placement import Placement, PlacementStore
 from o_bus.store.provision import ensure_bucket
 from o_bus.store.registry import AgentRecord, Registry
 from o_bus.supervision.records import (
@@ -72,7 +72,7 @@ class Supervisor:
         self.host = host
         self.host_label = host or socket.gethostname()
         self.leader_key = LEADER_KEY if host is None else f"{LEADER_KEY}.{host}"
-        self.placement: dict[str, str] = {}
+        self.placement: dict[str, Placement] = {}
         self._placement_task: asyncio.Task[None] | None = None
         self.agent_args = agent_args or []
         self.leases = LeaseStore(js)
@@ -239,21 +239,29 @@ class Supervisor:
 
     def _mine(self, agent: str) -> bool:
         """Whether this supervisor's host runs ``agent`` (see o_bus.store.placement)."""
-        return self.placement.get(agent) == self.host
+        placed = self.placement.get(agent)
+        if placed is None:
+            return self.host is None
+        return self.host in placed.hosts
+
+    def _spread(self, agent: str) -> bool:
+        """Whether ``agent`` runs on several named hosts, one process on each."""
+        placed = self.placement.get(agent)
+        return placed is not None and len(placed.hosts) > 1
 
     async def _follow_placement(self) -> None:
-        async for agent, host in PlacementStore(self.js).watch():
+        async for agent, placed in PlacementStore(self.js).watch():
             was_mine = self._mine(agent)
-            if host is None:
+            if placed is None:
                 self.placement.pop(agent, None)
             else:
-                self.placement[agent] = host
+                self.placement[agent] = placed
             if was_mine and not self._mine(agent):
-                where = host or "the default supervisors"
+                where = ", ".join(placed.hosts) if placed else "the default supervisors"
                 for child in self.children.get(agent, []):
                     await self._event(agent, "stop", f"placed on {where}", child.pid)
                     child.terminate()
-            elif not was_mine and self._mine(agent):
+            elif self._mine(agent):
                 await self._reconcile(agent)
 
     def policy(self, agent: str) -> SupervisionPolicy:
@@ -269,9 +277,15 @@ class Supervisor:
         if agent not in self.records or agent in self.pending_restart:
             return
         live = [c for c in self.children.get(agent, []) if not c.exit_handled and not c.hung]
-        wanted = 2 if self.policy(agent).standby else 1
+        placed = self.placement.get(agent)
+        if placed is not None:
+            # On a named host: one process, never a standby beside the active (its standbys
+            # run on the other hosts of the placement); the active's host tries the lease first.
+            wanted, standby_here = 1, self.host != placed.host
+        else:
+            wanted, standby_here = (2 if self.policy(agent).standby else 1), False
         for _ in range(wanted - len(live)):
-            has_active_candidate = any(not c.standby for c in live)
+            has_active_candidate = standby_here or any(not c.standby for c in live)
             child = await spawn_agent(
                 agent,
                 self.url,
@@ -447,7 +461,32 @@ class Supervisor:
             updated_at=time.time(),
         )
         with contextlib.suppress(nats.errors.Error):
-            await self._kv.put(agent, state.model_dump_json().encode())
+            if self._spread(agent):
+                await self._save_shared(self._kv, state)
+            else:
+                await self._kv.put(agent, state.model_dump_json().encode())
+
+    async def _save_shared(self, kv: KeyValue, state: AgentSupervision) -> None:
+        """Save ``state`` keeping the processes the other hosts of the agent recorded (each
+        host's supervisor writes the same record: compare-and-set, retried on a race)."""
+        for _ in range(10):
+            try:
+                entry = await kv.get(state.agent)
+                revision: int | None = entry.revision
+                current = AgentSupervision.model_validate_json(entry.value or b"{}")
+                others = [p for p in current.processes if p.host != self.host_label]
+            except (KeyNotFoundError, ValidationError):
+                revision, others = None, []
+            value = state.model_copy(update={"processes": [*others, *state.processes]})
+            encoded = value.model_dump_json().encode()
+            try:
+                if revision is None:
+                    await kv.create(state.agent, encoded)
+                else:
+                    await kv.update(state.agent, encoded, last=revision)
+                return
+            except KeyWrongLastSequenceError:
+                continue
 
     async def _event(
         self, agent: str, kind: str, reason: str = "", pid: int | None = None, restarts: int = 0

@@ -28,6 +28,7 @@ from o_bus.common.tasks import cancel_and_wait
 from o_bus.errors import OBusError, StorageError
 from o_bus.evolution.live_code import CodeResolver
 from o_bus.evolution.routes import RouteStore
+from o_bus.evolution.search.starting import definition_file
 from o_bus.evolution.triggers.evaluate import due
 from o_bus.evolution.triggers.launch import Launcher, SearchOutcome, SearchRequest, start_search
 from o_bus.evolution.triggers.records import TriggerLog, TriggerRecord, TriggerStatus
@@ -173,7 +174,15 @@ class TriggerService:
             feedback_seq=firing.feedback_seq,
             budget=budget,
         )
-        request = SearchRequest(agent, uuid.uuid4().hex, firing.reason, budget, self.url)
+        file = definition_file(definition)
+        request = SearchRequest(
+            agent,
+            uuid.uuid4().hex,
+            firing.reason,
+            budget,
+            self.url,
+            source_file=str(file) if file is not None else None,
+        )
         self._started.add(request.search_id)
         await self._record(
             "search_started",

@@ -45,7 +45,7 @@ from o_bus.events.upcasting import UpcasterChain
 from o_bus.wire.codec import Encoding, decode
 
 if TYPE_CHECKING:
-    from o_bus.agent.improvement import SearchBudget, Trigger
+    from o_bus.agent.improvement import HandOff, SearchBudget, Trigger
     from o_bus.agent.tool_binding import AgentTools, Continuation
     from o_bus.tools.spec import Tool
 
@@ -125,6 +125,7 @@ class AgentDefinition(Generic[S]):
         genome: type[BaseModel] | None = None,
         triggers: Sequence[Trigger] = (),
         search_budget: SearchBudget | None = None,
+        handoff: HandOff | None = None,
     ) -> None:
         self.name = name
         self.state_type = state
@@ -149,6 +150,7 @@ class AgentDefinition(Generic[S]):
         self.invariants: dict[str, Invariant] = {}
         self.triggers: tuple[Trigger, ...] = tuple(triggers)  # when it asks to be improved
         self.search_budget = search_budget  # None: the trigger service's default
+        self.handoff = handoff  # how a triggered search's winner goes live; None: HandOff()
 
     # -- declaration -------------------------------------------------------------------------
 

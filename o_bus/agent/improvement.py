@@ -8,6 +8,7 @@ Example::
         "quota", state=Quota, version="1.0.0",
         triggers=[ErrorRateAbove(rate=0.05, window=200), OnFeedback(below=0.0, count=3)],
         search_budget=SearchBudget(max_evaluations=500, cpu_seconds=60, wall_seconds=120),
+        handoff=HandOff(margin=0.05),
     )
 """
 
@@ -17,7 +18,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ErrorRateAbove", "Every", "FitnessBelow", "OnFeedback", "SearchBudget", "Trigger"]
+__all__ = [
+    "ErrorRateAbove",
+    "Every",
+    "FitnessBelow",
+    "HandOff",
+    "OnFeedback",
+    "SearchBudget",
+    "Trigger",
+]
 
 
 class _Spec(BaseModel):
@@ -67,3 +76,21 @@ class SearchBudget(_Spec):
     max_evaluations: int = Field(default=200, ge=1)
     cpu_seconds: float = Field(default=60.0, gt=0)
     wall_seconds: float = Field(default=120.0, gt=0)
+
+
+class HandOff(_Spec):
+    """When a triggered search's winner goes to the evolution arbiter by itself, and the
+    arbiter's plan for it (shadow, canary steps, gates; ``o-bus evolve start``'s options).
+
+    The winner is handed over only when its offline fitness beats the starting version's by
+    at least ``margin`` (absolute, on the same dataset); the arbiter then decides on live
+    traffic, as for any candidate."""
+
+    margin: float = Field(default=0.05, ge=0.0, description="offline fitness gain required")
+    enabled: bool = True
+    canary_steps: tuple[int, ...] = (10, 50)
+    min_requests: int = Field(default=50, ge=1)
+    min_canary_requests: int = Field(default=20, ge=1)
+    min_stage_seconds: float = Field(default=2.0, ge=0)
+    bake_seconds: float = Field(default=3.0, ge=0)
+    min_fitness_gain: float = 0.0

@@ -26,6 +26,13 @@ def add_parsers(
     place = common(sub.add_parser("place", help="run an agent on a host (o-bus run host)"))
     place.add_argument("agent")
     place.add_argument("host", help="the host's name, or 'default' for `o-bus up`'s supervisors")
+    place.add_argument(
+        "--standby-on",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="run a warm standby on this other host (repeatable): it takes over if the host dies",
+    )
 
 
 async def cmd_agent(args: argparse.Namespace) -> int:
@@ -61,6 +68,11 @@ async def cmd_place(args: argparse.Namespace) -> int:
     host = None if args.host == "default" else args.host
     async with cli_connect(args, "o-bus-place") as (_, js):
         await Registry(js).get(args.agent)  # NotFoundError for an unknown agent
-        await PlacementStore(js).place(args.agent, host, by=default_deployer())
-    emit({"agent": args.agent, "host": args.host}, args.json)
+        await PlacementStore(js).place(
+            args.agent, host, standby_on=tuple(args.standby_on), by=default_deployer()
+        )
+    shown: dict[str, Any] = {"agent": args.agent, "host": args.host}
+    if args.standby_on:
+        shown["standby_on"] = args.standby_on
+    emit(shown, args.json)
     return 0

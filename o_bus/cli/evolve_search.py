@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,14 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-deploy", action="store_true", help="do not store the best as a version"
     )
     group.add_argument("--search", help="`lineage` / `archive`: which search (default: latest)")
+    group.add_argument(
+        "--red",
+        type=int,
+        default=0,
+        metavar="N",
+        help="first run red (N request sequences, same seed) against the starting version and "
+        "add its findings to the regression set every child is evaluated on",
+    )
 
 
 def _config(args: argparse.Namespace, source: str, filename: str) -> SearchConfig:
@@ -101,6 +110,8 @@ async def cmd_search_action(args: argparse.Namespace) -> int:
         if args.action == "search":
             source, filename = await starting_source(js, args.agent, args.source)
             config = _config(args, source, filename)
+            if args.red:
+                await _red_first(js, config, args.red)
             total = config.max_evals or (
                 1 + config.generations * config.population * config.islands
             )
@@ -123,6 +134,30 @@ async def cmd_search_action(args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(render_archive(search, state))
     return 0
+
+
+async def _red_first(js: Any, config: SearchConfig, budget: int) -> None:
+    """Red against the starting version; its findings join the agent's regression set."""
+    from o_bus.agent.catalogue import find_definition, import_file
+    from o_bus.evolution.adversarial.red import RedConfig, red_search
+    from o_bus.evolution.adversarial.regression_log import RegressionLog
+
+    with tempfile.TemporaryDirectory(prefix="o-bus-red-") as folder:
+        path = Path(folder) / config.filename
+        path.write_text(config.source)
+        module = import_file(path, f"o_bus_agent_red_{config.agent}")
+        definition = find_definition(module, config.attr, config.filename)
+        report = await red_search(
+            definition, RedConfig(budget=budget, seed=config.seed), version="starting version"
+        )
+    regressions = RegressionLog(js)
+    for case in report.findings:
+        await regressions.add(case)
+    found = ", ".join(f"{c.failure.kind} {c.failure.detail}" for c in report.findings if c.failure)
+    sys.stderr.write(
+        f"red: {report.evaluations} sequences, {len(report.findings)} finding(s)"
+        + (f" ({found}), added to the regression set\n" if found else "\n")
+    )
 
 
 def _lineage_json(search: str, state: SearchProjection) -> dict[str, Any]:

@@ -70,6 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--metrics-port", type=int, default=9464, help="health monitor HTTP port (0: any free)"
     )
+    up.add_argument(
+        "--otlp",
+        metavar="URL",
+        help="export traces over OTLP/HTTP to this collector, e.g. http://127.0.0.1:4318 "
+        "(default: the standard OTEL_* variables; off when none is set). See docs/tracing.md",
+    )
 
     svc = sub.add_parser("run", help="run one service in this process (used by `up`)")
     svc.add_argument(

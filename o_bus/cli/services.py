@@ -25,6 +25,7 @@ from o_bus.runtime.agent_process import AgentProcess
 from o_bus.store import layout
 from o_bus.store.registry import Registry
 from o_bus.supervision.records import EXIT_UNLOADABLE
+from o_bus.tracing import configure as configure_tracing
 
 if TYPE_CHECKING:
     from o_bus.handlers.arbiter.service import Arbiter
@@ -109,6 +110,7 @@ def _host_name(args: argparse.Namespace) -> str | None:
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
+    configure_tracing(args.service)  # the process's tracer, if tracing is configured
     if args.service == "agent":
         if not args.name:
             raise ConfigurationError("`o-bus run agent` needs the agent's name")
@@ -157,7 +159,8 @@ async def cmd_run(args: argparse.Namespace) -> int:
             status = {"service": args.service, "ready": True}
             if isinstance(service, AgentHost):
                 status["agents"] = sorted(service.workers)
-            if isinstance(service, Splitter):
+            if isinstance(service, Splitter):  # the agents it routes requests to, its intake
+                status["agents"] = sorted(service.routes.agents)
                 status["intake"] = service.figures()
             await msg.respond(to_json(status))  # type: ignore[attr-defined]
 

@@ -47,6 +47,7 @@ from o_bus.store import layout
 from o_bus.store.provision import provision
 from o_bus.store.registry import Registry
 from o_bus.supervision.records import SupervisionPolicy
+from o_bus.tracing import otlp_environment
 
 __all__ = [
     "SERVICES",
@@ -190,6 +191,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     from o_bus.evolution.provenance import operator_signer
 
     operator_signer(data_dir)  # the code-signing key and the trusted-keys file, on first start
+    if args.otlp:  # every process `up` starts (services, agents, candidates) exports there
+        os.environ.update(otlp_environment(args.otlp))
     become_subreaper()
     server: EmbeddedServer | None = None
     external = args.nats or nats_url_from_env()

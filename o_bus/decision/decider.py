@@ -142,7 +142,16 @@ class Decider:
             seq += 1
             event_type, version = event.event_type, event.event_version
             headers = event_headers(
-                agent, seq, event_type, version, request_id, wal_seq, code_version, at
+                agent,
+                seq,
+                event_type,
+                version,
+                request_id,
+                wal_seq,
+                code_version,
+                at,
+                request.traceparent,
+                request.tracestate,
             )
             records.append(NewEvent(event.model_dump_json().encode(), headers))
             out.append(

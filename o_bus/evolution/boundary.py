@@ -35,6 +35,7 @@ from o_bus.evolution import landlock, netns
 __all__ = [
     "ACCESS_ENV",
     "Boundary",
+    "Relay",
     "SandboxAccess",
     "access_from_env",
     "bus_url",
@@ -66,6 +67,15 @@ _PACKAGES = ("o_bus", "o_bus.agents", "o_bus.handlers")
 _CAPSET_V3 = 0x20080522
 
 
+class Relay(BaseModel):
+    """A service outside the sandbox reached at ``127.0.0.1:port`` inside it, through a
+    broker socket of the parent (as the bus is)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    socket: str
+    port: int
+
+
 class SandboxAccess(BaseModel):
     """What one sandboxed run may reach, beyond the interpreter and installed packages."""
 
@@ -74,6 +84,9 @@ class SandboxAccess(BaseModel):
     write: list[str] = Field(default=[], description="paths readable and writable")
     bus_socket: str | None = Field(default=None, description="the parent's broker socket")
     bus_port: int | None = Field(default=None, description="port of the bus inside")
+    relays: list[Relay] = Field(
+        default=[], description="other services reached through the parent (OTLP collector)"
+    )
 
 
 class Boundary(BaseModel):
@@ -100,6 +113,7 @@ def access_from_env(environ: Mapping[str, str] | None = None) -> SandboxAccess:
 
 
 _bus_port: int | None = None
+_relay_listeners: list[tuple[socket.socket, str]] = []
 
 
 def bus_url(url: str) -> str:
@@ -118,6 +132,8 @@ def default_read_paths() -> list[str]:
     """The interpreter, its standard library, the installed packages and system libraries."""
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     paths |= {str(Path(sys.executable).resolve().parent), *_package_paths()}
+    # installed packages on sys.path beyond the prefixes (PYTHONPATH, .pth files)
+    paths |= {p for p in sys.path if p.endswith(("site-packages", "dist-packages"))}
     return sorted(paths) + list(_SYSTEM_READ)
 
 
@@ -197,15 +213,20 @@ def enter_boundary(access: SandboxAccess, uid: int) -> tuple[Boundary, socket.so
             listener = netns.listen_for_bus(access.bus_port)
             _bus_port = access.bus_port
             network += f"; the bus through the parent's broker at 127.0.0.1:{access.bus_port}"
+        for relay in access.relays:
+            _relay_listeners.append((netns.listen_for_bus(relay.port), relay.socket))
+            network += f"; 127.0.0.1:{relay.port} through the parent's broker"
     except ConfigurationError as err:
         errors.append(str(err))
     read = [*default_read_paths(), *access.read]
-    if access.bus_socket:
-        read.append(str(Path(access.bus_socket).parent))
+    for path in [access.bus_socket, *(relay.socket for relay in access.relays)]:
+        if path:
+            read.append(str(Path(path).parent))
     new_uid, dropped = _drop_privileges(uid, errors)
     enforced: list[str] = []
     try:
         ports = [access.bus_port] if access.bus_port else []
+        ports += [relay.port for relay in access.relays]
         enforced = landlock.restrict(read, access.write, ports)
     except (landlock.LandlockUnavailable, OSError) as err:
         errors.append(f"no landlock: {err}")
@@ -225,3 +246,5 @@ def start_bus(listener: socket.socket | None, access: SandboxAccess) -> None:
     """Start carrying the bus listener's connections to the parent's broker."""
     if listener is not None and access.bus_socket:
         netns.start_forwarder(listener, access.bus_socket)
+    for relay_listener, path in _relay_listeners:
+        netns.start_forwarder(relay_listener, path)

@@ -26,16 +26,27 @@ _CHUNK = 256 * 1024
 
 
 class BusBroker:
-    """Connections to ``path`` are connected to the NATS server of ``url``."""
+    """Connections to ``path`` are connected to the server of ``url`` (the NATS server, or
+    another service the sandbox may reach, such as an OTLP collector), at most
+    ``max_connections`` at a time (a candidate needs one; more are closed at once)."""
 
-    def __init__(self, url: str, owner: int | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        owner: int | None = None,
+        default_port: int = 4222,
+        max_connections: int = 4,
+    ) -> None:
         first = url.split(",")[0].strip()
         parts = urlsplit(first if "://" in first else f"nats://{first}")
         if not parts.hostname:
-            raise ConfigurationError(f"no NATS host in {url!r}")
-        self.host, self.port = parts.hostname, parts.port or 4222
+            raise ConfigurationError(f"no host in {url!r}")
+        default = {"http": 80, "https": 443}.get(parts.scheme, default_port)
+        self.host, self.port = parts.hostname, parts.port or default
         self.url = first
         self.owner = owner
+        self.max_connections = max_connections
+        self.refused = 0
         self.folder = Path(tempfile.mkdtemp(prefix="o-bus-bus-"))
         self.path = self.folder / "bus.sock"
         self._server: asyncio.Server | None = None
@@ -52,6 +63,10 @@ class BusBroker:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if len(self._tasks) >= self.max_connections:
+            self.refused += 1
+            writer.close()
+            return
         self._tasks.add(task)
         writers = [writer]
         try:

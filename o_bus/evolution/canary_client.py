@@ -29,6 +29,8 @@ from o_bus.errors import (
 )
 from o_bus.events.model import Event, State
 from o_bus.store import layout
+from o_bus.tracing import tracer
+from o_bus.tracing.names import AGENT, CANARY_DECIDE, CODE_VERSION, OUTCOME, REQUEST_ID
 from o_bus.wire.codec import Encoding
 from o_bus.wire.wal_record import WalRecord
 
@@ -70,12 +72,34 @@ class CanaryClient:
         self.fallbacks = 0
         self.cooldown = cooldown
         self._resting_until = 0.0  # after a failure, live decides alone for a while
+        self.tracer = tracer()  # None: tracing is off
 
     async def decide(self, state: State, record: WalRecord) -> Decided | None:
         """The candidate's decision, or None: let the live code decide.
 
         A candidate that just failed is left alone for ``cooldown`` seconds, so a hung or
         crashed candidate costs live at most one timeout until the arbiter rolls it back."""
+        if self.tracer is None:
+            return await self._decide(state, record)
+        span = self.tracer.start(
+            CANARY_DECIDE,
+            record.traceparent,
+            record.tracestate,
+            kind="client",
+            attributes={
+                AGENT: self.live.name,
+                CODE_VERSION: self.version,
+                REQUEST_ID: record.request_id,
+            },
+        )
+        decided = await self._decide(state, record)
+        span.set(OUTCOME, "fallback to live" if decided is None else "decided")
+        if decided is None:
+            span.fail("the canary did not decide; live decided instead")
+        span.end()
+        return decided
+
+    async def _decide(self, state: State, record: WalRecord) -> Decided | None:
         if self._resting_until and time.monotonic() < self._resting_until:
             self.fallbacks += 1
             return None

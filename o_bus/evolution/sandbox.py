@@ -34,6 +34,7 @@ from o_bus.evolution.boundary import (
     start_bus,
 )
 from o_bus.evolution.bus_broker import BusBroker
+from o_bus.evolution.sandbox_relays import start_relays
 from o_bus.evolution.seccomp import (
     SeccompUnavailable,
     install_no_process_filter,
@@ -277,21 +278,28 @@ async def spawn_sandboxed(
         raise ConfigurationError("spawn_sandboxed needs a program: -m MODULE, -c CODE or FILE")
     base = os.environ if inherit_env else {k: v for k, v in os.environ.items() if k in _BARE_ENV}
     broker: BusBroker | None = None
+    brokers: list[BusBroker] = []
     extra: dict[str, str] = {}
+    wanted = {**base, **(env or {})}
     if limits.boundary:
         uid = sandbox_uid(limits.uid)
+        owner = uid if uid != os.getuid() else None
         if workdir is not None and uid != os.getuid():
             _hand_over(workdir, uid)
         if bus is not None:
-            broker = await BusBroker(bus, owner=uid if uid != os.getuid() else None).start()
+            broker = await BusBroker(bus, owner=owner).start()
+            brokers.append(broker)
+        relayed, relays, extra = await start_relays(wanted, owner)
+        brokers += relayed
         access = SandboxAccess(
             read=[str(path) for path in read],
             write=[str(workdir)] if workdir is not None else [],
             bus_socket=str(broker.path) if broker else None,
             bus_port=broker.port if broker else None,
+            relays=relays,
         )
         extra[ACCESS_ENV] = access.model_dump_json()
-    child_env = {**base, **(env or {}), LIMITS_ENV: limits.model_dump_json(), **extra}
+    child_env = {**wanted, LIMITS_ENV: limits.model_dump_json(), **extra}
     try:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -305,13 +313,13 @@ async def spawn_sandboxed(
             stderr=stderr,
         )
     except BaseException:
-        if broker is not None:
-            await broker.close()
+        for each in brokers:
+            await each.close()
         raise
     with contextlib.suppress(ProcessLookupError):  # already exited: its return code says how
         apply_limits_from_outside(process.pid, limits)
-    if broker is not None:
-        task = asyncio.create_task(_close_after(process, broker), name=f"bus-broker-{process.pid}")
+    if brokers:
+        task = asyncio.create_task(_close_after(process, brokers), name=f"brokers-{process.pid}")
         _BROKERS.add(task)
         task.add_done_callback(_BROKERS.discard)
     return process
@@ -320,11 +328,12 @@ async def spawn_sandboxed(
 _BROKERS: set[asyncio.Task[None]] = set()
 
 
-async def _close_after(process: asyncio.subprocess.Process, broker: BusBroker) -> None:
+async def _close_after(process: asyncio.subprocess.Process, brokers: list[BusBroker]) -> None:
     try:
         await process.wait()
     finally:
-        await broker.close()
+        for broker in brokers:
+            await broker.close()
 
 
 def spec_files(*specs: str | None) -> list[str]:

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import socket
 import time
 from typing import Any, Final, Literal
 
@@ -35,6 +34,7 @@ from o_bus.runtime.worker import AgentWorker
 from o_bus.store import layout
 from o_bus.store.event_records import utc_now
 from o_bus.store.lease import HeldLease, Lease, LeaseHolder, LeaseStore
+from o_bus.supervision.records import host_label
 
 __all__ = ["EXIT_FAILED", "EXIT_FENCED", "EXIT_OK", "AgentProcess"]
 
@@ -65,7 +65,7 @@ class AgentProcess:
         self.lease_ttl = lease_ttl
         self.lease = HeldLease(self.leases, name, lease_ttl, f"agent {name}")
         self.holder = LeaseHolder(
-            holder=f"{socket.gethostname()}:{os.getpid()}:{NUID().next().decode()[-8:]}",
+            holder=f"{host_label()}:{os.getpid()}:{NUID().next().decode()[-8:]}",
             pid=os.getpid(),
             role="standby" if standby else "active",
             acquired_at="",

@@ -41,7 +41,10 @@ from o_bus.tools.records import (
     result_request_id,
 )
 from o_bus.tools.spec import ToolContext
-from o_bus.wire.headers import CE_TYPE
+from o_bus.tracing import tracer
+from o_bus.tracing.names import AGENT, TOOL, TOOL_CALL, TOOL_CALL_ID
+from o_bus.wire.headers import CE_TRACEPARENT, CE_TRACESTATE, CE_TYPE
+from o_bus.wire.trace_context import TraceContext
 
 if TYPE_CHECKING:
     from o_bus.runtime.worker import AgentWorker
@@ -51,6 +54,7 @@ __all__ = ["ToolRunner", "start_tool_runner"]
 log = logging.getLogger(__name__)
 _REQUESTED = ToolCallRequested.event_type
 _ENVELOPE_ROOM = 2048  # request bytes kept free for the command's other fields
+_UNTRACED = TraceContext()
 
 
 class ToolRunner:
@@ -83,6 +87,7 @@ class ToolRunner:
         self._sub: Subscription | None = None
         self.executed = 0  # calls run to a result (cached or not), for tests and status
         self.submitted = 0
+        self.tracer = tracer()  # None: tracing is off (the event's trace context is carried on)
 
     async def start(self, pending: Mapping[str, PendingToolCall], after_stream_seq: int) -> None:
         """Resume ``pending`` (the calls of the durable state at ``after_stream_seq``), then
@@ -118,7 +123,8 @@ class ToolRunner:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _on_event(self, msg: Msg) -> None:
-        if (msg.headers or {}).get(CE_TYPE) != _REQUESTED:
+        headers = msg.headers or {}
+        if headers.get(CE_TYPE) != _REQUESTED:
             return
         try:
             requested = ToolCallRequested.model_validate_json(msg.data)
@@ -128,16 +134,46 @@ class ToolRunner:
         # Still pending in the live state? (A result may already be recorded, e.g. when the
         # log is read again after a consumer reset.)
         if requested.call_id in self._pending():
-            self._launch(requested.call_id, requested.tool, requested.input)
+            trace = TraceContext(headers.get(CE_TRACEPARENT), headers.get(CE_TRACESTATE))
+            self._launch(requested.call_id, requested.tool, requested.input, trace)
 
-    def _launch(self, call_id: str, tool: str, data: dict[str, Any]) -> None:
+    def _launch(
+        self, call_id: str, tool: str, data: dict[str, Any], trace: TraceContext = _UNTRACED
+    ) -> None:
+        """Run a call; ``trace``: the context of the decision that requested it (a call
+        resumed after a restart has none and starts its own trace when tracing is on)."""
         if call_id in self._active:
             return
-        task = asyncio.create_task(self._run(call_id, tool, data), name=f"tool-{call_id}")
+        task = asyncio.create_task(self._run(call_id, tool, data, trace), name=f"tool-{call_id}")
         self._active[call_id] = task
         task.add_done_callback(lambda _: self._active.pop(call_id, None))
 
-    async def _run(self, call_id: str, tool_name: str, data: dict[str, Any]) -> None:
+    async def _run(
+        self, call_id: str, tool_name: str, data: dict[str, Any], trace: TraceContext
+    ) -> None:
+        if self.tracer is None:
+            await self._execute(call_id, tool_name, data, trace)
+            return
+        span = self.tracer.start(
+            TOOL_CALL,
+            trace.traceparent,
+            trace.tracestate,
+            kind="client",
+            attributes={AGENT: self.agent, TOOL: tool_name, TOOL_CALL_ID: call_id},
+        )
+        try:
+            execution = await self._execute(
+                call_id, tool_name, data, TraceContext(span.traceparent, span.tracestate)
+            )
+            span.set("o_bus.tool_ok", execution.ok)
+            if execution.error is not None:
+                span.fail(f"{execution.error.code}: {execution.error.message}")
+        finally:
+            span.end()
+
+    async def _execute(
+        self, call_id: str, tool_name: str, data: dict[str, Any], trace: TraceContext
+    ) -> Execution:
         async with self._slots:
             binding = self._tools()
             declared = binding.tools.get(tool_name) if binding is not None else None
@@ -152,7 +188,8 @@ class ToolRunner:
             else:
                 execution = await self.executor.execute(declared, data, call_id)
             self.executed += 1
-        await self._submit(call_id, tool_name, execution)
+        await self._submit(call_id, tool_name, execution, trace)
+        return execution
 
     def _result_body(self, call_id: str, tool: str, execution: Execution) -> dict[str, Any]:
         body = {
@@ -176,8 +213,11 @@ class ToolRunner:
             body.update(ok=False, output=None, error=error.model_dump())
         return body
 
-    async def _submit(self, call_id: str, tool: str, execution: Execution) -> None:
-        """Send the result until the agent has answered it; the same ``ce-id`` every time."""
+    async def _submit(
+        self, call_id: str, tool: str, execution: Execution, trace: TraceContext
+    ) -> None:
+        """Send the result until the agent has answered it; the same ``ce-id`` every time,
+        in the trace of the call."""
         body = self._result_body(call_id, tool, execution)
         delay = 0.1
         while True:
@@ -190,6 +230,8 @@ class ToolRunner:
                     request_id=result_request_id(call_id),
                     timeout=self.submit_timeout,
                     source=f"o-bus/tools/{self.agent}",
+                    traceparent=trace.traceparent,
+                    tracestate=trace.tracestate,
                 )
             except AgentUnavailableError as err:
                 reply = {"ok": False, "error": {"code": ErrorCode.UNAVAILABLE, "message": str(err)}}

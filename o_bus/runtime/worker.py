@@ -26,7 +26,7 @@ from pydantic_core import from_json, to_json
 
 from o_bus.agent.definition import AgentDefinition
 from o_bus.agent.lifecycle import LifecycleChanged, LifecycleState, check_transition
-from o_bus.config import RuntimeConfig
+from o_bus.config import CONSUMER_IDLE_HEARTBEAT, RuntimeConfig
 from o_bus.decision.decider import DUPLICATE, Decider, Verdict
 from o_bus.errors import ConcurrencyError, ConfigurationError, OBusError
 from o_bus.events.model import State
@@ -39,12 +39,14 @@ from o_bus.runtime.group_commit import Outcome
 from o_bus.runtime.metrics import RequestMetrics
 from o_bus.runtime.queries import QueryServer
 from o_bus.runtime.snapshotter import Snapshotter
+from o_bus.runtime.tracing import WorkerTracing
 from o_bus.store import layout
 from o_bus.store.dead_letter import DeadLetters
 from o_bus.store.event_log import NewEvent, outcome_headers, utc_now
 from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.provision import ensure_agent_stream
 from o_bus.store.snapshots import SnapshotStore
+from o_bus.tracing import tracer
 from o_bus.wire.codec import Encoding
 from o_bus.wire.wal_record import WalRecord, delivery_of
 
@@ -87,6 +89,8 @@ class AgentWorker:
         self.queries: QueryServer | None = None  # projections and queries, while serving
         self.canary: CanaryClient | None = None  # set while a canary version decides some requests
         self._wal_sub: Subscription | None = None
+        found = tracer()
+        self.tracing = WorkerTracing(found, name) if found is not None else None  # None: off
 
     # -- what others read ----------------------------------------------------------------------
 
@@ -218,6 +222,7 @@ class AgentWorker:
             config=ConsumerConfig(
                 deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
                 opt_start_seq=self.processed_wal + 1,
+                idle_heartbeat=CONSUMER_IDLE_HEARTBEAT,
             ),
             pending_msgs_limit=65536,
         )
@@ -284,6 +289,8 @@ class AgentWorker:
                 await sub.unsubscribe()
         self._subs.clear()
         await self.committer.stop()
+        if self.tracing is not None:
+            self.tracing.abandon("the agent stopped before this request was committed")
         await self.snapshotter.wait()
         await self.dead_letters.flush()
         if self.lifecycle != LifecycleState.TERMINATED:
@@ -296,12 +303,17 @@ class AgentWorker:
         if wal_seq <= self.processed_wal:
             return  # redelivered after a consumer reset
         request = WalRecord.from_headers(msg.headers or {}, msg.data, wal_seq, accepted_ns)
+        tracing = self.tracing
+        if tracing is not None:
+            request, span = tracing.deciding(request)
         canary = self.canary
         if canary is not None and request.route == canary.version:
             # The only await on the hot path, for canary requests alone. If the consumer is
             # stopped meanwhile (a reload), the request is not marked processed and comes back.
             decided = await canary.decide(self.state, request)
             if wal_seq <= self.processed_wal:
+                if tracing is not None:
+                    span.end()  # decided again when it comes back
                 return
         else:
             decided = None
@@ -333,6 +345,8 @@ class AgentWorker:
         )
         if self.duplicates.early_waiters:
             outcome.waiters.extend(self.duplicates.waiters_for(request_id))
+        if tracing is not None:
+            tracing.decided(span, verdict, wal_seq)
         self.committer.stage(outcome)
 
     def _rejected(self, request: WalRecord, verdict: Verdict, msg: Msg) -> None:
@@ -352,6 +366,8 @@ class AgentWorker:
     # -- snapshots and status --------------------------------------------------------------
 
     def _after_batch(self, committed: Committed) -> None:
+        if self.tracing is not None:
+            self.tracing.committed(committed.wal)
         if committed.seq - self.snapshotter.seq >= self.config.snapshot_every:
             self._schedule_snapshot(committed.state)
 

@@ -26,6 +26,7 @@ from o_bus.wire.attributes import (
 from o_bus.wire.cloudevents import COMMAND_NAME, MAX_ID_LENGTH, REQUIRED_HEADERS, SPECVERSION
 from o_bus.wire.codec import CONTENT_TYPES
 from o_bus.wire.reply import STATUS_HEADER
+from o_bus.wire.trace_context import MAX_TRACESTATE_LENGTH, TRACEPARENT_PATTERN
 
 __all__ = [
     "BinaryRequestHeaders",
@@ -119,6 +120,28 @@ BinaryRequestHeaders = TypedDict(
                 ),
             ]
         ],
+        "ce-traceparent": NotRequired[
+            Annotated[
+                str,
+                Field(
+                    pattern=TRACEPARENT_PATTERN,
+                    description=(
+                        "Optional W3C trace context (CloudEvents distributed-tracing "
+                        "extension). A malformed value is dropped, never an error; plain "
+                        "'traceparent' is accepted too. See docs/tracing.md."
+                    ),
+                ),
+            ]
+        ],
+        "ce-tracestate": NotRequired[
+            Annotated[
+                str,
+                Field(
+                    max_length=MAX_TRACESTATE_LENGTH,
+                    description="Optional W3C tracestate, kept with a valid ce-traceparent.",
+                ),
+            ]
+        ],
     },
 )
 
@@ -192,6 +215,15 @@ class StructuredRequest(TypedDict):
                 description="Optional subject." + _CLEAN,
             ),
         ]
+    ]
+    traceparent: NotRequired[
+        Annotated[
+            str,
+            Field(pattern=TRACEPARENT_PATTERN, description="Optional W3C trace context."),
+        ]
+    ]
+    tracestate: NotRequired[
+        Annotated[str, Field(max_length=MAX_TRACESTATE_LENGTH, description="Optional.")]
     ]
 
 
@@ -268,6 +300,21 @@ EventHeaders = TypedDict(
         "Content-Type": Annotated[
             Literal["application/json"], Field(description="The body is JSON.")
         ],
+        "ce-traceparent": NotRequired[
+            Annotated[
+                str,
+                Field(
+                    pattern=TRACEPARENT_PATTERN,
+                    description=(
+                        "W3C trace context of the decision that produced the event, when its "
+                        "request carried one (or tracing is on)."
+                    ),
+                ),
+            ]
+        ],
+        "ce-tracestate": NotRequired[
+            Annotated[str, Field(max_length=MAX_TRACESTATE_LENGTH, description="Its tracestate.")]
+        ],
     },
 )
 
@@ -325,9 +372,12 @@ DeadLetterHeaders = TypedDict(
 
 def check_headers_match_runtime() -> None:
     """Fail loudly when the runtime reads or writes headers the TypedDicts do not describe."""
-    written = event_headers("a", 1, "t", 1, "r", 1, "1.0.0", "2025-01-01T00:00:00.000000Z")
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    time = "2025-01-01T00:00:00.000000Z"
+    written = event_headers("a", 1, "t", 1, "r", 1, "1.0.0", time, parent, "k=v")
     documented = EventHeaders.__required_keys__ | EventHeaders.__optional_keys__
-    if set(written) != documented:
+    untraced = event_headers("a", 1, "t", 1, "r", 1, "1.0.0", time)
+    if set(written) != documented or set(untraced) != EventHeaders.__required_keys__:
         raise RuntimeError(f"EventHeaders {sorted(documented)} != event_headers {sorted(written)}")
     if BinaryRequestHeaders.__required_keys__ != frozenset(REQUIRED_HEADERS):
         raise RuntimeError(f"BinaryRequestHeaders must require exactly {REQUIRED_HEADERS}")

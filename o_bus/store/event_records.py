@@ -20,6 +20,8 @@ from o_bus.wire.headers import (
     CE_SPECVERSION,
     CE_SUBJECT,
     CE_TIME,
+    CE_TRACEPARENT,
+    CE_TRACESTATE,
     CE_TYPE,
     CE_WALSEQ,
     CONTENT_TYPE,
@@ -127,8 +129,11 @@ def event_headers(
     wal_seq: int,
     code_version: str,
     time: str,
+    traceparent: str | None = None,
+    tracestate: str | None = None,
 ) -> dict[str, str]:
-    return {
+    """Headers of an event; ``traceparent``: the trace context of the decision that made it."""
+    headers = {
         CE_SPECVERSION: SPECVERSION,
         CE_ID: f"{agent}:{seq}",
         CE_SOURCE: f"o-bus/agents/{agent}",
@@ -142,6 +147,11 @@ def event_headers(
         H_CODE: code_version,
         CONTENT_TYPE: _JSON,
     }
+    if traceparent:
+        headers[CE_TRACEPARENT] = traceparent
+        if tracestate:
+            headers[CE_TRACESTATE] = tracestate
+    return headers
 
 
 def outcome_headers(

@@ -25,6 +25,7 @@ from nats.js.errors import NotFoundError as JsNotFoundError
 from nats.nuid import NUID
 from pydantic_core import from_json
 
+from o_bus.config import CONSUMER_IDLE_HEARTBEAT
 from o_bus.errors import ConcurrencyError, StorageError
 from o_bus.store import layout
 from o_bus.store.event_records import (
@@ -300,7 +301,9 @@ class JetStreamEventLog:
                 done.set_result(None)
 
         config = ConsumerConfig(
-            deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=after_stream_seq + 1
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=after_stream_seq + 1,
+            idle_heartbeat=CONSUMER_IDLE_HEARTBEAT,
         )
         try:
             sub = await self.js.subscribe(

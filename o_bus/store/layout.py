@@ -18,6 +18,7 @@ __all__ = [
     "CONFIG_BUCKET",
     "DIFF_STREAM",
     "DLQ_STREAM",
+    "EVAL_CACHE_BUCKET",
     "EVENTS_STREAM_PREFIX",
     "EVOLUTION_BUCKET",
     "FEEDBACK_STREAM",
@@ -88,6 +89,7 @@ ROUTE_REFUSED_PREFIX: Final = "o.sys.route_refused."
 EVOLUTION_EVENT_PREFIX: Final = "o.sys.evolution."
 ROUTES_BUCKET: Final = "o_routes"
 EVOLUTION_BUCKET: Final = "o_evolution"
+EVAL_CACHE_BUCKET: Final = "o_evalcache"  # KV: search evaluations by (candidate, request)
 DIFF_STREAM: Final = "O_DIFF"
 HEALTH_SUBJECT: Final = "o.health"  # request/reply: every agent's health summary
 HEALTH_PREFIX: Final = "o.health."  # published: one agent's health summary

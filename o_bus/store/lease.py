@@ -25,9 +25,13 @@ from o_bus.errors import StorageError
 from o_bus.store import layout
 from o_bus.store.provision import ensure_bucket
 
-__all__ = ["HeldLease", "Lease", "LeaseHolder", "LeaseStore"]
+__all__ = ["STORE_OUTAGE_TTLS", "HeldLease", "Lease", "LeaseHolder", "LeaseStore"]
 
 log = logging.getLogger(__name__)
+STORE_OUTAGE_TTLS = 6.0
+"""TTLs a holder keeps its lease while the store cannot be reached (12 s for a 2 s TTL): longer
+than a JetStream leader election (4-9 s), short enough that a holder cut off from a healthy
+cluster stops acting soon after a successor may have taken over."""
 
 
 class LeaseHolder(BaseModel):
@@ -114,14 +118,21 @@ class HeldLease:
     renewed every quarter of its TTL, release it. The supervisor and the arbiter lead with one;
     every agent process holds its agent's lease with one.
 
-    A store that cannot be reached counts as a lost renewal (the lease would expire anyway) and as
-    a failed attempt to acquire (the caller tries again); both are logged with ``who``.
+    A store that cannot be reached is a failed attempt to acquire (the caller tries again). For a
+    renewal it is not yet a loss: while the bucket has no leader (a JetStream cluster electing
+    one after a server died, 4 to 9 s) nobody can take the lease either, and the bucket's own TTL
+    decides when it expires. So the holder keeps it through an outage of up to
+    ``STORE_OUTAGE_TTLS`` TTLs, and learns on the first renewal that reaches the store whether it
+    expired meanwhile. If it did and nobody took it, the holder takes it again (a create, as
+    anyone would); stepping down instead would turn every election into a restart. Both are
+    logged with ``who``; the fence on the event log still stops a holder that lost it.
     """
 
     def __init__(self, leases: LeaseStore, key: str, ttl: float, who: str) -> None:
         self.leases, self.key, self.ttl, self.who = leases, key, ttl, who
         self.lease: Lease | None = None
         self.renewed_at = time.monotonic()  # last time the lease was known to be ours
+        self._unreachable = False  # the last renewal could not reach the store
 
     @property
     def interval(self) -> float:
@@ -157,8 +168,30 @@ class HeldLease:
         try:
             renewed = await self.leases.renew(self.lease)
         except StorageError as err:
-            log.warning("%s: cannot renew lease %r: %s", self.who, self.key, err.message)
+            outage = time.monotonic() - self.renewed_at
+            keep = outage < self.ttl * STORE_OUTAGE_TTLS
+            log.warning(
+                "%s: cannot renew lease %r for %.1fs: %s%s",
+                self.who,
+                self.key,
+                outage,
+                err.message,
+                "; still held while the store is unreachable" if keep else "; giving it up",
+            )
+            self._unreachable = keep
+            if keep:
+                return True
             renewed = False
+        if not renewed and self._unreachable:
+            # It expired while the store was down: take it again if nobody else did.
+            renewed = await self.try_acquire(self.lease.holder) is not None
+            log.warning(
+                "%s: lease %r expired while the store was unreachable; %s",
+                self.who,
+                self.key,
+                "taken again" if renewed else "someone else holds it",
+            )
+        self._unreachable = False
         if renewed:
             self.renewed_at = time.monotonic()
         else:

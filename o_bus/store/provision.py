@@ -206,6 +206,15 @@ def bucket_configs(cfg: StorageConfig) -> list[KeyValueConfig]:
             replicas=cfg.replicas,
         ),
         KeyValueConfig(
+            bucket=layout.EVAL_CACHE_BUCKET,
+            description="O search evaluations by (candidate, request): checkpoints, a cache",
+            history=1,
+            ttl=7 * 24 * 3600,
+            max_bytes=256 * 1024 * 1024,
+            replicas=cfg.replicas,
+            storage=StorageType.FILE if cfg.storage == "file" else StorageType.MEMORY,
+        ),
+        KeyValueConfig(
             bucket=layout.EVOLUTION_BUCKET,
             description="O evolutions: each agent's candidate under test, stage and decisions",
             history=5,

@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "EXIT_UNLOADABLE",
+    "HOST_ENV",
     "AgentSupervision",
     "ProcessInfo",
     "SupervisionPolicy",
     "SystemEvent",
+    "host_label",
 ]
 
 EXIT_UNLOADABLE = 78
 """EX_CONFIG: the exit code of an agent process whose registered code cannot be loaded; the
 supervisor marks the agent failed at once instead of restarting it."""
+
+HOST_ENV = "O_BUS_HOST"
+"""Set by a supervisor for the agent processes it starts: the name of its host (the one of
+`o-bus run host --name`, else the machine's), shown in their lease holder and by `o-bus ps`."""
+
+
+def host_label() -> str:
+    """The host this process runs on, as the platform names it."""
+    return os.environ.get(HOST_ENV) or socket.gethostname()
 
 
 class SupervisionPolicy(BaseModel):

@@ -29,7 +29,10 @@ from o_bus.wire.headers import (
     CE_TYPE,
     CONTENT_TYPE,
     O_ROUTE,
+    W3C_TRACEPARENT,
+    W3C_TRACESTATE,
 )
+from o_bus.wire.trace_context import checked_trace_context, trace_context_of_headers
 from o_bus.wire.wal_record import SPECVERSION, WalRecord
 
 __all__ = [
@@ -65,6 +68,8 @@ class RequestEnvelope:
     reply_encoding: Encoding
     time: str | None = None
     subject: str | None = None
+    traceparent: str | None = None  # checked W3C trace context (None when absent or malformed)
+    tracestate: str | None = None
 
     def wal_record(self, reply_to: str | None, route: str | None = None) -> WalRecord:
         """The WAL record of this request (``route``: the canary version to decide it)."""
@@ -79,6 +84,8 @@ class RequestEnvelope:
             route,
             self.time,
             self.subject,
+            traceparent=self.traceparent,
+            tracestate=self.tracestate,
         )
 
     def wal_headers(self, dedup_key: str, reply: str | None) -> dict[str, str]:
@@ -129,6 +136,7 @@ def _parse_binary(
     time, subject = headers.get(CE_TIME), headers.get(CE_SUBJECT)
     _check_attributes(ce_id, ce_type, headers[CE_SOURCE], headers[CE_SPECVERSION], time, subject)
     encoding = encoding_for(content_type)
+    trace = trace_context_of_headers(headers, ce_id)
     return RequestEnvelope(
         id=ce_id,
         type=ce_type,
@@ -138,6 +146,8 @@ def _parse_binary(
         reply_encoding=encoding,
         time=time,
         subject=subject,
+        traceparent=trace.traceparent,
+        tracestate=trace.tracestate,
     )
 
 
@@ -182,6 +192,9 @@ def _parse_structured(body: bytes) -> RequestEnvelope:
             ErrorCode.MALFORMED_REQUEST,
             "structured CloudEvent with a msgpack datacontenttype must carry data_base64",
         )
+    trace = checked_trace_context(
+        event.get(W3C_TRACEPARENT), event.get(W3C_TRACESTATE), event["id"]
+    )
     return RequestEnvelope(
         id=event["id"],
         type=event["type"],
@@ -191,6 +204,8 @@ def _parse_structured(body: bytes) -> RequestEnvelope:
         reply_encoding=Encoding.JSON,
         time=event.get("time"),
         subject=event.get("subject"),
+        traceparent=trace.traceparent,
+        tracestate=trace.tracestate,
     )
 
 

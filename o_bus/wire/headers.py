@@ -17,6 +17,8 @@ __all__ = [
     "CE_SPECVERSION",
     "CE_SUBJECT",
     "CE_TIME",
+    "CE_TRACEPARENT",
+    "CE_TRACESTATE",
     "CE_TYPE",
     "CE_WALSEQ",
     "CONTENT_TYPE",
@@ -48,6 +50,8 @@ __all__ = [
     "O_STATUS",
     "O_VERSION",
     "O_WAL_SEQ",
+    "W3C_TRACEPARENT",
+    "W3C_TRACESTATE",
 ]
 
 # CloudEvents attributes in binary mode (requests and events).
@@ -66,6 +70,13 @@ CE_REQUESTID: Final = "ce-requestid"
 CE_WALSEQ: Final = "ce-walseq"
 CE_CODEVERSION: Final = "ce-codeversion"
 CE_FORKEDFROM: Final = "ce-forkedfrom"
+
+# CloudEvents distributed-tracing extension (W3C trace context), on requests, WAL records and
+# events. The plain W3C names are accepted on requests too (what OpenTelemetry propagators set).
+CE_TRACEPARENT: Final = "ce-traceparent"
+CE_TRACESTATE: Final = "ce-tracestate"
+W3C_TRACEPARENT: Final = "traceparent"
+W3C_TRACESTATE: Final = "tracestate"
 
 # The bus's own headers.
 O_REPLY: Final = "O-Reply"  # WAL record: the client's reply inbox

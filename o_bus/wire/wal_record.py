@@ -18,6 +18,8 @@ from o_bus.wire.headers import (
     CE_SPECVERSION,
     CE_SUBJECT,
     CE_TIME,
+    CE_TRACEPARENT,
+    CE_TRACESTATE,
     CE_TYPE,
     CONTENT_TYPE,
     NATS_MSG_ID,
@@ -96,10 +98,13 @@ class WalRecord(NamedTuple):
     subject: str | None = None
     wal_seq: int = 0
     accepted_ns: int = 0
+    traceparent: str | None = None  # W3C trace context: the span that accepted the request
+    tracestate: str | None = None
 
     def to_headers(self, dedup_key: str) -> dict[str, str]:
         """Headers of the WAL record: CloudEvents binary mode, the dedup key, reply inbox,
-        reply encoding and (for a canary) the code version that must decide it."""
+        reply encoding, (for a canary) the code version that must decide it, and the trace
+        context."""
         headers = {
             CE_ID: self.request_id,
             CE_TYPE: self.command,
@@ -117,6 +122,10 @@ class WalRecord(NamedTuple):
             headers[CE_SUBJECT] = self.subject
         if self.route:
             headers[O_ROUTE] = self.route
+        if self.traceparent:
+            headers[CE_TRACEPARENT] = self.traceparent
+            if self.tracestate:
+                headers[CE_TRACESTATE] = self.tracestate
         return headers
 
     @classmethod
@@ -137,6 +146,8 @@ class WalRecord(NamedTuple):
             get(CE_SUBJECT),
             wal_seq,
             accepted_ns,
+            get(CE_TRACEPARENT),
+            get(CE_TRACESTATE),
         )
 
     @classmethod

@@ -37,7 +37,7 @@ improver: AgentDefinition[ImproverState] = AgentDefinition(
     state=ImproverState,
     version="1",
     triggers=[OnFeedback(below=0.0, count=1)],
-    search_budget=SearchBudget(max_evaluations=20, cpu_seconds=10, wall_seconds=30),
+    search_budget=SearchBudget(max_evaluations=3, cpu_seconds=10, wall_seconds=60),
 )
 
 

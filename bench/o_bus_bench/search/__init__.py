@@ -8,9 +8,11 @@ example and its dataset:
   ``cores x one worker``;
 - best fitness reached after N evaluations, mean over seeds, for the search (genome, syntax
   tree and crossover operators, islands, tournament) and for random search (uniform genomes)
-  with the same evaluation budget.
+  with the same evaluation budget;
+- what a running search costs live traffic: ``counter`` at C=64 alone and while a search of
+  the example runs on the same machine and server, beside the raw floor (:mod:`.live_cost`).
 
-Modules: :mod:`.run` (measurements) and :mod:`.cli` (options, output).
+Modules: :mod:`.run`, :mod:`.live_cost` (measurements) and :mod:`.cli` (options, output).
 """
 
 from o_bus_bench.search.cli import main

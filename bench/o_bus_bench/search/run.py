@@ -19,6 +19,7 @@ from o_bus.evolution.search.evaluate.worker import EvaluationJob
 from o_bus.evolution.search.lineage.events import Evaluated
 from o_bus.evolution.search.lineage.stream import LineageStream
 from o_bus.server.embedded import EmbeddedServer
+from o_bus.store.provision import provision
 
 __all__ = ["EXAMPLE", "Settings", "measure"]
 
@@ -101,6 +102,7 @@ async def measure(settings: Settings) -> Report:
             nc = Client()
             await nc.connect(server.url)
             js = nc.jetstream()
+            await provision(js)
             lineage = LineageStream(js, "autoscaler")
             for method, operators in (
                 ("search", ("genome", "ast", "crossover")),

@@ -40,6 +40,8 @@ from o_bus.store import layout
 from o_bus.store.event_records import H_REQUEST, H_WAL, delivery_of
 from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.snapshots import SnapshotStore
+from o_bus.tracing import tracer
+from o_bus.tracing.names import AGENT, CODE_VERSION, REQUEST_ID, SHADOW_EVALUATE, WAL_SEQ
 from o_bus.wire.headers import O_OUTCOME, O_VERSION
 from o_bus.wire.wal_record import WalRecord
 
@@ -115,6 +117,7 @@ class ShadowRunner:
         self._sub: Subscription | None = None
         self._flusher: asyncio.Task[None] | None = None
         self.failed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.tracer = tracer()  # None: tracing is off
 
     async def fork(self) -> None:
         """Start from live's current state, folded by each code version."""
@@ -271,12 +274,30 @@ class ShadowRunner:
             self._advance(live_events)
             return
         record = WalRecord.from_stored(wal_seq, request.headers, request.data)
+        span = None
+        if self.tracer is not None:
+            span = self.tracer.start(
+                SHADOW_EVALUATE,
+                record.traceparent,
+                record.tracestate,
+                attributes={
+                    AGENT: self.agent,
+                    CODE_VERSION: self.candidate.version,
+                    REQUEST_ID: record.request_id,
+                    WAL_SEQ: wal_seq,
+                },
+            )
         primary = recorded_output(records)
         secondary = evaluate(self.live, self.live_state, record)
         cand = evaluate(self.candidate, self.candidate_state, record)
         self._count(secondary, cand)
         comparison = compare(primary, secondary.output, cand.output, self.noise, self.ignore)
         self.counters.compared += 1
+        if span is not None:
+            span.set("o_bus.differs", comparison.differs)
+            if cand.failure is not None:
+                span.fail(cand.failure)
+            span.end()
         if comparison.differs:
             self.counters.differing += 1
             if self.recorded_diffs < self.max_recorded_diffs:

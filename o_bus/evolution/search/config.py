@@ -68,6 +68,14 @@ class SearchConfig(BaseModel):
     llm_model: str = ""
     search_id: str | None = Field(default=None, description="resume this search if recorded")
     deploy_best: bool = True
+    cache: bool = Field(
+        default=True, description="reuse evaluations by (candidate, request) from o_evalcache"
+    )
+    hand_off: bool = Field(
+        default=False,
+        description="request the deployed best version's evolution when it beats the "
+        "starting version by the agent's HandOff margin (self-triggered searches)",
+    )
     by: str = "o-bus evolve search"
 
 
@@ -80,6 +88,9 @@ class SearchResult(BaseModel):
     best_fitness: float | None
     best_child: str | None
     best_version: str | None = Field(description="deployed code version (sha256:...)")
+    handed_off: bool = False
+    handoff_reason: str | None = None
+    stop_reason: str | None = None
     evaluations: int
     discarded: int
     generations: int

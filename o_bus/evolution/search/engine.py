@@ -23,20 +23,31 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from o_bus.agent.catalogue import find_definition, import_file
+from o_bus.agent.improvement import HandOff
 from o_bus.errors import ConfigurationError, OBusError
+from o_bus.evolution.adversarial.cases import RegressionCase
+from o_bus.evolution.adversarial.regression_log import regression_requests
+from o_bus.evolution.feedback.log import FeedbackLog
 from o_bus.evolution.search.breeding import ROOT, Brood, breed
 from o_bus.evolution.search.config import SearchConfig, SearchResult
 from o_bus.evolution.search.descriptors import declared, descriptor_values, specs
+from o_bus.evolution.search.evaluate.cache import (
+    Checkpoint,
+    EvaluationCache,
+    chain_keys,
+    checkpoints,
+)
 from o_bus.evolution.search.evaluate.dataset import Dataset
-from o_bus.evolution.search.evaluate.pool import EvaluationPool
-from o_bus.evolution.search.evaluate.worker import EvaluationJob
+from o_bus.evolution.search.evaluate.pool import EvaluationPool, OnCheckpoint
+from o_bus.evolution.search.evaluate.worker import SMOKE, EvaluationJob
 from o_bus.evolution.search.genome import GenomeSpace, read_genome
-from o_bus.evolution.search.handoff import deploy_best
+from o_bus.evolution.search.handoff import deploy_best, hand_off
 from o_bus.evolution.search.lineage.events import (
     ChildCreated,
     ChildDiscarded,
@@ -50,6 +61,7 @@ from o_bus.evolution.search.lineage.events import (
 from o_bus.evolution.search.lineage.projection import SearchProjection
 from o_bus.evolution.search.lineage.stream import LineageStream
 from o_bus.evolution.search.operators.base import Operator, Proposal
+from o_bus.evolution.search.operators.llm import LlmPatch
 from o_bus.evolution.search.operators.registry import build_operators
 from o_bus.evolution.search.population.islands import apply_migrations, migrations
 from o_bus.evolution.search.population.selection import survivors
@@ -60,6 +72,15 @@ __all__ = ["Progress", "run_search"]
 log = logging.getLogger(__name__)
 
 Progress = Callable[[SearchProjection, int], None]  # (state, planned evaluations)
+STALL_GENERATIONS = 5  # generations in a row without a newly evaluated child end a search
+
+
+async def user_feedback(js: JetStreamContext, agent: str, keep: int = 20) -> tuple[str, ...]:
+    """The feedback with text users gave the agent, lowest scores first (the ``keep`` most
+    telling), as lines for the LLM operator's prompt."""
+    texts = [fb for fb in await FeedbackLog(js).read(agent) if fb.text]
+    chosen = sorted(texts, key=lambda fb: (fb.score, -(fb.seq or 0)))[:keep]
+    return tuple(f"{fb.score:+.2g} on {fb.request_id}: {fb.text}" for fb in chosen)
 
 
 def _digest(source: str) -> str:
@@ -95,6 +116,8 @@ class _Search:
         self.search_id = config.search_id or uuid.uuid4().hex[:12]
         self.dataset = Dataset(requests=())
         self.dataset_file = folder / "dataset.jsonl"
+        self.regressions: list[RegressionCase] = []
+        self.regressions_file = folder / "regressions.jsonl"
         self.baseline_file = folder / config.filename
         self.baseline_file.write_text(config.source)
         module = import_file(self.baseline_file, f"o_bus_search_root_{self.search_id}")
@@ -110,6 +133,7 @@ class _Search:
             cpu_seconds=config.cpu_seconds,
             workdir=folder,
         )
+        self.cache = EvaluationCache(lineage.js) if config.cache else None
         self.resumed = False
         self.started = time.monotonic()
 
@@ -123,6 +147,24 @@ class _Search:
         else:
             raise ConfigurationError("a search needs a dataset file or a WAL window")
         self.dataset.write_jsonl(self.dataset_file)
+        if any(isinstance(op, LlmPatch) for op in self.operators):
+            said = await user_feedback(js, self.config.agent)
+            for op in self.operators:
+                if isinstance(op, LlmPatch):
+                    op.user_feedback = said
+        cases = await regression_requests(js, self.config.agent)
+        self.regressions = sorted((c for c in cases if c.steps), key=lambda c: c.case_id)
+        self.regressions_file.write_text(
+            "".join(case.model_dump_json() + "\n" for case in self.regressions)
+        )
+
+    @property
+    def identity(self) -> str:
+        """What every child is evaluated on: the dataset, and the regression set if any."""
+        if not self.regressions:
+            return self.dataset.identity
+        content = " ".join([self.dataset.identity, *(c.case_id for c in self.regressions)])
+        return "sha256:" + hashlib.sha256(content.encode()).hexdigest()
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -150,7 +192,7 @@ class _Search:
                     search=self.search_id,
                     agent=self.config.agent,
                     config=self.config.model_dump(mode="json", exclude={"source"}),
-                    dataset=self.dataset.identity,
+                    dataset=self.identity,
                     dataset_origin=self.dataset.origin,
                     descriptors=[
                         {"name": s.name, "low": s.low, "high": s.high, "bins": s.bins, "log": s.log}
@@ -159,10 +201,10 @@ class _Search:
                     root=ROOT,
                 )
             )
-        elif self.state.started and self.state.started.dataset != self.dataset.identity:
+        elif self.state.started and self.state.started.dataset != self.identity:
             raise ConfigurationError(
                 f"search {self.search_id} was recorded on dataset {self.state.started.dataset}; "
-                f"this dataset is {self.dataset.identity}"
+                f"this dataset is {self.identity}"
             )
         genome = read_genome(self.config.source)
         if genome is None and self.space is not None:
@@ -188,8 +230,26 @@ class _Search:
             await self._close(generation, children)
         return await self._finish()
 
+    def _stalled(self) -> int:
+        """Closed generations in a row, latest first, that evaluated no new code (every child
+        refused or a copy of code already evaluated): read from the lineage, so a resumed
+        search stops where the uninterrupted one would."""
+        fresh = {
+            self.state.children[c].generation
+            for c, e in self.state.evaluations.items()
+            if e.cached_from is None and c in self.state.children
+        }
+        count = 0
+        for generation in range(self.state.closed_generation, 0, -1):
+            if generation in fresh:
+                break
+            count += 1
+        return count
+
     def _spent(self) -> str | None:
-        """Which budget is spent, if one is."""
+        """Which budget is spent, if one is (a stalled search has nothing left to spend on)."""
+        if self._stalled() >= STALL_GENERATIONS:
+            return f"stalled: {STALL_GENERATIONS} generations without a new child to evaluate"
         if self._budget_left() <= 0:
             return f"evaluation budget spent ({self.evaluations})"
         if self.config.max_cpu_seconds is not None:
@@ -278,6 +338,7 @@ class _Search:
             floor = float(root.figures["minibatch_fitness"]) * self.config.minibatch_margin
         source_file = self.folder / f"{child}.py"
         source_file.write_text(proposal.source)
+        resume_file, on_checkpoint = await self._cached(child, _digest(proposal.source))
         job = EvaluationJob(
             candidate=source_file,
             baseline=self.baseline_file,
@@ -286,8 +347,11 @@ class _Search:
             attr=self.config.attr,
             minibatch=self.config.minibatch,
             minibatch_floor=floor if child != ROOT else None,
+            regressions=self.regressions_file if self.regressions else None,
+            checkpoints=checkpoints(len(self.dataset.requests), SMOKE, self.config.minibatch),
+            resume=resume_file,
         )
-        result = await self.pool.run(job)
+        result = await self.pool.run(job, on_checkpoint)
         outcome = result.pop("outcome")
         reason = result.pop("reason", None)
         if outcome == "invalid":
@@ -313,10 +377,34 @@ class _Search:
                 descriptors=descriptors,
                 figures=result,
                 reason=reason,
-                dataset=self.dataset.identity,
+                dataset=self.identity,
             )
         )
         self._notify(0)
+
+    async def _cached(self, child: str, digest: str) -> tuple[Path | None, OnCheckpoint | None]:
+        """The checkpoints of this code on these requests already in the cache (written for
+        the worker to start after), and where the new ones go."""
+        if self.cache is None:
+            return None, None
+        cache = self.cache
+        keys = chain_keys(digest, _digest(self.config.source), self.dataset)
+        marks = checkpoints(len(keys), SMOKE, self.config.minibatch)
+        restored = await cache.restore(keys, marks)
+        resume_file = None
+        if restored:
+            resume_file = self.folder / f"{child}.resume.json"
+            resume_file.write_text("[" + ",".join(c.model_dump_json() for c in restored) + "]")
+
+        async def store(record: dict[str, Any]) -> None:
+            done = int(record["checkpoint"])
+            checkpoint = Checkpoint(
+                start=int(record["start"]), end=done, records=record["records"],
+                state=str(record["state"]),
+            )  # fmt: skip
+            await cache.store(keys[done - 1], checkpoint)
+
+        return resume_file, store
 
     async def _close(
         self,
@@ -372,6 +460,19 @@ class _Search:
                     )
                 except OBusError as err:
                     reason += f"; the best version was not deployed: {err}"
+            deployed = self.state.deployed
+            if self.config.hand_off and deployed is not None and self.state.handed_off is None:
+                await self.record(
+                    await hand_off(
+                        self.lineage.js,
+                        self.config.agent,
+                        self.search_id,
+                        deployed,
+                        root_fitness,
+                        self.root.handoff or HandOff(),
+                        self.config.by,
+                    )
+                )
             await self.record(
                 SearchFinished(
                     search=self.search_id,
@@ -383,6 +484,7 @@ class _Search:
             )
         deployed = self.state.deployed
         archive = self.state.archive
+        handed = self.state.handed_off
         return SearchResult(
             search_id=self.search_id,
             agent=self.config.agent,
@@ -395,6 +497,9 @@ class _Search:
             generations=max(0, self.state.closed_generation),
             archive_cells=len(archive.cells) if archive else 0,
             resumed=self.resumed,
+            handed_off=handed is not None and handed.handed,
+            handoff_reason=handed.reason if handed else None,
+            stop_reason=self.state.finished.reason if self.state.finished else None,
         )
 
 

@@ -28,6 +28,7 @@ __all__ = [
     "TRIGGER_WINDOW",
     "TriggerBudget",
     "TriggerRequest",
+    "definition_file",
     "run_triggered_search",
     "starting_source",
 ]
@@ -77,6 +78,16 @@ async def starting_source(js: JetStreamContext, agent: str, path: Path | None) -
             f"{agent!r} serves no deployed code version and its definition is not installed: "
             "give the starting version with --source FILE"
         ) from err
+    file = definition_file(definition)
+    if file is None:
+        raise ConfigurationError(
+            f"cannot find the source of {agent!r}'s definition: give it with --source FILE"
+        )
+    return await asyncio.to_thread(file.read_text), file.name
+
+
+def definition_file(definition: object) -> Path | None:
+    """The file of the module that defines ``definition``, if it was loaded from one."""
     module = next(
         (
             m
@@ -86,19 +97,22 @@ async def starting_source(js: JetStreamContext, agent: str, path: Path | None) -
         None,
     )
     file = inspect.getsourcefile(module) if module is not None else None
-    if file is None:
-        raise ConfigurationError(
-            f"cannot find the source of {agent!r}'s definition: give it with --source FILE"
-        )
-    return await asyncio.to_thread(Path(file).read_text), Path(file).name
+    return Path(file) if file is not None else None
 
 
 async def run_triggered_search(request: TriggerRequest) -> dict[str, Any]:
-    """Run the search a trigger asked for, within its budget; the result as a dict."""
+    """Run the search a trigger asked for, within its budget, and hand its winner to the
+    arbiter when it beats the starting version by the agent's margin; the result as a dict."""
     from o_bus.evolution.search.engine import run_search
 
     async with connect(request.nats_url, f"o-bus-search-{request.agent}") as (nc, js):
-        source, filename = await starting_source(js, request.agent, None)
+        try:
+            source, filename = await starting_source(js, request.agent, None)
+        except ConfigurationError:
+            given = getattr(request, "source_file", None)  # the trigger service's definition
+            if given is None:
+                raise
+            source, filename = await starting_source(js, request.agent, Path(given))
         config = SearchConfig(
             agent=request.agent,
             source=source,
@@ -109,6 +123,7 @@ async def run_triggered_search(request: TriggerRequest) -> dict[str, Any]:
             max_cpu_seconds=request.budget.cpu_seconds,
             max_seconds=request.budget.wall_seconds,
             search_id=request.search_id,
+            hand_off=True,
             by=f"self-trigger: {request.reason}"[:200],
         )
         result = await run_search(nc, js, config)

@@ -4,9 +4,18 @@ from o_bus.agent.improvement import (
     ErrorRateAbove,
     Every,
     FitnessBelow,
+    HandOff,
     OnFeedback,
     SearchBudget,
     Trigger,
 )
 
-__all__ = ["ErrorRateAbove", "Every", "FitnessBelow", "OnFeedback", "SearchBudget", "Trigger"]
+__all__ = [
+    "ErrorRateAbove",
+    "Every",
+    "FitnessBelow",
+    "HandOff",
+    "OnFeedback",
+    "SearchBudget",
+    "Trigger",
+]

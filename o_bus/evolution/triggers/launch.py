@@ -28,6 +28,7 @@ class SearchRequest:
     reason: str
     budget: SearchBudget
     nats_url: str
+    source_file: str | None = None  # the registered definition's file, when no version is live
 
 
 @dataclass(slots=True)

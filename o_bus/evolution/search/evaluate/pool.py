@@ -22,6 +22,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,9 @@ from o_bus.evolution.boundary import sandbox_uid
 from o_bus.evolution.sandbox import MiB, SandboxLimits, Watchdog, spawn_sandboxed
 from o_bus.evolution.search.evaluate.worker import MARK, EvaluationJob
 
-__all__ = ["EvaluationPool"]
+__all__ = ["EvaluationPool", "OnCheckpoint"]
+
+OnCheckpoint = Callable[[dict[str, Any]], Awaitable[None]]
 
 _STDERR_TAIL = 4000
 
@@ -69,16 +72,18 @@ class EvaluationPool:
         self._slots = asyncio.Semaphore(workers)
         self._workdir = workdir
 
-    async def run(self, job: EvaluationJob) -> dict[str, Any]:
+    async def run(
+        self, job: EvaluationJob, on_checkpoint: OnCheckpoint | None = None
+    ) -> dict[str, Any]:
         """The worker's summary (``outcome`` ok / invalid / failed / pruned / killed), with
-        ``wall_s`` and ``sandbox``."""
+        ``wall_s`` and ``sandbox``; ``on_checkpoint`` gets each cache checkpoint it reports."""
         async with self._slots:
             started = time.monotonic()
-            result = await self._run(job)
+            result = await self._run(job, on_checkpoint)
             result["wall_s"] = round(time.monotonic() - started, 4)
             return result
 
-    async def _run(self, job: EvaluationJob) -> dict[str, Any]:
+    async def _run(self, job: EvaluationJob, on_checkpoint: OnCheckpoint | None) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="o-bus-eval-", dir=self._workdir) as folder:
             job = _readable_copy(job, Path(folder), sandbox_uid(self.limits.uid))
             job_file = Path(folder) / "job.json"
@@ -96,20 +101,22 @@ class EvaluationPool:
                 workdir=Path(folder),
             )
             idle = _idle_priority(process.pid)
-            final: dict[str, Any] | None = None
             async with Watchdog(process.pid, self.timeout) as watchdog:
                 stderr_task = asyncio.create_task(_tail(process.stderr))
                 assert process.stdout is not None
-                while line := await process.stdout.readline():
-                    watchdog.beat()
-                    text = line.decode(errors="replace")
-                    if text.startswith(MARK):
-                        with contextlib.suppress(ValueError):
-                            record = json.loads(text.removeprefix(MARK))
-                            if record.get("final"):
-                                final = record
-                returncode = await process.wait()
-                stderr = await stderr_task
+                try:
+                    final = await self._follow(process.stdout, watchdog, on_checkpoint)
+                    returncode = await process.wait()
+                    stderr = await stderr_task
+                except BaseException:
+                    # A cancelled search (a trigger's wall-time budget) leaves no evaluation
+                    # running behind it.
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
+                    stderr_task.cancel()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(process.wait(), 5.0)  # reaped, not left behind
+                    raise
                 fired = watchdog.fired
             sandbox = (
                 f"nice 19{', SCHED_IDLE' if idle else ''}, {self.limits.memory_bytes // MiB} MiB"
@@ -138,6 +145,25 @@ class EvaluationPool:
             final.pop("final", None)
             final["sandbox"] = sandbox
             return final
+
+    @staticmethod
+    async def _follow(
+        stdout: asyncio.StreamReader, watchdog: Watchdog, on_checkpoint: OnCheckpoint | None
+    ) -> dict[str, Any] | None:
+        """Read the worker's lines until it closes them; return its final summary."""
+        final: dict[str, Any] | None = None
+        while line := await stdout.readline():
+            watchdog.beat()
+            text = line.decode(errors="replace")
+            if not text.startswith(MARK):
+                continue
+            with contextlib.suppress(ValueError):
+                record = json.loads(text.removeprefix(MARK))
+                if record.get("final"):
+                    final = record
+                elif on_checkpoint is not None and "checkpoint" in record:
+                    await on_checkpoint(record)
+        return final
 
 
 def _readable_copy(job: EvaluationJob, folder: Path, uid: int) -> EvaluationJob:

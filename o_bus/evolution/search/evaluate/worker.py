@@ -35,6 +35,9 @@ class EvaluationJob(BaseModel):
     attr: str | None = None
     minibatch: int = 16
     minibatch_floor: float | None = None  # prune below this minibatch fitness
+    regressions: Path | None = None  # JSONL of RegressionCase: run after a complete dataset
+    checkpoints: list[int] = []  # request counts after which to report a cache checkpoint
+    resume: Path | None = None  # JSON list of cached checkpoints to start after
 
 
 def _emit(out: Any, record: dict[str, Any]) -> None:
@@ -76,15 +79,79 @@ def _violations(live: Any, state: Any) -> int:
         return 1  # a state live cannot even read breaks the contract
 
 
-def run(job: EvaluationJob, out: Any) -> None:
+def _decide(
+    candidate: Any,
+    live: Any,
+    judge: Any,
+    checks_invariants: bool,
+    recorded_tools: dict[str, Any],
+    state: Any,
+    request: Any,
+) -> tuple[dict[str, Any], Any]:
+    """One request decided by the candidate from ``state``: the figures the tally adds and
+    the state after it."""
     from o_bus.decision.decider import context_of
-    from o_bus.errors import ConfigurationError
     from o_bus.evolution.candidate.evaluation import evaluate
-    from o_bus.evolution.search.evaluate.dataset import Dataset
-    from o_bus.evolution.search.evaluate.scoring import Tally
     from o_bus.tools.records import ToolCallRequested, ToolResultCommand
     from o_bus.wire.codec import Encoding
     from o_bus.wire.wal_record import WalRecord
+
+    body = json.dumps(request.data).encode() if request.data is not None else b""
+    record = WalRecord(
+        request.id, request.command, body, "application/json", accepted_ns=request.accepted_ns
+    )
+    evaluation = evaluate(candidate, state, record)
+    live_events, invalid = _as_live_events(live, evaluation.events)
+    fitness = None
+    if judge is not None and evaluation.failure is None and evaluation.command is not None:
+        try:
+            fitness = live.score(
+                live.state_type.model_validate(state.model_dump()),
+                live.parse_command(request.command, body, Encoding.JSON),
+                live_events,
+                context_of(record),
+            )
+        except Exception as exc:
+            evaluation.failure = f"judging it raised {type(exc).__name__}: {exc}"[:300]
+    answered = unknown = 0
+    after = evaluation.state_after if evaluation.state_after is not None else state
+    for event in evaluation.events:
+        if isinstance(event, ToolCallRequested):
+            key = _tool_key(event.tool, event.input)
+            if key in recorded_tools and evaluation.failure is None:
+                answered += 1
+                reply = ToolResultCommand(
+                    call_id=event.call_id, tool=event.tool, ok=True, output=recorded_tools[key]
+                )
+                try:
+                    after = candidate.decide(after, reply).state
+                except Exception as exc:
+                    evaluation.failure = f"tool continuation raised {type(exc).__name__}"
+            else:
+                unknown += 1
+    figures = {
+        "fitness": fitness,
+        "failure": evaluation.failure,
+        "invalid": invalid,
+        "violated": _violations(live, after) if checks_invariants else 0,
+        "agrees": None if request.output is None else evaluation.output == request.output,
+        "elapsed_ms": evaluation.elapsed_ms,
+        "tools_answered": answered,
+        "tools_unknown": unknown,
+    }
+    return figures, after
+
+
+def _reuse(cached: list[dict[str, Any]], done: int) -> dict[str, Any]:
+    """How many of the ``done`` requests came from the cache and how many were decided."""
+    reused = min(len(cached), done)
+    return {"requests_cached": reused, "requests_decided": done - reused}
+
+
+def run(job: EvaluationJob, out: Any) -> None:
+    from o_bus.errors import ConfigurationError
+    from o_bus.evolution.search.evaluate.dataset import Dataset
+    from o_bus.evolution.search.evaluate.scoring import Tally
 
     started = time.process_time()
     try:
@@ -118,55 +185,35 @@ def run(job: EvaluationJob, out: Any) -> None:
     tally = Tally(has_fitness=judge is not None)
     _emit(out, {"stage": "import", "ok": True})
     minibatch_fitness: float | None = None
+    cached: list[dict[str, Any]] = []
+    if job.resume is not None:
+        restored = json.loads(job.resume.read_text())
+        for checkpoint in restored:
+            cached.extend(checkpoint["records"])
+        if restored:
+            state = candidate.state_type.model_validate_json(restored[-1]["state"])
+    marks = set(job.checkpoints)
+    segment: list[dict[str, Any]] = []
     for index, request in enumerate(dataset.requests):
-        body = json.dumps(request.data).encode() if request.data is not None else b""
-        record = WalRecord(
-            request.id, request.command, body, "application/json", accepted_ns=request.accepted_ns
-        )
-        evaluation = evaluate(candidate, state, record)
-        live_events, invalid = _as_live_events(live, evaluation.events)
-        fitness = None
-        if judge is not None and evaluation.failure is None and evaluation.command is not None:
-            try:
-                fitness = live.score(
-                    live.state_type.model_validate(state.model_dump()),
-                    live.parse_command(request.command, body, Encoding.JSON),
-                    live_events,
-                    context_of(record),
-                )
-            except Exception as exc:
-                evaluation.failure = f"judging it raised {type(exc).__name__}: {exc}"[:300]
-        answered = unknown = 0
-        after = evaluation.state_after if evaluation.state_after is not None else state
-        for event in evaluation.events:
-            if isinstance(event, ToolCallRequested):
-                key = _tool_key(event.tool, event.input)
-                if key in recorded_tools and evaluation.failure is None:
-                    answered += 1
-                    reply = ToolResultCommand(
-                        call_id=event.call_id, tool=event.tool, ok=True, output=recorded_tools[key]
-                    )
-                    try:
-                        after = candidate.decide(after, reply).state
-                    except Exception as exc:
-                        evaluation.failure = f"tool continuation raised {type(exc).__name__}"
-                else:
-                    unknown += 1
-        violated = _violations(live, after) if checks_invariants else 0
-        agrees = None if request.output is None else evaluation.output == request.output
-        tally.add(
-            fitness=fitness,
-            failure=evaluation.failure,
-            invalid=invalid,
-            violated=violated,
-            agrees=agrees,
-            elapsed_ms=evaluation.elapsed_ms,
-            tools_answered=answered,
-            tools_unknown=unknown,
-        )
-        _emit(out, {"request": request.id, "fitness": fitness, "failure": evaluation.failure})
-        state = after
+        if index < len(cached):
+            figures = cached[index]
+        else:
+            figures, state = _decide(
+                candidate, live, judge, checks_invariants, recorded_tools, state, request
+            )
+            segment.append(figures)
+            _emit(out, {"request": request.id, "fitness": figures["fitness"],
+                        "failure": figures["failure"]})  # fmt: skip
+        tally.add(**figures)
         done = index + 1
+        if done in marks and done > len(cached):
+            start = done - len(segment)
+            _emit(
+                out,
+                {"checkpoint": done, "start": start, "records": segment,
+                 "state": state.model_dump_json()},
+            )  # fmt: skip
+            segment = []
         if done == min(SMOKE, len(dataset.requests)) and tally.failures == done:
             _emit(out, tally.final("failed", "every request of the smoke stage failed", done))
             return
@@ -179,12 +226,56 @@ def run(job: EvaluationJob, out: Any) -> None:
             and tally.score() < job.minibatch_floor
         ):
             reason = f"minibatch fitness {tally.score():.4g} below {job.minibatch_floor:.4g}"
-            _emit(out, tally.final("pruned", reason, done))
+            _emit(out, tally.final("pruned", reason, done) | _reuse(cached, done))
             return
-    final = tally.final("ok", None, len(dataset.requests))
+    final = tally.final("ok", None, len(dataset.requests)) | _reuse(cached, len(dataset.requests))
     final["minibatch_fitness"] = minibatch_fitness
+    if job.regressions is not None:
+        _regressions(candidate, live, job.regressions, final, out)
     final["cpu_s"] = time.process_time() - started
     _emit(out, final)
+
+
+def _run_case(candidate: Any, live: Any, case: Any) -> str | None:
+    """How ``case`` fails on ``candidate`` (an exception of its code, or a state that breaks
+    one of the starting version's invariants), or None."""
+    from o_bus.evolution.adversarial.play import answer_of
+
+    state = (
+        candidate.initial_state()
+        if case.start_state is None
+        else candidate.state_type.model_validate(case.start_state)
+    )
+    for index, step in enumerate(case.steps):
+        try:
+            _, state = answer_of(candidate, state, step)
+        except Exception as exc:
+            return f"exception {type(exc).__name__} at step {index}"
+        if _violations(live, state):
+            return f"invariant at step {index}"
+    return None
+
+
+def _regressions(candidate: Any, live: Any, path: Path, final: dict[str, Any], out: Any) -> None:
+    """Run every regression case (requests that once made a version fail) and scale the
+    fitness by the share passed: a candidate that reintroduces a known bug loses its score
+    in proportion, so the search moves away from it, while a starting version that has the
+    bug is still scored."""
+    from o_bus.evolution.adversarial.cases import RegressionCase
+
+    cases = [RegressionCase.model_validate_json(line) for line in path.read_text().splitlines()]
+    failed: list[str] = []
+    for case in cases:
+        failure = _run_case(candidate, live, case)
+        if failure is not None:
+            failed.append(f"case {case.case_id[:12]}: {failure}")
+        _emit(out, {"regression": case.case_id, "failure": failure})
+    final["regressions"] = len(cases)
+    final["regressions_failed"] = len(failed)
+    if cases:
+        final["fitness"] = float(final["fitness"]) * (len(cases) - len(failed)) / len(cases)
+    if failed:
+        final["last_failure"] = f"regression {failed[0]}"
 
 
 def main(argv: list[str]) -> None:

@@ -2,8 +2,9 @@
 
 Every child (its parents, operator, genome, source and diff, island, generation), every
 discarded child with its reason, every evaluation (fitness, descriptors, cost, sandbox outcome,
-the dataset's identity), every generation's surviving population, every migration and the
-deployment of the best version is one event on ``o.lineage.<agent>.<search>``.
+the dataset's identity), every generation's surviving population, every migration, the
+deployment of the best version and its hand-off to the arbiter is one event on
+``o.lineage.<agent>.<search>``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ __all__ = [
     "ChildDiscarded",
     "Evaluated",
     "GenerationClosed",
+    "HandedOff",
     "LineageEvent",
     "Migrated",
     "SearchFinished",
@@ -96,6 +98,18 @@ class BestDeployed(_Lineage):
     fitness: float
 
 
+class HandedOff(_Lineage):
+    """Whether the deployed best version went to the evolution arbiter, and why (or why not)."""
+
+    kind: Literal["handed_off"] = "handed_off"
+    code_version: str
+    handed: bool
+    reason: str
+    baseline_fitness: float | None
+    best_fitness: float
+    margin: float
+
+
 class SearchFinished(_Lineage):
     kind: Literal["search_finished"] = "search_finished"
     reason: str
@@ -112,6 +126,7 @@ LineageEvent = Annotated[
     | GenerationClosed
     | Migrated
     | BestDeployed
+    | HandedOff
     | SearchFinished,
     Field(discriminator="kind"),
 ]

@@ -16,6 +16,7 @@ from o_bus.evolution.search.lineage.events import (
     ChildDiscarded,
     Evaluated,
     GenerationClosed,
+    HandedOff,
     LineageEvent,
     Migrated,
     SearchFinished,
@@ -37,6 +38,7 @@ class SearchProjection:
     migrations: list[Migrated] = field(default_factory=list)
     archive: Archive | None = None
     deployed: BestDeployed | None = None
+    handed_off: HandedOff | None = None
     finished: SearchFinished | None = None
     duplicates: int = 0  # events seen twice for the same child (should stay 0)
 
@@ -77,6 +79,8 @@ class SearchProjection:
             self.migrations.append(event)
         elif isinstance(event, BestDeployed):
             self.deployed = event
+        elif isinstance(event, HandedOff):
+            self.handed_off = event
         elif isinstance(event, SearchFinished):
             self.finished = event
 

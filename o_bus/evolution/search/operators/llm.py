@@ -3,15 +3,17 @@
 Off unless configured: it is used only when ``llm`` is among the operators and a model is
 set (``SearchConfig.llm_url``, or ``O_BUS_LLM_BASE_URL`` / ``O_BUS_LLM_API_KEY`` /
 ``O_BUS_LLM_MODEL`` as for the ``llm`` tool). The prompt holds the parent's source, its
-fitness and its evaluation's last failure. The reply may be a whole file in a ```python
-block or a unified diff in a ```diff block; either way the child goes through the same
-validation as every other child.
+fitness, its evaluation's last failure, and what users said in their feedback on the agent's
+answers (the search reads it from the feedback log before it starts). The reply may be a
+whole file in a ```python block or a unified diff in a ```diff block; either way the child
+goes through the same validation as every other child.
 """
 
 from __future__ import annotations
 
 import random
 import re
+from collections.abc import Sequence
 
 from o_bus.evolution.search.operators.base import NoChild, Parent, Proposal
 from o_bus.tools.llm_tool import ChatMessage, ChatRequest, OpenAICompatibleChat
@@ -67,8 +69,9 @@ class LlmPatch:
     name = "llm"
     arity = 1
 
-    def __init__(self, model: OpenAICompatibleChat) -> None:
+    def __init__(self, model: OpenAICompatibleChat, user_feedback: Sequence[str] = ()) -> None:
         self.model = model
+        self.user_feedback: tuple[str, ...] = tuple(user_feedback)
 
     async def propose(self, parents: list[Parent], rng: random.Random) -> Proposal:
         parent = parents[0]
@@ -76,6 +79,12 @@ class LlmPatch:
             f"Current fitness: {parent.fitness if parent.fitness is not None else 'unknown'} "
             "(higher is better).\n"
             + (f"Its evaluation reported: {parent.feedback}\n" if parent.feedback else "")
+            + (
+                "Users' feedback on its answers (score in [-1, 1], request, text):\n"
+                + "".join(f"- {line}\n" for line in self.user_feedback)
+                if self.user_feedback
+                else ""
+            )
             + f"The file:\n```python\n{parent.source}```\n"
         )
         request = ChatRequest(
