@@ -99,7 +99,7 @@ class UpProcess:
         self._log = self.log_path.open("ab")
         self._offset = self._log.tell()
         command = [sys.executable, "-m", "o_bus.cli.main", "up", "--data-dir", str(self.data_dir)]
-        command += ["--port", "0", "--metrics-port", "0", *self.args]
+        command += ["--port", "0", "--metrics-port", "0", "--console-port", "0", *self.args]
         self.proc = subprocess.Popen(
             command, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )

@@ -114,6 +114,8 @@ class Platform:
             SPEC,
             "--metrics-port",
             "0",
+            "--console-port",
+            "0",
             "--data-dir",
             str(self.data),
         )

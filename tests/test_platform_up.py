@@ -58,7 +58,17 @@ def test_a_second_up_on_the_same_data_dir_is_refused_naming_the_first(up: UpProc
     url = up.wait_up()
     env = {k: v for k, v in os.environ.items() if k != "O_BUS_NATS_URL"}
     second = subprocess.run(
-        [*UP_COMMAND, "--data-dir", str(up.data_dir), "--port", "0", "--metrics-port", "0"],
+        [
+            *UP_COMMAND,
+            "--data-dir",
+            str(up.data_dir),
+            "--port",
+            "0",
+            "--metrics-port",
+            "0",
+            "--console-port",
+            "0",
+        ],
         capture_output=True,
         env=env,
         timeout=60,

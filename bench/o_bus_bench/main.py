@@ -226,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
         from o_bus_bench.memory import main as memory_main
 
         return memory_main(argv[1:])
+    if argv[:1] == ["console"]:  # `o-bus bench console`: throughput with the console open
+        from o_bus_bench.console import main as console_main
+
+        return console_main(argv[1:])
     if argv[:1] == ["sandbox"]:  # `o-bus bench sandbox`: what the sandbox's boundary costs
         from o_bus_bench.sandbox import main as sandbox_main
 

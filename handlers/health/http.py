@@ -2,7 +2,8 @@
 
 Enough for Prometheus scrapes and health probes, with no dependency. Requests are bounded
 (line and header sizes, header count, time to send them); bodies are never read. A GET on a
-route answers 200; any other method or path answers 404, and an unreadable request 400.
+route answers 200; any other method or path answers 404, and an unreadable request 400. With
+``authorize``, a request without an accepted ``Authorization: Bearer`` token answers 401.
 """
 
 from __future__ import annotations
@@ -47,8 +48,11 @@ class HttpServer:
         port: int = 0,
         *,
         read_timeout: float = 10.0,
+        authorize: Callable[[str | None], object] | None = None,
     ) -> None:
+        """``authorize``: token -> a truthy grant, or a falsy one to refuse (None: open)."""
         self.routes = dict(routes)
+        self.authorize = authorize
         self.host, self.requested_port = host, port
         self.read_timeout = read_timeout
         self._server: asyncio.Server | None = None
@@ -86,8 +90,13 @@ class HttpServer:
             self._clients.add(task)
         try:
             try:
-                method, path = await asyncio.wait_for(_read_request(reader), self.read_timeout)
-                response = self._respond(method, path)
+                method, path, token = await asyncio.wait_for(
+                    _read_request(reader), self.read_timeout
+                )
+                if self.authorize is not None and not self.authorize(token):
+                    response = Response(HTTPStatus.UNAUTHORIZED, b"a console token is needed\n")
+                else:
+                    response = self._respond(method, path)
             except (BadRequest, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
                 response = Response(HTTPStatus.BAD_REQUEST, b"bad request\n")
             except TimeoutError:
@@ -115,15 +124,21 @@ class HttpServer:
             return Response(HTTPStatus.INTERNAL_SERVER_ERROR, b"internal error\n")
 
 
-async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str]:
+async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, str | None]:
+    """Method, path and the bearer token of the Authorization header, if any."""
     line = await reader.readuntil(b"\n")
     parts = line.decode("latin-1").strip().split(" ")
     if len(parts) != 3 or not parts[2].startswith("HTTP/"):
         raise BadRequest("bad request line")
+    token = None
     for _ in range(MAX_HEADERS):
         header = await reader.readuntil(b"\n")
         if header in (b"\r\n", b"\n"):
-            return parts[0], parts[1]
+            return parts[0], parts[1], token
+        name, _, value = header.decode("latin-1").partition(":")
+        scheme, _, credentials = value.strip().partition(" ")
+        if name.strip().lower() == "authorization" and scheme.lower() == "bearer":
+            token = credentials.strip()
     raise BadRequest("too many headers")
 
 

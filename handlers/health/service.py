@@ -26,6 +26,7 @@ from nats.js import JetStreamContext
 from pydantic import ValidationError
 from pydantic_core import to_json
 
+from o_bus.common.access_tokens import Tokens
 from o_bus.common.tasks import cancel_and_wait
 from o_bus.errors import OBusError
 from o_bus.store import layout
@@ -72,6 +73,7 @@ class HealthMonitor:
         watch_retry: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        tokens: Tokens | None = None,
     ) -> None:
         """``stale_after``: heartbeat age after which a process is down (default: each agent's
         supervision ``heartbeat_timeout``). ``watch_retry``: seconds between attempts to watch
@@ -83,7 +85,10 @@ class HealthMonitor:
         self.state = HealthState(stale_after=stale_after, forget_after=forget_after)
         self.candidates = CandidateBoard()  # shadow traffic: kept apart from live metrics
         self.http = HttpServer(
-            {"/metrics": self.metrics_response, "/health": self._health}, host, port
+            {"/metrics": self.metrics_response, "/health": self._health},
+            host,
+            port,
+            authorize=None if tokens is None else tokens.role_of,
         )
         self._subs: list[Subscription] = []
         self._tasks: list[asyncio.Task[None]] = []

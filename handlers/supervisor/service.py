@@ -101,6 +101,7 @@ class Supervisor:
         self._subs = [
             await self.nc.subscribe(layout.HEARTBEAT_PREFIX + "*", cb=self._on_heartbeat),
             await self.nc.subscribe(RESET_SUBJECT, cb=self._on_reset),
+            await self.nc.subscribe(layout.SUPERVISOR_RESTART_SUBJECT, cb=self._on_restart),
         ]
 
     async def stop(self) -> None:
@@ -518,6 +519,28 @@ class Supervisor:
             return
         await self.reset(agent)
         await msg.respond(to_json({"ok": True, "agent": agent}))
+
+    async def _on_restart(self, msg: Msg) -> None:
+        if not self.leader.is_set():
+            return
+        agent = msg.data.decode(errors="replace")
+        if not self._mine(agent):
+            return
+        if agent not in self.records:
+            await msg.respond(to_json({"ok": False, "error": f"no agent named {agent!r}"}))
+            return
+        pids = self.restart(agent)
+        await msg.respond(to_json({"ok": True, "agent": agent, "pids": pids}))
+
+    def restart(self, agent: str) -> list[int]:
+        """Stop the agent's processes (SIGTERM): each exit is then handled as any other,
+        so a standby takes over and the policy starts a new process."""
+        stopped = []
+        for child in self.children.get(agent, []):
+            if not child.exit_handled and child.pid is not None:
+                child.terminate()
+                stopped.append(child.pid)
+        return stopped
 
     async def reset(self, agent: str) -> None:
         """Clear a failed agent (after a fix) and start it again."""

@@ -20,6 +20,7 @@ from o_bus.evolution.evolution_store import EvolutionStore
 from o_bus.evolution.plan import Evolution, EvolutionPlan
 from o_bus.evolution.routes import CanaryRoute, Route, RouteStore, ShadowRoute
 from o_bus.evolution.sandbox import MiB, SandboxLimits
+from o_bus.platform.operator_actions import abort_evolution
 from o_bus.store import layout
 from o_bus.store.event_records import utc_now
 from o_bus.store.registry import Registry
@@ -176,15 +177,7 @@ async def cmd_evolve(args: argparse.Namespace) -> int:
                 sys.stdout.write(render_status(status))
             return 0
         if args.action == "abort":
-            evolution, revision = await store.get(args.agent)
-            if not evolution.active:
-                raise InvalidRequestError(
-                    ErrorCode.MALFORMED_REQUEST,
-                    f"the evolution of {args.agent!r} is already {evolution.status}",
-                )
-            why = f"{operator()}: {args.reason or 'no reason given'}"
-            await store.save(evolution.model_copy(update={"abort_requested": why}), revision)
-            emit({"agent": args.agent, "abort_requested": why}, args.json)
+            emit(await abort_evolution(js, args.agent, operator(), args.reason), args.json)
             return 0
         if not args.version:
             raise InvalidRequestError(ErrorCode.MALFORMED_REQUEST, "`evolve start` needs VERSION")

@@ -14,6 +14,7 @@ from o_bus.errors import ErrorCode, EvolutionNotFoundError, InvalidRequestError
 from o_bus.evolution.search.config import OPERATORS, SearchConfig, auto_workers
 from o_bus.evolution.search.lineage.projection import SearchProjection, project
 from o_bus.evolution.search.lineage.stream import LineageStream
+from o_bus.evolution.search.lineage.view import lineage_json
 from o_bus.evolution.search.starting import starting_source
 
 __all__ = ["SEARCH_ACTIONS", "add_search_arguments", "cmd_search_action", "render_archive"]
@@ -128,7 +129,7 @@ async def cmd_search_action(args: argparse.Namespace) -> int:
         state = project(await lineage.read(search))
         if args.action == "lineage":
             if args.json:
-                emit(_lineage_json(search, state), True)
+                emit(lineage_json(search, state), True)
             else:
                 sys.stdout.write(render_lineage(search, state))
         else:
@@ -158,37 +159,6 @@ async def _red_first(js: Any, config: SearchConfig, budget: int) -> None:
         f"red: {report.evaluations} sequences, {len(report.findings)} finding(s)"
         + (f" ({found}), added to the regression set\n" if found else "\n")
     )
-
-
-def _lineage_json(search: str, state: SearchProjection) -> dict[str, Any]:
-    return {
-        "search": search,
-        "children": [
-            {
-                "child": c.child,
-                "parents": c.parents,
-                "operator": c.operator,
-                "detail": c.detail,
-                "island": c.island,
-                "generation": c.generation,
-                "genome": c.genome,
-                "digest": c.digest,
-                "outcome": (
-                    state.evaluations[c.child].outcome
-                    if c.child in state.evaluations
-                    else "discarded"
-                    if c.child in state.discarded
-                    else "pending"
-                ),
-                "fitness": state.fitness.get(c.child),
-                "reason": state.discarded.get(c.child)
-                or (state.evaluations[c.child].reason if c.child in state.evaluations else None),
-            }
-            for c in state.children.values()
-        ],
-        "best": state.best(),
-        "deployed": state.deployed.code_version if state.deployed else None,
-    }
 
 
 def render_lineage(search: str, state: SearchProjection) -> str:

@@ -7,14 +7,12 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-import nats.errors
 from pydantic_core import from_json, to_json
 
 from o_bus.cli.common import cli_connect, client_for, emit, json_argument
 from o_bus.common.progress import Progress
-from o_bus.errors import AgentUnavailableError, ErrorCode, InvalidRequestError
+from o_bus.errors import ErrorCode, InvalidRequestError
 from o_bus.evolution.live_code import share_live_code
-from o_bus.handlers.supervisor.service import RESET_SUBJECT
 from o_bus.replay.fork import fork
 from o_bus.replay.system_history import read_system_history
 from o_bus.store import layout
@@ -173,11 +171,10 @@ def agent_line(row: dict[str, Any]) -> str:
 
 async def cmd_reset(args: argparse.Namespace) -> int:
     """Ask the supervisor to restart an agent it escalated (after the cause is fixed)."""
-    async with cli_connect(args) as (nc, _):
-        try:
-            msg = await nc.request(RESET_SUBJECT, args.agent.encode(), timeout=5)
-        except nats.errors.Error as err:
-            raise AgentUnavailableError("no supervisor answered: is `o-bus up` running?") from err
-    reply = from_json(msg.data)
+    from o_bus.evolution.deploy import default_deployer
+    from o_bus.platform.operator_actions import reset_agent
+
+    async with cli_connect(args) as (nc, js):
+        reply = await reset_agent(nc, js, args.agent, default_deployer(), args.reason)
     emit(reply, args.json)
     return 0 if reply.get("ok") else 1

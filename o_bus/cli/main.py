@@ -13,6 +13,7 @@ from o_bus.cli.common import add_connection_arguments
 from o_bus.cli.parsers import show_defaults, subcommands
 from o_bus.common.event_loop import run
 from o_bus.common.urls import DEFAULT_DATA_DIR
+from o_bus.console.options import DEFAULT_CONSOLE_PORT, add_console_arguments
 from o_bus.errors import OBusError
 
 __all__ = ["build_parser", "main"]
@@ -68,8 +69,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--standby", action="store_true", help="give every agent a warm standby process"
     )
     up.add_argument(
-        "--metrics-port", type=int, default=9464, help="health monitor HTTP port (0: any free)"
+        "--metrics-port",
+        default="9464",
+        help="health monitor HTTP port, or HOST:PORT (default: 9464; 0: any free)",
     )
+    up.add_argument(
+        "--metrics-host",
+        default=None,
+        help="health monitor bind address (default: 127.0.0.1; 0.0.0.0 for other machines; "
+        "off loopback, /metrics needs a console token)",
+    )
+    up.add_argument(
+        "--console-host", default="127.0.0.1", help="web console bind address (default: 127.0.0.1)"
+    )
+    up.add_argument(
+        "--console-port",
+        type=int,
+        default=DEFAULT_CONSOLE_PORT,
+        help=f"web console port (default: {DEFAULT_CONSOLE_PORT}; 0: any free)",
+    )
+    up.add_argument("--no-console", action="store_true", help="do not serve the web console")
     up.add_argument(
         "--otlp",
         metavar="URL",
@@ -90,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
             "arbiter",
             "feedback",
             "triggers",
+            "console",
         ],
     )
     svc.add_argument("name", nargs="?", help="the agent, for `run agent`")
@@ -105,8 +125,24 @@ def build_parser() -> argparse.ArgumentParser:
     svc.add_argument(
         "--name", dest="host_name", help="`run host`: this host's name (agents placed on it)"
     )
-    svc.add_argument("--host", default="127.0.0.1", help="`run health`: HTTP bind address")
-    svc.add_argument("--port", type=int, default=9464, help="`run health`: HTTP port")
+    svc.add_argument(
+        "--host", default="127.0.0.1", help="`run health`/`console`: HTTP bind address"
+    )
+    svc.add_argument("--port", type=int, default=9464, help="`run health`/`console`: HTTP port")
+    svc.add_argument(
+        "--metrics-auth",
+        choices=["auto", "token", "none"],
+        default="auto",
+        help="`run health`: ask for a console token on /metrics and /health (auto: when not "
+        "bound to loopback)",
+    )
+    svc.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="`run health`/`console`: where the console tokens are (default: $O_BUS_DATA_DIR "
+        "or .o-bus)",
+    )
     svc.add_argument("--publish-interval", type=float, default=1.0)
 
     ps = common(sub.add_parser("ps", help="agent processes: pid, role, state, restarts"))
@@ -114,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     reset = common(sub.add_parser("reset", help="restart an agent the supervisor gave up on"))
     reset.add_argument("agent")
+    reset.add_argument("--reason", default="", help="why (recorded with the action)")
+
+    console = sub.add_parser("console", help="serve the web console for a running platform")
+    add_console_arguments(console)
 
     send = common(sub.add_parser("send", help="send a command and print the reply"))
     send.add_argument("agent")
@@ -183,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     from o_bus.cli.evolve import add_parsers as add_evolution_parsers
 
     add_agent_parsers(sub, common)
+    from o_bus.cli.operate import add_parsers as add_operate_parsers
+
+    add_operate_parsers(sub, common)
     from o_bus.cli.cluster import add_parser as add_cluster_parser
 
     add_cluster_parser(sub)
@@ -226,6 +269,10 @@ def _async_command(name: str) -> Callable[[argparse.Namespace], Coroutine[Any, A
         from o_bus.cli.feedback import cmd_feedback
 
         return cmd_feedback
+    if name in ("pause", "resume", "restart"):
+        from o_bus.cli.operate import cmd_operate
+
+        return cmd_operate
     if name == "query":
         from o_bus.cli.query import cmd_query
 
@@ -267,6 +314,10 @@ def main(argv: list[str] | None = None) -> int:
             from o_bus.cli.up import cmd_up
 
             return cmd_up(args)
+        if args.command == "console":
+            from o_bus.console.server import cmd_console
+
+            return run(cmd_console(args))
         if args.command == "cluster":
             from o_bus.cli.cluster import cmd_cluster
 

@@ -8,14 +8,16 @@ import logging
 import os
 import re
 import signal
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic_core import to_json
 
 from o_bus.agent.catalogue import Catalogue
+from o_bus.common.access_tokens import Tokens
 from o_bus.common.connect import connect
 from o_bus.common.signals import run_until_signalled
-from o_bus.common.urls import resolve_url
+from o_bus.common.urls import DEFAULT_DATA_DIR, resolve_url
 from o_bus.config import RuntimeConfig
 from o_bus.errors import ConfigurationError, OBusError
 from o_bus.evolution.live_code import CodeResolver, RouteFollower
@@ -52,6 +54,10 @@ def _agent_specs(args: argparse.Namespace) -> list[str]:
 async def run_agent_process(args: argparse.Namespace) -> int:
     """`o-bus run agent NAME [--standby]`: one agent in this process, as the supervisor runs it."""
     url = resolve_url(args.nats)
+    if args.service == "console":
+        from o_bus.console.server import serve_or_idle
+
+        return await serve_or_idle(url, args.host, args.port, _data_dir(args))
     config = RuntimeConfig(snapshot_every=args.snapshot_every)
     async with connect(url, f"o-bus-agent-{args.name}") as (nc, js):
         record = await Registry(js).get(args.name)
@@ -109,6 +115,18 @@ def _host_name(args: argparse.Namespace) -> str | None:
     return name
 
 
+def _data_dir(args: argparse.Namespace) -> Path:
+    return args.data_dir or Path(os.environ.get("O_BUS_DATA_DIR") or DEFAULT_DATA_DIR)
+
+
+def _metrics_tokens(args: argparse.Namespace) -> Tokens | None:
+    """The console's tokens when /metrics must ask for one (off loopback, or asked for)."""
+    loopback = args.host in ("127.0.0.1", "localhost", "::1") or args.host.startswith("127.")
+    if args.metrics_auth == "none" or (args.metrics_auth == "auto" and loopback):
+        return None
+    return Tokens.load(_data_dir(args))
+
+
 async def cmd_run(args: argparse.Namespace) -> int:
     configure_tracing(args.service)  # the process's tracer, if tracing is configured
     if args.service == "agent":
@@ -116,6 +134,10 @@ async def cmd_run(args: argparse.Namespace) -> int:
             raise ConfigurationError("`o-bus run agent` needs the agent's name")
         return await run_agent_process(args)
     url = resolve_url(args.nats)
+    if args.service == "console":
+        from o_bus.console.server import serve_or_idle
+
+        return await serve_or_idle(url, args.host, args.port, _data_dir(args))
     config = RuntimeConfig(snapshot_every=args.snapshot_every)
     async with connect(url, f"o-bus-{args.service}") as (nc, js):
         # Imported here: an agent process (the most often started) needs none of these.
@@ -140,7 +162,12 @@ async def cmd_run(args: argparse.Namespace) -> int:
             service = Splitter(nc, js, config)
         elif args.service == "health":
             service = HealthMonitor(
-                nc, js, host=args.host, port=args.port, publish_interval=args.publish_interval
+                nc,
+                js,
+                host=args.host,
+                port=args.port,
+                publish_interval=args.publish_interval,
+                tokens=_metrics_tokens(args),
             )
         elif args.service == "arbiter":
             service = Arbiter(nc, js, url, agent_args=_agent_specs(args))

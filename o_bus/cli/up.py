@@ -83,11 +83,34 @@ def service_commands(url: str, args: argparse.Namespace) -> list[tuple[str, list
         "triggers": 2,  # the second one stands by (leader lease)
     }
     commands = []
+    data_dir = str(Path(args.data_dir).resolve())
+    host, port = metrics_address(args.metrics_port, args.metrics_host)
     for service in SERVICES:
-        extra = ["--port", str(args.metrics_port)] if service == "health" else []
+        extra = []
+        if service == "health":
+            extra = ["--host", host, "--port", str(port), "--data-dir", data_dir]
         for number in range(1, counts[service] + 1):
             commands.append((f"{service}-{number}", [*base, service, *options, *extra]))
+    if not args.no_console:
+        console = ["--host", args.console_host, "--port", str(args.console_port)]
+        commands.append(
+            ("console-1", [*base, "console", *options, *console, "--data-dir", data_dir])
+        )
     return commands
+
+
+def metrics_address(port: str | int, host: str | None) -> tuple[str, int]:
+    """``--metrics-port`` (a port, or HOST:PORT) and ``--metrics-host`` as (host, port)."""
+    text = str(port)
+    named_host = None
+    if ":" in text:
+        named_host, _, text = text.rpartition(":")
+        named_host = named_host.strip("[]")
+    if not text.isdigit() or int(text) > 65535:
+        raise ConfigurationError(f"--metrics-port {port!r}: not a port or HOST:PORT")
+    if named_host and host and named_host != host:
+        raise ConfigurationError("--metrics-host and the host in --metrics-port disagree")
+    return host or named_host or "127.0.0.1", int(text)
 
 
 def default_splitters() -> int:
@@ -224,6 +247,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             services.add(name, command)
         asyncio.run(_wait_ready(url, list(SERVICES), agents))
         print(f"O is up. NATS: {url}", flush=True)
+        if not args.no_console:
+            _announce_console(data_dir)
         print("Try:  o-bus send counter increment '{\"by\": 2}'   (Ctrl-C stops)", flush=True)
         keeper = ServerKeeper(server, services.policy, say=_say) if server is not None else None
         while not stop["signal"]:
@@ -244,6 +269,24 @@ def cmd_up(args: argparse.Namespace) -> int:
             (data_dir / URL_FILE).unlink(missing_ok=True)
         lock.release()
         print("O is down.", flush=True)
+
+
+def _announce_console(data_dir: Path, timeout: float = 10.0) -> None:
+    """Print where the console listens, once its process wrote it (it may still be starting)."""
+    from o_bus.common.access_tokens import token_file
+    from o_bus.console.server import CONSOLE_URL_FILE
+
+    deadline = time.monotonic() + timeout
+    written = data_dir / CONSOLE_URL_FILE
+    while not written.is_file() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not written.is_file():
+        _say("the web console did not start; see its log above")
+        return
+    print(
+        f"Console: {written.read_text().strip()}?token=$(cat {token_file(data_dir, 'operator')})",
+        flush=True,
+    )
 
 
 def _known(services: ServiceSet, server: EmbeddedServer | None) -> set[int]:

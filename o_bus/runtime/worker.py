@@ -89,6 +89,7 @@ class AgentWorker:
         self.queries: QueryServer | None = None  # projections and queries, while serving
         self.canary: CanaryClient | None = None  # set while a canary version decides some requests
         self._wal_sub: Subscription | None = None
+        self.paused = ""  # why an operator paused it ("": serving)
         found = tracer()
         self.tracing = WorkerTracing(found, name) if found is not None else None  # None: off
 
@@ -198,6 +199,8 @@ class AgentWorker:
             ("dup", self.duplicates.on_request),
             ("snapshot", self._on_snapshot_request),
             ("status", self._on_status_request),
+            ("pause", self._on_pause_request),
+            ("resume", self._on_resume_request),
         ):
             self._subs.append(
                 await self.nc.subscribe(layout.control_subject(self.name, operation), cb=handler)
@@ -269,8 +272,29 @@ class AgentWorker:
             if committed.seq:  # so a restart need not migrate again
                 self._schedule_snapshot(state)
         finally:
-            await self._consume_wal()
+            if not self.paused:
+                await self._consume_wal()
         await self._transition(self.lifecycle, f"{reason} ({previous} -> {definition.version})")
+
+    async def pause(self, reason: str) -> None:
+        """Stop deciding requests (they wait in the WAL) until :meth:`resume`: what is in
+        flight is committed first. Holds until resumed or until this process ends."""
+        if self.paused or self.lifecycle not in (LifecycleState.RUNNING, LifecycleState.EVOLVING):
+            return
+        self.paused = reason or "paused"
+        await self._stop_consuming()
+        await self.committer.idle()
+        committed = self.committer.committed
+        self.state, self.processed_wal = committed.state, committed.wal
+        await self._transition(LifecycleState.SUSPENDED, f"paused: {self.paused}")
+
+    async def resume(self, reason: str) -> None:
+        """Decide requests again, from the first one not yet decided."""
+        if not self.paused or self.lifecycle != LifecycleState.SUSPENDED:
+            return
+        self.paused = ""
+        await self._consume_wal()
+        await self._transition(LifecycleState.RUNNING, f"resumed: {reason or 'resumed'}")
 
     async def set_evolving(self, evolving: bool, reason: str) -> None:
         """Record that a candidate of this agent is (or is no longer) under test."""
@@ -384,6 +408,14 @@ class AgentWorker:
         await self.snapshotter.wait()
         await msg.respond(to_json({"ok": True, "agent": self.name, "seq": self.snapshotter.seq}))
 
+    async def _on_pause_request(self, msg: Msg) -> None:
+        await self.pause(msg.data.decode(errors="replace")[:1000])
+        await msg.respond(to_json(self.status()))
+
+    async def _on_resume_request(self, msg: Msg) -> None:
+        await self.resume(msg.data.decode(errors="replace")[:1000])
+        await msg.respond(to_json(self.status()))
+
     async def _on_status_request(self, msg: Msg) -> None:
         await msg.respond(to_json(self.status()))
 
@@ -393,6 +425,7 @@ class AgentWorker:
             "definition": self.definition.name,
             "code_version": self.definition.version,
             "lifecycle": self.lifecycle.value,
+            "paused": self.paused,
             "seq": self.committed_seq,
             "wal_seq": self.committed_wal,
             "snapshot_seq": self.snapshotter.seq,

@@ -90,6 +90,7 @@ class StoredEvent:
     request_id: str | None
     wal_seq: int
     code_version: str
+    traceparent: str | None = None  # the request's W3C trace context, when it carried one
 
     @classmethod
     def from_msg(
@@ -106,6 +107,7 @@ class StoredEvent:
             request_id=headers.get(H_REQUEST),
             wal_seq=int(headers.get(H_WAL, "0")),
             code_version=headers.get(H_CODE, ""),
+            traceparent=headers.get(CE_TRACEPARENT),
         )
 
     def as_dict(self) -> dict[str, object]:

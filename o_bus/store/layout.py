@@ -35,6 +35,7 @@ __all__ = [
     "control_subject",
     "diff_subject",
     "dlq_subject",
+    "dlq_wildcard",
     "event_subject",
     "events_stream",
     "evolution_event_subject",
@@ -43,6 +44,7 @@ __all__ = [
     "fence_subject",
     "heartbeat_subject",
     "lifecycle_subject",
+    "operator_event_subject",
     "outcome_subject",
     "query_subject",
     "regression_subject",
@@ -96,6 +98,8 @@ HEALTH_PREFIX: Final = "o.health."  # published: one agent's health summary
 SYSTEM_WILDCARD: Final = "o.sys.>"  # every subject of the system stream
 SERVICE_PREFIX: Final = "o.svc."  # core-NATS requests to the bus services themselves
 SUPERVISOR_RESET_SUBJECT: Final = "o.svc.supervisor.reset"
+SUPERVISOR_RESTART_SUBJECT: Final = "o.svc.supervisor.restart"
+OPERATOR_EVENT_PREFIX: Final = "o.sys.operator."  # who did what to an agent, and why
 DIFF_PREFIX: Final = "o.diff."
 CANDIDATE_PREFIX: Final = "o.cand."
 FEEDBACK_PREFIX: Final = "o.feedback."  # core-NATS request/reply: feedback in, verdict back
@@ -192,6 +196,16 @@ def dlq_subject(agent: str | None, request_id: str | None) -> str:
     """Dead-letter subject: one per (agent, request id), so a rejection can be looked up."""
     digest = hashlib.sha256((request_id or "").encode()).hexdigest()[:24]
     return f"{DLQ_PREFIX}{agent if agent else '_unrouted'}.{digest}"
+
+
+def dlq_wildcard(agent: str | None = None) -> str:
+    """Every dead letter of one agent (or of all, with None)."""
+    return f"{DLQ_PREFIX}{agent}.*" if agent else DLQ_PREFIX + ">"
+
+
+def operator_event_subject(agent: str) -> str:
+    """Persisted operator actions on an agent (reset, restart, abort, re-drive): who and why."""
+    return OPERATOR_EVENT_PREFIX + agent
 
 
 def route_event_subject(agent: str) -> str:

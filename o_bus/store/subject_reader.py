@@ -12,7 +12,7 @@ from nats.js.errors import NotFoundError as JsNotFoundError
 
 from o_bus.errors import StorageError
 
-__all__ = ["StoredMessage", "read_subject"]
+__all__ = ["StoredMessage", "read_messages", "read_subject"]
 
 StoredMessage = tuple[int, dict[str, str], bytes]  # stream sequence, headers, body
 
@@ -21,7 +21,18 @@ async def read_subject(
     js: JetStreamContext, stream: str, subject: str, after_seq: int = 0
 ) -> list[StoredMessage]:
     """Every message of ``subject`` in ``stream`` after ``after_seq``, oldest first."""
-    found: list[StoredMessage] = []
+    return [
+        (seq, headers, body)
+        for seq, _, headers, body in await read_messages(js, stream, subject, after_seq)
+    ]
+
+
+async def read_messages(
+    js: JetStreamContext, stream: str, subject: str, after_seq: int = 0
+) -> list[tuple[int, str, dict[str, str], bytes]]:
+    """Like :func:`read_subject`, with each message's own subject (``subject`` may be a
+    wildcard): (stream sequence, subject, headers, body)."""
+    found: list[tuple[int, str, dict[str, str], bytes]] = []
     seq = after_seq + 1
     while True:
         try:
@@ -34,5 +45,5 @@ async def read_subject(
             raise StorageError(f"cannot read {subject} from {stream}") from err
         if msg.seq is None:
             return found
-        found.append((msg.seq, dict(msg.headers or {}), msg.data or b""))
+        found.append((msg.seq, msg.subject or "", dict(msg.headers or {}), msg.data or b""))
         seq = msg.seq + 1
