@@ -4,8 +4,9 @@
 
     async with Client("nats://127.0.0.1:4222") as bus:
         reply = await bus.send("counter", "increment", {"by": 2})
-        async for event in bus.subscribe("counter", ["incremented"]):
-            ...
+        async with await bus.subscribe("counter", ["incremented"]) as events:
+            async for event in events:
+                ...
 """
 
 from __future__ import annotations
