@@ -9,10 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 
 from o_bus.tracing import Span, Tracer, tracer
-from o_bus.tracing.names import AGENT, COMMAND, REQUEST_ID, SPLITTER_ACCEPT
+from o_bus.tracing.names import AGENT, COMMAND, REQUEST_ID, SPLITTER_ACCEPT, WAL_SEQ
 from o_bus.wire.cloudevents import RequestEnvelope
 from o_bus.wire.headers import CE_TRACEPARENT, CE_TRACESTATE
 
@@ -87,14 +86,11 @@ class TracedWalWriter(WalWriter):
             headers[CE_TRACESTATE] = tracestate
         await super().append(subject, body, headers, (context, span))
 
-    async def _on_ack(self, msg: Msg) -> None:
-        entry = self._waiting.get(msg.subject[len(self._prefix) :])
-        await super()._on_ack(msg)
-        if entry is not None:
-            entry[0][1].end()  # after a problem, already ended with its status
-
     def _on_traced_stored(self, context: tuple[Context, Span], seq: int) -> None:
-        self._on_untraced_stored(context[0], seq)
+        untraced, span = context
+        span.set(WAL_SEQ, seq)
+        span.end()
+        self._on_untraced_stored(untraced, seq)
 
     def _on_traced_problem(self, context: tuple[Context, Span], problem: AckProblem) -> None:
         untraced, span = context

@@ -153,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("--reason", default="", help="why (recorded with the action)")
 
     console = sub.add_parser("console", help="serve the web console for a running platform")
+    add_connection_arguments(console)
     add_console_arguments(console)
 
     send = common(sub.add_parser("send", help="send a command and print the reply"))
@@ -315,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return cmd_up(args)
         if args.command == "console":
-            from o_bus.console.server import cmd_console
+            from o_bus.cli.console import cmd_console
 
             return run(cmd_console(args))
         if args.command == "cluster":

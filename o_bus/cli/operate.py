@@ -7,9 +7,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from o_bus.cli.common import emit
-from o_bus.common.connect import connect
-from o_bus.common.urls import resolve_url
+from o_bus.cli.common import cli_connect, emit
 
 __all__ = ["OPERATIONS", "add_parsers", "cmd_operate"]
 
@@ -39,7 +37,7 @@ async def cmd_operate(args: argparse.Namespace) -> int:
         "restart": operator_actions.restart_agent,
     }[args.command]
     failed = False
-    async with connect(resolve_url(args.nats), "o-bus-cli") as (nc, js):
+    async with cli_connect(args) as (nc, js):
         for agent in args.agents:
             reply = await action(nc, js, agent, default_deployer(), args.reason)
             failed = failed or not reply.get("ok")

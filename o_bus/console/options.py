@@ -15,7 +15,8 @@ DEFAULT_CONSOLE_PORT = 9465
 
 
 def add_console_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--nats", help="NATS URL of the platform (default: as every command)")
+    """Where the console listens and keeps its tokens (the connection's own arguments,
+    ``--nats`` and who connects how, are the CLI's)."""
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default: 127.0.0.1)")
     parser.add_argument(
         "--port",

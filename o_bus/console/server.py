@@ -3,8 +3,6 @@ process `o-bus up` starts (`o-bus run console`)."""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import contextlib
 import logging
 import socket
@@ -15,11 +13,10 @@ import uvicorn
 from o_bus.common.access_tokens import Tokens, token_file
 from o_bus.common.connect import ConnectOptions
 from o_bus.common.signals import run_until_signalled
-from o_bus.common.urls import resolve_url
 from o_bus.console.app import build_app
 from o_bus.errors import ConfigurationError
 
-__all__ = ["CONSOLE_URL_FILE", "cmd_console", "serve"]
+__all__ = ["CONSOLE_URL_FILE", "serve", "serve_or_idle"]
 
 log = logging.getLogger(__name__)
 CONSOLE_URL_FILE = "console-url"  # in the data dir: where the console of `o-bus up` listens
@@ -93,13 +90,3 @@ async def serve_or_idle(url: str, host: str, port: int, data_dir: Path) -> int:
 
 async def _nothing() -> None:
     return None
-
-
-async def cmd_console(args: argparse.Namespace) -> int:
-    """`o-bus console`: serve the console for the platform at --nats."""
-    url = resolve_url(args.nats, args.data_dir)
-    args.data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        return await serve(url, args.host, args.port, args.data_dir, announce=True)
-    except asyncio.CancelledError:
-        return 130

@@ -13,13 +13,13 @@ from o_bus.common.urls import resolve_url
 from o_bus.evolution.boundary import bus_url
 from o_bus.evolution.registered import registered_definition
 from o_bus.store.registry import Registry
-from o_bus.tracing import configure as configure_tracing
 
 from .process import CandidateProcess
+from .tracing import configure_candidate_tracing
 
 
 async def _main(args: argparse.Namespace) -> int:
-    configure_tracing("candidate")  # shadow spans, if tracing is configured
+    configure_candidate_tracing()  # shadow spans, if tracing is configured and can export
     url = bus_url(resolve_url(args.nats))  # inside the sandbox: the bus through its broker
     async with connect(url, f"o-bus-candidate-{args.agent}") as (nc, js):
         record = await Registry(js).get(args.agent)
