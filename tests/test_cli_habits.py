@@ -26,7 +26,7 @@ from o_bus.evolution.records import DiffRecord
 from o_bus.store import layout
 
 # Commands that run services or parse their own options: no result to print as JSON.
-NOT_PRINTING = {"up", "run", "cluster", "bench", "completion", "console"}  # servers and tools
+NOT_PRINTING = {"up", "run", "cluster", "console", "bench", "completion"}
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def test_help_shows_every_default_that_matters() -> None:
         text = " ".join(parser.format_help().split())
         for action in parser._actions:
             if action.option_strings and meaningful_default(action):
-                shown = f"(default: {action.default})"
+                shown = f"(default: {action.default}"
                 if shown not in text:
                     missing.append(f"{name} {action.option_strings[0]} {shown}")
     assert not missing, missing

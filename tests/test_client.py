@@ -4,10 +4,13 @@ replies, queries, feedback, history, state, live subscriptions, and the same-id 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import socket
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
-from support import Platform, running_platform
+from support import Platform, eventually, running_platform
 
 import o_bus
 from o_bus import (
@@ -20,8 +23,10 @@ from o_bus import (
     SyncClient,
 )
 from o_bus.agents.counter import Increment, Incremented
+from o_bus.common.connect import ConnectOptions
 from o_bus.errors import AgentNotFoundError, ErrorCode
 from o_bus.handlers.feedback.service import FeedbackService
+from o_bus.server.embedded import find_nats_server
 from o_bus.store import layout
 
 
@@ -146,4 +151,38 @@ async def test_sync_client_blocks_and_iterates(platform: Platform) -> None:
 async def test_no_server_is_a_clear_error_not_a_hang() -> None:
     with pytest.raises(StorageError, match="cannot connect"):
         async with Client("nats://127.0.0.1:9", timeout=5.0):
+            pass
+
+
+@pytest.fixture
+def password_server(tmp_path: Path) -> Iterator[str]:
+    """A plain nats-server that wants user ``app`` with password ``s3cret``."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [str(find_nats_server()), "-a", "127.0.0.1", "-p", str(port)]
+    command += ["--user", "app", "--pass", "s3cret"]
+    log = (tmp_path / "nats.log").open("wb")
+    server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield f"nats://127.0.0.1:{port}"
+    finally:
+        server.kill()
+        server.wait()
+        log.close()
+
+
+async def test_connection_options_carry_credentials(password_server: str) -> None:
+    good = ConnectOptions(user="app", password="s3cret")
+
+    async def connected() -> bool:
+        try:
+            async with Client(password_server, options=good) as bus:
+                return bus.nc.is_connected
+        except StorageError:
+            return False  # the server is still starting
+
+    await eventually(connected, what="a connection with the right password")
+    with pytest.raises(StorageError, match="cannot connect"):
+        async with Client(password_server, options=ConnectOptions(user="app", password="no")):
             pass

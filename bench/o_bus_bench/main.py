@@ -226,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
         from o_bus_bench.tracing import main as tracing_main
 
         return tracing_main(argv[1:])
+    if argv[:1] == ["client"]:  # `o-bus bench client`: Python client paths beside raw NATS
+        from o_bus_bench.client_paths import main as client_main
+
+        return client_main(argv[1:])
     if argv[:1] == ["memory"]:  # `o-bus bench memory`: remember, recall, index rebuild
         from o_bus_bench.memory import main as memory_main
 

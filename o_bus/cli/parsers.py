@@ -22,7 +22,8 @@ class DefaultsFormatter(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
-        if "%(default)" in text or not action.option_strings or not meaningful_default(action):
+        said = "%(default)" in text or "(default:" in text  # the help names it already
+        if said or not action.option_strings or not meaningful_default(action):
             return text
         return f"{text} (default: %(default)s)".lstrip()
 

@@ -15,6 +15,7 @@ from o_bus.client.models import (
     QueryReply,
     ReplyError,
 )
+from o_bus.client.stream import EventStream
 from o_bus.client.sync import SyncClient
 from o_bus.requests import query, request_headers, send
 
@@ -23,6 +24,7 @@ __all__ = [
     "Client",
     "CommandReply",
     "EventOut",
+    "EventStream",
     "FeedbackReply",
     "HistoryEvent",
     "QueryReply",

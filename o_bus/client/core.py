@@ -4,8 +4,9 @@
 
     async with Client("nats://127.0.0.1:4222") as bus:
         reply = await bus.send("counter", "increment", {"by": 2})
-        async for event in bus.subscribe("counter", ["incremented"]):
-            ...
+        async with await bus.subscribe("counter", ["incremented"]) as events:
+            async for event in events:
+                ...
 """
 
 from __future__ import annotations
@@ -138,13 +139,14 @@ class Client:
         timeout: float | None = None,
         retries: int | None = None,
         msgpack: bool = False,
+        traceparent: str | None = None,
     ) -> CommandReply:
         """Send a command (a name and data, or a typed :class:`Command`) and return its reply.
 
         On a timeout the request is sent again with the same request id (``ce-id``) up to
         ``retries`` times: the WAL recognises the id, so it is applied at most once and a
         late retry gets the original reply (``duplicate`` true). An error reply is returned,
-        not raised (see ``raise_for_error``)."""
+        not raised (see ``raise_for_error``). ``traceparent``: the W3C trace context to carry."""
         if isinstance(command, Command):
             if data is not None:
                 raise TypeError("pass data inside the typed command, not beside it")
@@ -166,6 +168,7 @@ class Client:
                     encoding=Encoding.MSGPACK if msgpack else Encoding.JSON,
                     timeout=self.timeout if timeout is None else timeout,
                     source=self.source,
+                    traceparent=traceparent,
                 )
             except RequestTimeoutError:
                 if attempt + 1 == attempts:
