@@ -143,6 +143,15 @@ async def test_an_agent_reads_only_its_own_event_stream(bus: SecuredBus) -> None
         )
 
 
+async def test_an_agent_sends_requests_to_itself_only(bus: SecuredBus) -> None:
+    """Its tools' results come back in as its own requests; another agent's are not its to send."""
+    async with bus.connect("agent", "echo") as echo:
+        await refused(echo, echo.nc.publish(layout.request_subject("counter"), b"{}"))
+        await echo.nc.publish(layout.request_subject("echo"), b"{}")
+        await echo.nc.flush()
+        assert echo.violations.empty()
+
+
 async def test_a_candidate_writes_only_its_figures_and_diffs(bus: SecuredBus) -> None:
     async with bus.connect("candidate", "counter") as candidate:
         for subject in (

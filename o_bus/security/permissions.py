@@ -147,6 +147,9 @@ def _agent(identity: Identity, name: str) -> Permissions:
         *_own_keys(layout.LEASES_BUCKET, name),
         *_own_keys(layout.TOOL_KV_BUCKET, name),
         *_own_keys(layout.TOOL_KV_BUCKET, SHARED_TOOL_KEYS),
+        # Its tool calls' results, which come back in as requests to itself through the
+        # splitter and the WAL like any other input.
+        layout.request_subject(name),
         # Replies to clients (whose inboxes the WAL records name), heartbeats, system
         # records, dead letters, and requests to its own canary candidates.
         "_INBOX.>",
@@ -177,7 +180,16 @@ def _candidate(identity: Identity, name: str) -> Permissions:
         *consumers(own_stream),
         f"{JS}DIRECT.GET.{own_stream}",
         f"{JS}DIRECT.GET.{own_stream}.>",
+        f"{JS}STREAM.MSG.GET.{own_stream}",
+        # It forks live's state (its snapshot, older revisions by sequence) and reads the
+        # requests live decided from the WAL, as the agent itself does (same limits).
+        kv_read(layout.SNAPSHOTS_BUCKET, name),
+        kv_read(layout.SNAPSHOTS_BUCKET, name + ".>"),
+        f"{JS}STREAM.MSG.GET.{kv_stream(layout.SNAPSHOTS_BUCKET)}",
+        f"{JS}DIRECT.GET.{kv_stream(layout.SNAPSHOTS_BUCKET)}",
+        *consumers(layout.WAL_STREAM),
         f"{JS}DIRECT.GET.{layout.WAL_STREAM}",
+        f"{JS}DIRECT.GET.{layout.WAL_STREAM}.{layout.wal_subject(name)}",
         layout.diff_subject(name),
         f"{layout.CANDIDATE_PREFIX}{name}.*.stats",
     ]
