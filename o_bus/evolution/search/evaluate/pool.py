@@ -97,7 +97,7 @@ class EvaluationPool:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 inherit_env=False,
-                read=[job.candidate, job.baseline, job.dataset],
+                read=_inputs(job),
                 workdir=Path(folder),
             )
             idle = _idle_priority(process.pid)
@@ -166,14 +166,22 @@ class EvaluationPool:
         return final
 
 
+def _inputs(job: EvaluationJob) -> list[Path]:
+    """The files the worker reads: Landlock lets it read these and nothing else of ours."""
+    optional = (job.regressions, job.resume)
+    return [job.candidate, job.baseline, job.dataset, *(p for p in optional if p is not None)]
+
+
 def _readable_copy(job: EvaluationJob, folder: Path, uid: int) -> EvaluationJob:
     """``job`` as the sandbox can read it: where it runs as another uid, its files are copied
     into the job's folder (which becomes that uid's); otherwise unchanged."""
     if uid == os.getuid():
         return job
     copies = {}
-    for kind in ("candidate", "baseline", "dataset"):
-        source: Path = getattr(job, kind)
+    for kind in ("candidate", "baseline", "dataset", "regressions", "resume"):
+        source: Path | None = getattr(job, kind)
+        if source is None:
+            continue
         copies[kind] = folder / kind / source.name
         copies[kind].parent.mkdir()
         shutil.copyfile(source, copies[kind])
