@@ -17,6 +17,7 @@ __all__ = [
     "CommandRejected",
     "ConcurrencyError",
     "ConfigurationError",
+    "DeadLetterNotFoundError",
     "ErrorCode",
     "EvolutionNotFoundError",
     "InvalidRequestError",
@@ -47,6 +48,7 @@ class ErrorCode(StrEnum):
     UNKNOWN_CODE_VERSION = "unknown_code_version"
     UNKNOWN_EVOLUTION = "unknown_evolution"
     OVERLOADED = "overloaded"
+    UNKNOWN_DEAD_LETTER = "unknown_dead_letter"
 
 
 class OBusError(Exception):
@@ -122,6 +124,12 @@ class EvolutionNotFoundError(NotFoundError):
     """The agent has no evolution record (none was ever started)."""
 
     code = ErrorCode.UNKNOWN_EVOLUTION
+
+
+class DeadLetterNotFoundError(NotFoundError):
+    """The dead-letter stream holds no message at that sequence (never, or purged)."""
+
+    code = ErrorCode.UNKNOWN_DEAD_LETTER
 
 
 class AgentUnavailableError(OBusError):

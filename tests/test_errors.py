@@ -13,6 +13,7 @@ import o_bus
 from o_bus.errors import (
     AgentNotFoundError,
     CodeVersionNotFoundError,
+    DeadLetterNotFoundError,
     ErrorCode,
     EvolutionNotFoundError,
     NotFoundError,
@@ -63,7 +64,12 @@ def test_every_exception_of_the_package_comes_under_obus_error() -> None:
 
 def test_each_kind_of_missing_thing_has_its_own_code() -> None:
     kinds = NotFoundError.__subclasses__()
-    assert set(kinds) == {AgentNotFoundError, CodeVersionNotFoundError, EvolutionNotFoundError}
+    assert set(kinds) == {
+        AgentNotFoundError,
+        CodeVersionNotFoundError,
+        DeadLetterNotFoundError,
+        EvolutionNotFoundError,
+    }
     codes = [kind.code for kind in kinds]
     assert len(set(codes)) == len(codes)
     assert ErrorCode.INTERNAL not in codes

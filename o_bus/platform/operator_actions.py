@@ -16,7 +16,13 @@ from nats.js import JetStreamContext
 from pydantic import BaseModel, ConfigDict
 from pydantic_core import from_json
 
-from o_bus.errors import AgentUnavailableError, ErrorCode, InvalidRequestError, NotFoundError
+from o_bus.errors import (
+    AgentUnavailableError,
+    DeadLetterNotFoundError,
+    ErrorCode,
+    InvalidRequestError,
+    NotFoundError,
+)
 from o_bus.evolution.evolution_store import EvolutionStore
 from o_bus.evolution.routes import Route, RouteStore
 from o_bus.store import layout
@@ -184,7 +190,7 @@ async def redrive_dead_letter(
     try:
         msg = await js.get_msg(layout.DLQ_STREAM, seq=stream_seq, direct=True)
     except nats.errors.Error as err:
-        raise NotFoundError(f"no dead letter at sequence {stream_seq}") from err
+        raise DeadLetterNotFoundError(f"no dead letter at sequence {stream_seq}") from err
     agent = (msg.subject or "").removeprefix(layout.DLQ_PREFIX).split(".", 1)[0]
     if not layout.AGENT_NAME.match(agent):
         raise InvalidRequestError(

@@ -48,13 +48,17 @@ ERROR_MEANINGS: Final[Mapping[ErrorCode, str]] = {
     ),
     ErrorCode.UNKNOWN_CODE_VERSION: (
         "The agent has no stored code version of that digest or prefix (`o-bus versions` "
-        "lists them)."
+        "page lists them)."
     ),
     ErrorCode.UNKNOWN_EVOLUTION: "The agent has no evolution: none was ever started.",
     ErrorCode.OVERLOADED: (
         "The bus is at its intake limit, for everyone, for this agent or for this sender "
         "(details.scope: bus, agent or sender); nothing was stored. Re-send later with the "
         "same ce-id, after a pause that grows with each refusal."
+    ),
+    ErrorCode.UNKNOWN_DEAD_LETTER: (
+        "The dead-letter stream holds no message at that sequence (the console's dead-letter "
+        "page lists them)."
     ),
 }
 
