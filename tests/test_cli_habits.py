@@ -18,7 +18,7 @@ from support import Platform, run_cli, running_platform
 from o_bus.cli import main as cli_main
 from o_bus.cli.completion import completion_script
 from o_bus.cli.evolve import _plan
-from o_bus.cli.parsers import meaningful_default, subcommands
+from o_bus.cli.parsers import actions, meaningful_default, subcommands
 from o_bus.common.progress import Progress
 from o_bus.evolution.evolution_store import EvolutionStore
 from o_bus.evolution.plan import Evolution, EvolutionPlan
@@ -70,7 +70,7 @@ def test_help_shows_every_default_that_matters() -> None:
     missing = []
     for name, parser in all_parsers():
         text = " ".join(parser.format_help().split())
-        for action in parser._actions:
+        for action in actions(parser):
             if action.option_strings and meaningful_default(action):
                 shown = f"(default: {action.default}"
                 if shown not in text:
@@ -93,7 +93,7 @@ def test_every_command_that_prints_a_result_takes_json() -> None:
         name
         for name, parser in subcommands(cli_main.build_parser())
         if name not in NOT_PRINTING
-        and not any("--json" in a.option_strings for a in parser._actions)
+        and not any("--json" in a.option_strings for a in actions(parser))
     ]
     assert not lacking
 

@@ -4,7 +4,6 @@ attacker with only the URL would, and as the CLI with the credentials `up` gener
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import stat
@@ -76,7 +75,6 @@ async def test_the_cli_uses_the_data_dirs_credentials_and_payloads_are_encrypted
     client_seed = str(up.seed("client"))
     code, _, err = await run_cli("state", "counter", "--nats", up.url, "--creds", client_seed)
     assert code != 0  # a client may not read agents' state
-    await asyncio.sleep(0)
     store = up.data_dir / "nats" / "jetstream"
     for folder, _, files in os.walk(store):
         for name in files:

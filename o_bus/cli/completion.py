@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import shlex
 
-from o_bus.cli.parsers import subcommands
+from o_bus.cli.parsers import actions, subcommands
 
 __all__ = ["completion_script"]
 
@@ -20,7 +20,7 @@ def _words(parser: argparse.ArgumentParser) -> tuple[list[str], list[str]]:
     """(options, choices of the first positional with fixed choices)."""
     options: list[str] = []
     choices: list[str] = []
-    for action in parser._actions:
+    for action in actions(parser):
         options += [o for o in action.option_strings if o.startswith("--") or o == "-h"]
         if not action.option_strings and action.choices and not choices:
             if isinstance(action, argparse._SubParsersAction):

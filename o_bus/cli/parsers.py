@@ -6,7 +6,13 @@ import argparse
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["DefaultsFormatter", "meaningful_default", "show_defaults", "subcommands"]
+__all__ = [
+    "DefaultsFormatter",
+    "actions",
+    "meaningful_default",
+    "show_defaults",
+    "subcommands",
+]
 
 
 def meaningful_default(action: argparse.Action) -> bool:
@@ -28,9 +34,14 @@ class DefaultsFormatter(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)".lstrip()
 
 
+def actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """Every option and positional ``parser`` declares (argparse keeps them unexported)."""
+    return list(parser._actions)
+
+
 def subcommands(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:
     """(name, parser) of each direct subcommand."""
-    for action in parser._actions:
+    for action in actions(parser):
         if isinstance(action, argparse._SubParsersAction):
             yield from action.choices.items()
 
@@ -39,7 +50,7 @@ def show_defaults(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Make ``parser`` and every subparser show defaults in ``--help``; an option with a
     default and no help gets a help line that is only its default."""
     parser.formatter_class = DefaultsFormatter
-    for action in parser._actions:
+    for action in actions(parser):
         if action.option_strings and action.help is None and meaningful_default(action):
             action.help = "(default: %(default)s)"
     for _, child in subcommands(parser):
