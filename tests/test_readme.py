@@ -158,8 +158,10 @@ async def test_the_readme_examples_run_against_a_real_platform(
                 with target.open("a") as file:
                     file.write(block.body + "\n\n")
             elif block.lang == "python" and not block.mark.startswith("fragment"):
-                monkeypatch.chdir(ROOT)
+                monkeypatch.chdir(ROOT)  # a program elsewhere names the platform's data dir
+                monkeypatch.setenv("O_BUS_DATA_DIR", str(up.data_dir))
                 await run_python(block.body, url)
+                monkeypatch.delenv("O_BUS_DATA_DIR")
                 ran += 1
             elif block.lang == "console":
                 monkeypatch.chdir(work)

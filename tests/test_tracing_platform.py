@@ -61,7 +61,7 @@ async def test_a_request_is_one_trace_across_splitter_agent_and_tool_call(
     url = await asyncio.to_thread(traced_up.wait_up)
     trace_id, caller = os.urandom(16).hex(), os.urandom(8).hex()
     nc = Client()
-    await nc.connect(url, connect_timeout=5)
+    await nc.connect(url, connect_timeout=5, **traced_up.connect_kwargs("client"))
     try:
         traceparent = f"00-{trace_id}-{caller}-01"
         data = {"url": collector.url + PAGE}

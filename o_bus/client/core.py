@@ -37,6 +37,7 @@ from o_bus.events.model import Command, Event
 from o_bus.evolution.feedback.client import send_feedback
 from o_bus.evolution.live_code import route_definition
 from o_bus.replay.rebuild import rebuild
+from o_bus.security.cli_identity import environment_options
 from o_bus.store.event_log import StoredEvent
 from o_bus.store.jetstream_event_log import JetStreamEventLog
 from o_bus.store.registry import Registry
@@ -56,9 +57,10 @@ class Client:
     """An async client of a running platform over one NATS connection.
 
     ``url`` defaults as in the CLI (``$O_BUS_NATS_URL``, then a local ``o-bus up``, then
-    ``nats://127.0.0.1:4222``); ``options`` carry credentials and TLS. Use it as an async
-    context manager, or call :meth:`connect` and :meth:`close`. :meth:`wrap` uses a
-    connection someone else owns (a FastStream broker's, for example).
+    ``nats://127.0.0.1:4222``); ``options`` carry credentials and TLS, by default those of
+    the environment or of a local ``o-bus up`` (its operator identity, as the CLI uses). Use
+    it as an async context manager, or call :meth:`connect` and :meth:`close`. :meth:`wrap`
+    uses a connection someone else owns (a FastStream broker's, for example).
     """
 
     def __init__(
@@ -72,7 +74,7 @@ class Client:
         source: str = "o-bus/client",
     ) -> None:
         self.url = resolve_url(url)
-        self.options = options or ConnectOptions()
+        self.options = options or environment_options()
         self.name = name
         self.timeout = timeout
         self.retries = retries
