@@ -405,8 +405,13 @@ class Supervisor:
             agent, kind, f"exit code {code}" if code is not None else "vanished", child.pid
         )
         # Also for a process killed after hanging: its standby may have died before taking over.
-        if not await self._takeover(child, kind):
-            await self._release_lease_of(child)
+        try:
+            if not await self._takeover(child, kind):
+                await self._release_lease_of(child)
+        except StorageError as err:
+            # The store is away (a server restarting, a leader being elected): the lease
+            # expires by itself, and the restart below must still be scheduled.
+            log.warning("agent %s: lease of pid %s not freed: %s", agent, child.pid, err)
         if policy.restart == "temporary" or (policy.restart == "transient" and not abnormal):
             await self._save(agent)
             return
