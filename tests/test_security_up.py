@@ -9,13 +9,16 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import nats.errors
 import pytest
 from nats.aio.client import Client
 from platform_process import UpProcess
-from support import run_cli
+from support import cli_json_lines, eventually, run_cli
 
+import o_bus.agents.counter as counter_module
+from o_bus import send
 from o_bus.common.connect import CREDS_ENV, TLS_CA_ENV
 from o_bus.security.cli_identity import DATA_DIR_ENV
 
@@ -79,3 +82,52 @@ async def test_the_cli_uses_the_data_dirs_credentials_and_payloads_are_encrypted
     for folder, _, files in os.walk(store):
         for name in files:
             assert MARKER.encode() not in (Path(folder) / name).read_bytes(), name
+
+
+def _counter_refactor(folder: Path) -> Path:
+    source = Path(counter_module.__file__).read_text()
+    assert 'version="1.0.0"' in source
+    refactor = folder / "counter_refactor.py"
+    refactor.write_text(source.replace('version="1.0.0"', 'version="1.0.1"'))
+    return refactor
+
+
+async def test_a_candidate_is_shadowed_and_canaried_under_credentials(
+    up: UpProcess, tmp_path: Path
+) -> None:
+    """A refactor of counter, deployed and evolved by the CLI with the data dir's identity,
+    forks live's state, follows live's requests from the WAL and reaches the canary: its own
+    identity lets it read what it needs (snapshot, WAL, events) and write its figures."""
+    env = {DATA_DIR_ENV: str(up.data_dir)}
+    refactor = _counter_refactor(tmp_path)
+
+    async def cli(*args: str) -> dict[str, Any]:
+        code, out, err = await run_cli(*args, "--nats", up.url, "--json", env=env)
+        assert code == 0, err
+        found: dict[str, Any] = cli_json_lines(out)[-1]
+        return found
+
+    digest = str((await cli("deploy", "counter", str(refactor)))["digest"])
+    nc = Client()
+    await nc.connect(up.url, connect_timeout=5, **up.connect_kwargs("client"))
+    try:
+        await cli(
+            "evolve", "start", "counter", digest, "--min-requests", "20",
+            "--min-canary-requests", "10", "--min-stage-seconds", "0.5",
+        )  # fmt: skip
+
+        async def advanced() -> dict[str, Any] | None:
+            for _ in range(10):
+                reply = await send(nc, "counter", "increment", {"by": 1})
+                assert reply["ok"], reply
+            status = await cli("evolve", "status", "counter")
+            assert status["status"] in ("requested", "running"), status["decisions"]
+            done = [d for d in status["decisions"] if d["action"] == "advance"]
+            return done[0] if done else None
+
+        shadow = await eventually(advanced, what="the shadow stage to pass", timeout=120)
+    finally:
+        await nc.close()
+    assert shadow["metrics"]["compared"] >= 20
+    assert shadow["metrics"]["differing"] == 0
+    await cli("evolve", "abort", "counter")
