@@ -1,7 +1,8 @@
 """The closed-loop load generator, run in its own process (``python -m o_bus_bench.load``).
 
 ``C`` requesters each keep exactly one request in flight: the reply callback records the
-latency and sends that requester's next request at once. Every request carries a unique
+latency and sends that requester's next request at once. Given several subjects (agents), the
+requesters are spread over them in turn. Every request carries a unique
 CloudEvents id. Replies come back on one wildcard inbox subscription, so the generator spends
 as little CPU per request as a NATS client can, leaving the machine to the processes measured.
 Only replies that arrive inside the measured window (after the warm-up) are counted.
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Final
 
 import nats
@@ -37,15 +39,22 @@ NATS_STATUS_HEADER: Final = "Status"
 
 
 class ClosedLoop:
-    """``concurrency`` requesters on ``subject``, one request in flight each."""
+    """``concurrency`` requesters on ``subject`` (or spread over several), one request in
+    flight each."""
 
     def __init__(
-        self, nc: Client, subject: str, concurrency: int, timeout: float, traced: bool = False
+        self,
+        nc: Client,
+        subject: str | Sequence[str],
+        concurrency: int,
+        timeout: float,
+        traced: bool = False,
     ) -> None:
         self.nc = nc
         self.traced = traced  # each request carries a W3C traceparent (its own parent id)
         self.trace_id = uuid.uuid4().hex
-        self.subject = subject
+        self.subjects = [subject] if isinstance(subject, str) else list(subject)
+        self.subject = self.subjects[0]
         self.concurrency = concurrency
         self.timeout = timeout
         # Under credentials an identity may only receive under its own inbox prefix.
@@ -76,9 +85,8 @@ class ClosedLoop:
         if self.traced:
             headers["ce-traceparent"] = f"00-{self.trace_id}-{slot:08x}{number:08x}-01"
         self.sent_at[slot] = time.perf_counter()
-        await self.nc.publish(
-            self.subject, BODY, reply=f"{self.prefix}{slot}.{number}", headers=headers
-        )
+        subject = self.subjects[slot % len(self.subjects)]
+        await self.nc.publish(subject, BODY, reply=f"{self.prefix}{slot}.{number}", headers=headers)
 
     async def _on_reply(self, msg: Msg) -> None:
         now = time.perf_counter()
@@ -169,7 +177,7 @@ async def _main(args: argparse.Namespace) -> LevelResult:
 
 def run_level(
     url: str,
-    subject: str,
+    subject: str | Sequence[str],
     concurrency: int,
     *,
     warmup: float,
@@ -180,15 +188,17 @@ def run_level(
     env: dict[str, str] | None = None,
 ) -> LevelResult:
     """Run one closed-loop level in a fresh load-generator process and return its figures
-    (``traceparent``: every request carries one)."""
+    (``subject``: one, or several the requesters are spread over; ``traceparent``: every
+    request carries one)."""
+    subjects = [subject] if isinstance(subject, str) else list(subject)
+    shown = ",".join(subjects)
     cmd = [
         sys.executable,
         "-m",
         "o_bus_bench.load",
         "--nats",
         url,
-        "--subject",
-        subject,
+        *(arg for each in subjects for arg in ("--subject", each)),
         "--concurrency",
         str(concurrency),
         "--warmup",
@@ -212,11 +222,11 @@ def run_level(
             check=False,
         )
     except subprocess.TimeoutExpired as err:
-        raise BenchError(f"the load generator did not finish ({subject}, C={concurrency})") from err
+        raise BenchError(f"the load generator did not finish ({shown}, C={concurrency})") from err
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         raise BenchError(
-            f"the load generator failed ({subject}, C={concurrency}, exit {done.returncode}):\n"
+            f"the load generator failed ({shown}, C={concurrency}, exit {done.returncode}):\n"
             + "\n".join(done.stderr.strip().splitlines()[-15:])
         )
     return LevelResult.from_dict(json.loads(lines[-1]))
@@ -225,7 +235,9 @@ def run_level(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m o_bus_bench.load")
     parser.add_argument("--nats", required=True)
-    parser.add_argument("--subject", required=True)
+    parser.add_argument(
+        "--subject", action="append", required=True, help="repeatable: requesters spread over each"
+    )
     parser.add_argument("--concurrency", type=int, required=True)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--duration", type=float, default=5.0)
