@@ -7,7 +7,9 @@ Same process layout and the same durable writes per request as the project path:
   subscription counts) with ``Nats-Msg-Id`` for de-duplication, like the splitter.
 * ``python -m o_bus_bench.raw agent``: reads ``RAW_WAL`` with a callback-based ordered
   consumer, adds ``by`` to a counter, appends one event per request to ``RAW_EVT`` (pipelined),
-  and replies straight to the client when that event's acknowledgement arrives.
+  and replies straight to the client when that event's acknowledgement arrives. With
+  ``--agent NAME`` it reads only that agent's requests, as the agent process of ``NAME`` does
+  (one raw agent process per agent).
 """
 
 from __future__ import annotations
@@ -50,8 +52,9 @@ REPLY_HEADER: Final = "Raw-Reply"
 DUPLICATE_WINDOW: Final = 120.0
 
 
-def status_subject(role: str) -> str:
-    return f"raw.svc.{role}.status"
+def status_subject(role: str, agent: str | None = None) -> str:
+    """The subject a raw service answers when ready (``agent``: a raw agent of one agent)."""
+    return f"raw.svc.{role}.status" if agent is None else f"raw.svc.{role}.{agent}.status"
 
 
 async def provision_raw(js: JetStreamContext, replicas: int = 1) -> None:
@@ -115,7 +118,8 @@ async def serve_splitter(nc: Client) -> None:
     )
 
 
-async def serve_agent(nc: Client, js: JetStreamContext) -> None:
+async def serve_agent(nc: Client, js: JetStreamContext, agent: str | None = None) -> None:
+    """Serve every agent's requests, or only ``agent``'s."""
     acks = _AckCounter("raw event append")
     ack_prefix = f"_ORAWEVT.{uuid.uuid4().hex}."
     prefix_len = len(ack_prefix)
@@ -154,7 +158,7 @@ async def serve_agent(nc: Client, js: JetStreamContext) -> None:
 
     await nc.subscribe(ack_prefix + "*", cb=on_ack, pending_msgs_limit=1_000_000)
     await js.subscribe(
-        RAW_WAL_PREFIX + ">",
+        RAW_WAL_PREFIX + (agent or ">"),
         stream=RAW_WAL_STREAM,
         cb=on_wal,
         ordered_consumer=True,
@@ -163,7 +167,7 @@ async def serve_agent(nc: Client, js: JetStreamContext) -> None:
     )
 
 
-async def _serve(role: str, url: str) -> int:
+async def _serve(role: str, url: str, agent: str | None) -> int:
     async with connect(url, f"o-bus-bench-raw-{role}") as (nc, js):
 
         async def answer(msg: Msg) -> None:
@@ -173,8 +177,8 @@ async def _serve(role: str, url: str) -> int:
             if role == "splitter":
                 await serve_splitter(nc)
             else:
-                await serve_agent(nc, js)
-            await nc.subscribe(status_subject(role), cb=answer)
+                await serve_agent(nc, js, agent)
+            await nc.subscribe(status_subject(role, agent), cb=answer)
 
         async def stop() -> None:
             with contextlib.suppress(nats.errors.Error):
@@ -188,9 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m o_bus_bench.raw")
     parser.add_argument("role", choices=["splitter", "agent"])
     parser.add_argument("--nats", required=True)
+    parser.add_argument("--agent", help="agent: serve only this agent's requests")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-    return run(_serve(args.role, args.nats))
+    return run(_serve(args.role, args.nats, args.agent))
 
 
 if __name__ == "__main__":
