@@ -37,12 +37,24 @@ from o_bus.wire.codec import Encoding
 from o_bus_bench.errors import BenchError
 from o_bus_bench.raw import RAW_REQUEST_PREFIX, provision_raw, status_subject
 
-__all__ = ["AGENT", "PROJECT_SUBJECT", "RAW_SUBJECT", "Stack"]
+__all__ = ["AGENT", "PROJECT_SUBJECT", "RAW_SUBJECT", "Stack", "check_path"]
 
 AGENT: Final = "counter"
 PROJECT_SUBJECT: Final = layout.request_subject(AGENT)
 RAW_SUBJECT: Final = RAW_REQUEST_PREFIX + AGENT
 READY_TIMEOUT: Final = 30.0
+
+
+async def check_path(nc: Client, subject: str) -> None:
+    """One ``increment`` through a path (project or raw): it must succeed before it is
+    measured."""
+    headers = request_headers("increment", uuid.uuid4().hex, Encoding.JSON, "o-bus/bench")
+    try:
+        reply = await nc.request(subject, b'{"by": 1}', timeout=10.0, headers=headers)
+    except nats.errors.Error as err:
+        raise BenchError(f"a first request on {subject} got no reply: {err!r}") from err
+    if b'"ok":true' not in reply.data.replace(b" ", b""):
+        raise BenchError(f"a first request on {subject} failed: {reply.data!r}")
 
 
 class ServiceProcess(ChildProcess):
@@ -153,7 +165,7 @@ class Stack:
             ):
                 await self._until_answered(nc, subject, deadline)
             for subject in (PROJECT_SUBJECT, RAW_SUBJECT):
-                await self._check_path(nc, subject)
+                await check_path(nc, subject)
 
     async def _until_answered(self, nc: Client, subject: str, deadline: float) -> None:
         def check_alive() -> None:
@@ -166,17 +178,6 @@ class Stack:
             )
         except TimeoutError:
             raise BenchError(f"no answer on {subject} within {READY_TIMEOUT}s") from None
-
-    @staticmethod
-    async def _check_path(nc: Client, subject: str) -> None:
-        """One request through the path: it must succeed before it is measured."""
-        headers = request_headers("increment", uuid.uuid4().hex, Encoding.JSON, "o-bus/bench")
-        try:
-            reply = await nc.request(subject, b'{"by": 1}', timeout=10.0, headers=headers)
-        except nats.errors.Error as err:
-            raise BenchError(f"a first request on {subject} got no reply: {err!r}") from err
-        if b'"ok":true' not in reply.data.replace(b" ", b""):
-            raise BenchError(f"a first request on {subject} failed: {reply.data!r}")
 
     def stop(self, timeout: float = 10.0) -> None:
         for child in self.children:

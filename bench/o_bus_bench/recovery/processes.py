@@ -42,9 +42,10 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def kill_leftovers(seen: set[int], url: str) -> None:
-    """SIGKILL agent processes of this run that outlived the supervisor (checked by cmdline)."""
+def kill_leftovers(seen: set[int], url: str, agent: str = AGENT) -> None:
+    """SIGKILL ``agent``'s processes of this run that outlived their supervisor (checked by
+    cmdline)."""
     for pid in seen:
-        if is_agent_process(pid, url):
+        if is_agent_process(pid, url, agent):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

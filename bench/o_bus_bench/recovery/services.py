@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -27,6 +28,7 @@ __all__ = [
     "Service",
     "prepare",
     "replayed",
+    "run_command",
     "start_services",
     "stop_services",
     "until_answered",
@@ -45,16 +47,14 @@ async def prepare(url: str, policy: SupervisionPolicy) -> None:
         await register_definitions(js, catalogue, policy)
 
 
+def run_command(service: str, url: str, *options: str) -> list[str]:
+    """The command line of `o-bus run SERVICE --nats URL OPTIONS...` in this interpreter."""
+    return [sys.executable, "-m", "o_bus.cli.main", "run", service, "--nats", url, *options]
+
+
 def start_services(url: str, work_dir: Path) -> list[Service]:
     """Each service (`o-bus run NAME`) in its own session, its output in ``NAME.log``."""
-    return [
-        Service(
-            name,
-            [sys.executable, "-m", "o_bus.cli.main", "run", name, "--nats", url],
-            work_dir / f"{name}.log",
-        )
-        for name in SERVICES
-    ]
+    return [Service(name, run_command(name, url), work_dir / f"{name}.log") for name in SERVICES]
 
 
 def stop_services(services: list[Service]) -> None:
@@ -65,10 +65,11 @@ def stop_services(services: list[Service]) -> None:
         service.wait(STOP_TIMEOUT)
 
 
-async def until_answered(nc: Client, subject: str) -> None:
-    """Wait until something answers a request on ``subject``."""
+async def until_answered(nc: Client, subject: str, check: Callable[[], None] | None = None) -> None:
+    """Wait until something answers a request on ``subject`` (``check`` may raise to give up
+    early: a process that should answer has exited)."""
     try:
-        await answered(nc, subject, timeout=READY_TIMEOUT)
+        await answered(nc, subject, timeout=READY_TIMEOUT, check=check)
     except TimeoutError:
         raise BenchError(f"no answer on {subject} within {READY_TIMEOUT}s") from None
 
