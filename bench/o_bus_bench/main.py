@@ -214,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         from o_bus_bench.cluster_kill import main as cluster_kill_main
 
         return cluster_kill_main(argv[1:])
+    if argv[:1] == ["hosts"]:  # `o-bus bench hosts`: agents on two hosts, beside the raw floor
+        from o_bus_bench.hosts import main as hosts_main
+
+        return hosts_main(argv[1:])
     if argv[:1] == ["flood"]:  # `o-bus bench flood`: a client's latency under another's flood
         from o_bus_bench.flood import main as flood_main
 
