@@ -1,9 +1,10 @@
 """`o-bus bench security`: what the secure setup costs the request path.
 
-Two servers side by side in one invocation, measured alternately at each level: ``off``
-(no credentials, no TLS, no store encryption) and ``secure`` (every process connects as its
-own nkey identity with the permissions `o-bus up` gives it, over TLS, onto a JetStream
-store encrypted at rest).
+Three servers side by side in one invocation, measured in turn at each level: ``off`` (no
+credentials, no TLS, no store encryption: `o-bus up --insecure`), ``default`` (every process
+connects as its own nkey identity with the permissions `o-bus up` gives it: `o-bus up` with
+no flag) and ``secure`` (the same over TLS, onto a JetStream store encrypted at rest:
+`o-bus up --tls --store-key-file FILE`).
 At each concurrency level the project path (``o.req.counter``, splitter + agent, as the client
 identity) and the raw nats-py floor (same server, operator identity) are measured in turn.
 """
@@ -27,13 +28,16 @@ from o_bus_bench.stats import LevelResult
 
 __all__ = ["main"]
 
-SETTINGS = ("off", "secure")
+SETTINGS = ("off", "default", "secure")
 
 
-def _security(work_dir: Path) -> BusSecurity:
-    key_file = work_dir / "store.key"
-    key_file.write_text(secrets.token_hex(32))
-    security = BusSecurity.prepare(work_dir, tls=True, store_key_file=key_file)
+def _security(work_dir: Path, *, encrypted: bool) -> BusSecurity:
+    """Credentials and permissions; with ``encrypted``, TLS and a store key too."""
+    key_file = None
+    if encrypted:
+        key_file = work_dir / "store.key"
+        key_file.write_text(secrets.token_hex(32))
+    security = BusSecurity.prepare(work_dir, tls=encrypted, store_key_file=key_file)
     security.identities.ensure(AGENT_ROLE, AGENT)  # before the server starts: it knows it
     return security
 
@@ -67,16 +71,19 @@ def _measure(
 
 
 def _run(root: Path, args: argparse.Namespace) -> dict[str, dict[int, dict[str, Any]]]:
-    """Both stacks run side by side; each level alternates between them (off, secure, off,
-    ...), so a change in the machine's load falls on both alike."""
+    """The stacks run side by side; each level goes round them in turn (off, default,
+    secure, off, ...), so a change in the machine's load falls on all alike."""
     for setting in SETTINGS:
         (root / setting).mkdir(parents=True)
     report: dict[str, dict[int, dict[str, Any]]] = {setting: {} for setting in SETTINGS}
     with (
         Stack(root / "off", None) as off,
-        Stack(root / "secure", None, security=_security(root / "secure")) as secure,
+        Stack(
+            root / "default", None, security=_security(root / "default", encrypted=False)
+        ) as default,
+        Stack(root / "secure", None, security=_security(root / "secure", encrypted=True)) as secure,
     ):
-        stacks = {"off": off, "secure": secure}
+        stacks = {"off": off, "default": default, "secure": secure}
         for concurrency in args.levels:
             runs: dict[str, list[dict[str, LevelResult]]] = {s: [] for s in SETTINGS}
             for _ in range(args.repeats):
@@ -110,8 +117,11 @@ def _table(report: dict[str, dict[int, dict[str, Any]]]) -> str:
                 f"{row['project_p99_ms']:.2f} | {row['raw_rps']:,.0f} | "
                 f"{row['raw_p99_ms']:.2f} | {share:.0%} |"
             )
-        cost = 1 - report["secure"][concurrency]["project_rps"] / off[concurrency]["project_rps"]
-        lines.append(f"| {concurrency} | secure costs | {cost:.1%} of o-bus throughput | | | | |")
+        for setting in SETTINGS[1:]:
+            cost = 1 - report[setting][concurrency]["project_rps"] / off[concurrency]["project_rps"]
+            lines.append(
+                f"| {concurrency} | {setting} costs | {cost:.1%} of o-bus throughput | | | | |"
+            )
     return "\n".join(lines)
 
 
