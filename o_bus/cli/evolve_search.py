@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from o_bus.cli.common import cli_connect, emit
+from o_bus.common.priority import idle_priority
 from o_bus.common.progress import Progress
 from o_bus.errors import ErrorCode, EvolutionNotFoundError, InvalidRequestError
 from o_bus.evolution.search.config import OPERATORS, SearchConfig, auto_workers
@@ -45,6 +46,18 @@ def add_search_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--eval-cpu", type=int, default=10, help="CPU-time limit per evaluation (s)")
     group.add_argument(
         "--no-deploy", action="store_true", help="do not store the best as a version"
+    )
+    group.add_argument(
+        "--spare-cores",
+        type=float,
+        default=1.0,
+        help="start an evaluation only while the rest of the machine leaves this many cores "
+        "idle (0: whenever a worker is free)",
+    )
+    group.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="evaluate every child again, even where o_evalcache holds its results",
     )
     group.add_argument("--search", help="`lineage` / `archive`: which search (default: latest)")
     group.add_argument(
@@ -87,6 +100,8 @@ def _config(args: argparse.Namespace, source: str, filename: str) -> SearchConfi
         cpu_seconds=args.eval_cpu,
         search_id=args.resume,
         deploy_best=not args.no_deploy,
+        cache=not args.no_cache,
+        spare_cores=args.spare_cores,
     )
 
 
@@ -106,6 +121,10 @@ class _SearchProgress:
 async def cmd_search_action(args: argparse.Namespace) -> int:
     from o_bus.evolution.search.engine import run_search
 
+    if args.action == "search":
+        # The engine (breeding, spawning evaluations, recording) takes only CPU that live
+        # traffic leaves idle, like the evaluations it starts.
+        idle_priority()
     async with cli_connect(args, "o-bus-evolve") as (nc, js):
         lineage = LineageStream(js, args.agent)
         if args.action == "search":

@@ -20,6 +20,7 @@ from pydantic_core import to_json
 from o_bus.agent.catalogue import Catalogue
 from o_bus.common.access_tokens import Tokens
 from o_bus.common.connect import connect
+from o_bus.common.priority import idle_priority
 from o_bus.common.signals import run_until_signalled
 from o_bus.common.urls import DEFAULT_DATA_DIR, resolve_url
 from o_bus.config import RuntimeConfig
@@ -208,6 +209,8 @@ async def cmd_run(args: argparse.Namespace) -> int:
         elif args.service == "feedback":
             service = FeedbackService(nc, js)
         elif args.service == "triggers":
+            # Its searches (and the evaluations they start) take only CPU live leaves idle.
+            idle_priority()
             service = TriggerService(nc, js, url, catalogue=Catalogue.discover(args.agent))
         elif args.service in ("supervisor", "host"):
             agent_args = ["--snapshot-every", str(args.snapshot_every), *_agent_specs(args)]

@@ -3,23 +3,26 @@
 One server run (:class:`o_bus_bench.stack.Stack`: embedded nats-server, `o-bus run splitter`,
 `o-bus run agent counter`, the raw services). Each repeat measures, in turn, the raw floor,
 live alone, and live while a search of the shipped example runs on the same machine and the
-same server (all workers, no cache, so it keeps evaluating; its evaluation processes run
-under SCHED_IDLE). Repeats alternate the three, so a drift of the machine touches them alike.
+same server, as a user starts one: `o-bus evolve search` in its own process (all workers, no
+cache, so it keeps evaluating; the engine and its evaluations run under SCHED_IDLE). Repeats
+alternate the three, so a drift of the machine touches them alike.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import os
+import signal
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from o_bus.common.connect import connect
-from o_bus.evolution.search.config import SearchConfig
-from o_bus.evolution.search.engine import run_search
-from o_bus.evolution.search.lineage.projection import SearchProjection
+from o_bus.evolution.search.lineage.events import Evaluated
+from o_bus.evolution.search.lineage.stream import LineageStream
+from o_bus_bench.errors import BenchError
 from o_bus_bench.load import run_level
 from o_bus_bench.stack import PROJECT_SUBJECT, RAW_SUBJECT, Stack
 from o_bus_bench.stats import LevelResult
@@ -63,19 +66,27 @@ class CostReport:
         }
 
 
-def _search(repeat: int) -> SearchConfig:
-    return SearchConfig(
-        agent="autoscaler",
-        source=(EXAMPLES / "autoscaler.py").read_text(),
-        filename="autoscaler.py",
-        dataset=EXAMPLES / "traffic.jsonl",
-        generations=100_000,
-        population=6,
-        islands=2,
-        seed=repeat,
-        cache=False,
-        deploy_best=False,
-        search_id=f"bench-cost-{repeat}",
+def _search_command(url: str, repeat: int) -> list[str]:
+    """`o-bus evolve search` of the shipped example, long enough to outlast the measurement."""
+    return [
+        sys.executable, "-m", "o_bus.cli.main", "evolve", "search", "autoscaler",
+        "--nats", url, "--source", str(EXAMPLES / "autoscaler.py"),
+        "--dataset", str(EXAMPLES / "traffic.jsonl"), "--generations", "100000",
+        "--population", "6", "--islands", "2", "--seed", str(repeat), "--no-cache",
+        "--no-deploy", "--resume", _search_id(repeat), "--json",
+    ]  # fmt: skip
+
+
+def _search_id(repeat: int) -> str:
+    return f"bench-cost-{repeat}"
+
+
+async def _evaluations(lineage: LineageStream, search: str) -> int:
+    """Evaluations the search has recorded so far (copies of evaluated code excepted)."""
+    return sum(
+        1
+        for event in await lineage.read(search)
+        if isinstance(event, Evaluated) and event.cached_from is None
     )
 
 
@@ -83,7 +94,7 @@ async def _measure(
     url: str, report: CostReport, repeats: int, warmup: float, duration: float, watch: Any
 ) -> None:
     watch_live, watch_raw = watch
-    async with connect(url, "o-bus-bench-search-cost") as (nc, js):
+    async with connect(url, "o-bus-bench-search-cost") as (_, js):
         for repeat in range(repeats):
             level = report.concurrency
             raw = await asyncio.to_thread(
@@ -94,29 +105,35 @@ async def _measure(
                 run_level, url, PROJECT_SUBJECT, level, warmup=warmup, duration=duration,
                 watch=watch_live,
             )  # fmt: skip
-            done: list[int] = [0]
-
-            def progress(state: SearchProjection, planned: int, done: list[int] = done) -> None:
-                done[0] = sum(1 for e in state.evaluations.values() if e.cached_from is None)
-
-            search = asyncio.create_task(run_search(nc, js, _search(repeat), progress=progress))
+            search_id = _search_id(repeat)
+            lineage = LineageStream(js, "autoscaler")
+            search = await asyncio.create_subprocess_exec(
+                *_search_command(url, repeat),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
             try:
-                while done[0] < 2:  # the search is evaluating children, not starting up
-                    if search.done():
-                        search.result()
+                while await _evaluations(lineage, search_id) < 2:  # evaluating, not starting up
+                    if search.returncode is not None:
+                        raise BenchError(f"the search exited with code {search.returncode}")
                     await asyncio.sleep(0.1)
-                before = done[0]
+                before = await _evaluations(lineage, search_id)
                 began = asyncio.get_running_loop().time()
                 searching = await asyncio.to_thread(
                     run_level, url, PROJECT_SUBJECT, level, warmup=warmup, duration=duration,
                     watch=watch_live,
                 )  # fmt: skip
-                rate = (done[0] - before) / (asyncio.get_running_loop().time() - began)
+                done = await _evaluations(lineage, search_id)
+                rate = (done - before) / (asyncio.get_running_loop().time() - began)
             finally:
-                search.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await search
-                await asyncio.sleep(2.0)  # killed SCHED_IDLE evaluations exit when they get a core
+                # Ctrl-C: the search stops and kills the evaluations it is running.
+                os.killpg(search.pid, signal.SIGINT)
+                try:
+                    await asyncio.wait_for(search.wait(), 10.0)
+                except TimeoutError:
+                    os.killpg(search.pid, signal.SIGKILL)
+                    await search.wait()
             report.raw.append(raw)
             report.quiet.append(quiet)
             report.searching.append(searching)

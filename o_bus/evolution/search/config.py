@@ -71,6 +71,12 @@ class SearchConfig(BaseModel):
     cache: bool = Field(
         default=True, description="reuse evaluations by (candidate, request) from o_evalcache"
     )
+    spare_cores: float = Field(
+        default=1.0,
+        ge=0,
+        description="start an evaluation only while the rest of the machine leaves this many "
+        "cores idle (0: whenever a worker is free; evaluations run under SCHED_IDLE either way)",
+    )
     hand_off: bool = Field(
         default=False,
         description="request the deployed best version's evolution when it beats the "

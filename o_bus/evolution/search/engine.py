@@ -132,6 +132,7 @@ class _Search:
             memory_mb=config.memory_mb,
             cpu_seconds=config.cpu_seconds,
             workdir=folder,
+            spare_cores=config.spare_cores,
         )
         self.cache = EvaluationCache(lineage.js) if config.cache else None
         self.resumed = False

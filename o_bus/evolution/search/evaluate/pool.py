@@ -8,7 +8,9 @@ The CPU-time limit (``RLIMIT_CPU``) ends a child that computes too long; a
 (each request's result is a sign of life) for the wall-clock timeout, which catches children
 that block. Under SCHED_IDLE a child may wait long for CPU on a busy machine, so the
 wall-clock limit is generous and the CPU limit does the precise work. An evaluation that did not
-complete is a failure with its reason, never a score.
+complete is a failure with its reason, never a score. With ``spare_cores``, an evaluation
+starts only while the rest of the machine leaves that many cores idle
+(:mod:`~o_bus.evolution.search.evaluate.spare_cpu`).
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from o_bus.common.priority import idle_priority
 from o_bus.evolution.boundary import sandbox_uid
 from o_bus.evolution.sandbox import MiB, SandboxLimits, Watchdog, spawn_sandboxed
+from o_bus.evolution.search.evaluate.spare_cpu import SpareCpu
 from o_bus.evolution.search.evaluate.worker import MARK, EvaluationJob
 
 __all__ = ["EvaluationPool", "OnCheckpoint"]
@@ -37,20 +41,9 @@ OnCheckpoint = Callable[[dict[str, Any]], Awaitable[None]]
 _STDERR_TAIL = 4000
 
 
-def _idle_priority(pid: int) -> bool:
-    """Move ``pid`` to SCHED_IDLE: it runs only when a core has nothing else to do."""
-    policy = getattr(os, "SCHED_IDLE", None)
-    if policy is None:
-        return False
-    try:
-        os.sched_setscheduler(pid, policy, os.sched_param(0))
-    except (OSError, AttributeError):
-        return False
-    return True
-
-
 class EvaluationPool:
-    """Runs :class:`EvaluationJob`\\ s, at most ``workers`` at a time."""
+    """Runs :class:`EvaluationJob`\\ s, at most ``workers`` at a time, each once
+    ``spare_cores`` cores are idle apart from the pool's own evaluations (0: at once)."""
 
     def __init__(
         self,
@@ -60,6 +53,7 @@ class EvaluationPool:
         memory_mb: int,
         cpu_seconds: int = 10,
         workdir: Path | None = None,
+        spare_cores: float = 0.0,
     ) -> None:
         self.workers = workers
         self.timeout = timeout
@@ -71,6 +65,8 @@ class EvaluationPool:
         )
         self._slots = asyncio.Semaphore(workers)
         self._workdir = workdir
+        self.spare = SpareCpu(spare_cores)
+        self._running: set[int] = set()
 
     async def run(
         self, job: EvaluationJob, on_checkpoint: OnCheckpoint | None = None
@@ -78,6 +74,7 @@ class EvaluationPool:
         """The worker's summary (``outcome`` ok / invalid / failed / pruned / killed), with
         ``wall_s`` and ``sandbox``; ``on_checkpoint`` gets each cache checkpoint it reports."""
         async with self._slots:
+            await self.spare.wait(self._running)
             started = time.monotonic()
             result = await self._run(job, on_checkpoint)
             result["wall_s"] = round(time.monotonic() - started, 4)
@@ -100,24 +97,28 @@ class EvaluationPool:
                 read=_inputs(job),
                 workdir=Path(folder),
             )
-            idle = _idle_priority(process.pid)
-            async with Watchdog(process.pid, self.timeout) as watchdog:
-                stderr_task = asyncio.create_task(_tail(process.stderr))
-                assert process.stdout is not None
-                try:
-                    final = await self._follow(process.stdout, watchdog, on_checkpoint)
-                    returncode = await process.wait()
-                    stderr = await stderr_task
-                except BaseException:
-                    # A cancelled search (a trigger's wall-time budget) leaves no evaluation
-                    # running behind it.
-                    with contextlib.suppress(ProcessLookupError):
-                        process.kill()
-                    stderr_task.cancel()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(process.wait(), 5.0)  # reaped, not left behind
-                    raise
-                fired = watchdog.fired
+            idle = idle_priority(process.pid)
+            self._running.add(process.pid)
+            try:
+                async with Watchdog(process.pid, self.timeout) as watchdog:
+                    stderr_task = asyncio.create_task(_tail(process.stderr))
+                    assert process.stdout is not None
+                    try:
+                        final = await self._follow(process.stdout, watchdog, on_checkpoint)
+                        returncode = await process.wait()
+                        stderr = await stderr_task
+                    except BaseException:
+                        # A cancelled search (a trigger's wall-time budget) leaves no evaluation
+                        # running behind it.
+                        with contextlib.suppress(ProcessLookupError):
+                            process.kill()
+                        stderr_task.cancel()
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(process.wait(), 5.0)  # reaped, not left behind
+                        raise
+                    fired = watchdog.fired
+            finally:
+                self._running.discard(process.pid)
             sandbox = (
                 f"nice 19{', SCHED_IDLE' if idle else ''}, {self.limits.memory_bytes // MiB} MiB"
             )
