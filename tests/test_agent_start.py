@@ -11,11 +11,11 @@ import pytest
 from support import eventually
 
 from o_bus.agent.catalogue import Catalogue
-from o_bus.cli.services import agent_code_when_the_store_answers
 from o_bus.cli.up import register_definitions
 from o_bus.common.connect import connect
 from o_bus.config import StorageConfig
 from o_bus.errors import AgentNotFoundError, StorageError
+from o_bus.runtime.agent_code import agent_code_when_the_store_answers
 from o_bus.server.embedded import EmbeddedServer
 from o_bus.store.provision import provision
 

@@ -8,13 +8,9 @@ import logging
 import os
 import re
 import signal
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import nats.errors
-from nats.aio.client import Client
-from nats.js import JetStreamContext
 from pydantic_core import to_json
 
 from o_bus.agent.catalogue import Catalogue
@@ -25,17 +21,14 @@ from o_bus.common.signals import run_until_signalled
 from o_bus.common.urls import DEFAULT_DATA_DIR, resolve_url
 from o_bus.config import RuntimeConfig
 from o_bus.errors import ConfigurationError, OBusError, StorageError
-from o_bus.evolution.live_code import CodeResolver, RouteFollower
-from o_bus.evolution.registered import registered_definition
 from o_bus.platform.lineage import ParentWatch
+from o_bus.runtime.agent_code import STORE_PATIENCE_TTLS, agent_code_when_the_store_answers
 from o_bus.runtime.agent_process import AgentProcess
 from o_bus.store import layout
-from o_bus.store.registry import Registry
 from o_bus.supervision.records import EXIT_UNLOADABLE
 from o_bus.tracing import configure as configure_tracing
 
 if TYPE_CHECKING:
-    from o_bus.agent.definition import AgentDefinition
     from o_bus.handlers.arbiter.service import Arbiter
     from o_bus.handlers.feedback.service import FeedbackService
     from o_bus.handlers.health.service import HealthMonitor
@@ -44,16 +37,12 @@ if TYPE_CHECKING:
     from o_bus.handlers.triggers.service import TriggerService
     from o_bus.runtime.host import AgentHost
 
-__all__ = ["agent_code_when_the_store_answers", "cmd_run"]
+__all__ = ["cmd_run"]
 
 log = logging.getLogger(__name__)
 _HOST_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 ORPHAN_CHECK_INTERVAL = 0.25  # seconds
 ORPHAN_STOP_GRACE = 3.0  # seconds an orphaned agent process may take to stop
-# An agent process started while the store is away (a leader election takes up to ~10 s)
-# waits this many lease TTLs for it before it counts as a crash.
-STORE_PATIENCE_TTLS = 6
-STORE_RETRY_INTERVAL = 0.25  # seconds
 
 
 def _agent_specs(args: argparse.Namespace) -> list[str]:
@@ -100,29 +89,6 @@ async def run_agent_process(args: argparse.Namespace) -> int:
             return await process.run(stop)
         finally:
             lineage.cancel()
-
-
-async def agent_code_when_the_store_answers(
-    nc: Client, js: JetStreamContext, name: str, extra: list[str] | None, patience: float
-) -> tuple[RouteFollower, AgentDefinition[Any]]:
-    """Agent ``name``'s registered code and its route's live version (``extra``: more
-    definition specs), read again while the store does not answer (a server restarting, a
-    leader being elected) for up to ``patience`` seconds: an agent started then is neither a
-    crash nor code that cannot be loaded. Raises ``StorageError`` after that."""
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            record = await Registry(js).get(name)
-            registered = await registered_definition(js, record, extra)
-            routes = RouteFollower(nc, js, name, CodeResolver(js, name, registered))
-            return routes, await routes.initial_definition()
-        except (StorageError, nats.errors.Error) as err:
-            if time.monotonic() >= deadline:
-                raise StorageError(
-                    f"agent {name}: the store did not answer for {patience:g} s: {err}"
-                ) from err
-            log.warning("agent %s: the store does not answer (%s); again", name, err)
-            await asyncio.sleep(STORE_RETRY_INTERVAL)
 
 
 async def _stop_when_orphaned(watch: ParentWatch, stop: asyncio.Event) -> None:

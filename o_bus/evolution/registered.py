@@ -14,13 +14,15 @@ __all__ = ["registered_definition"]
 
 
 async def registered_definition(
-    js: JetStreamContext, record: AgentRecord, extra: list[str] | None = None
+    js: JetStreamContext, record: AgentRecord, extra: list[str] | Catalogue | None = None
 ) -> AgentDefinition[Any]:
     """The definition ``record`` was registered with: its stored code version when it has
-    one, else the installed definition of that name (``extra``: more definition specs)."""
+    one, else the installed definition of that name (``extra``: more definition specs, or
+    the catalogue to look in)."""
     if record.code is not None:
         # Imported here: an agent process running installed code never needs the store.
         from o_bus.evolution.code_store import CodeStore, default_cache_dir
 
         return await CodeStore(js, default_cache_dir()).load(record.name, record.code)
-    return Catalogue.discover(extra).get(record.definition)
+    catalogue = extra if isinstance(extra, Catalogue) else Catalogue.discover(extra)
+    return catalogue.get(record.definition)
