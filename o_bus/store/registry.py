@@ -75,6 +75,8 @@ class Registry:
             entry = await kv.get(name)
         except KeyNotFoundError:
             raise AgentNotFoundError(f"no agent named {name!r}") from None
+        except nats.errors.Error as err:
+            raise StorageError(f"cannot read agent {name!r}: {err!r}") from err
         return AgentRecord.model_validate_json(entry.value)
 
     async def all(self) -> list[AgentRecord]:
@@ -83,6 +85,8 @@ class Registry:
             keys = await kv.keys()
         except NoKeysError:
             return []
+        except nats.errors.Error as err:
+            raise StorageError(f"cannot list the agents: {err!r}") from err
         return [await self.get(key) for key in keys]
 
     async def watch(self) -> AsyncIterator[AgentRecord | str]:

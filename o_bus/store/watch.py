@@ -21,14 +21,17 @@ async def watch_bucket(
     js: JetStreamContext, bucket: str, model: type[M], *, retry: float = 1.0
 ) -> AsyncIterator[tuple[str, M | None]]:
     """Yield ``(key, value)`` for current entries and then every change; ``None`` means the key
-    was deleted. Undecodable values are logged and skipped. Waits for a missing bucket."""
+    was deleted. Undecodable values are logged and skipped. Waits for a missing bucket, and
+    for a store that cannot start the watch yet (no leader)."""
     while True:
         try:
             kv = await js.key_value(bucket)
+            # A store between leaders may refuse the watch itself: wait, as for the bucket.
+            watcher = await kv.watchall()
             break
-        except nats.errors.Error:
+        except nats.errors.Error as err:
+            log.warning("cannot watch %s yet (%r); again in %gs", bucket, err, retry)
             await asyncio.sleep(retry)
-    watcher = await kv.watchall()
     try:
         while True:
             try:
