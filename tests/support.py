@@ -233,3 +233,10 @@ async def run_cli(
 
 def cli_json_lines(stdout: str) -> list[Any]:
     return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+async def cli_result(*args: str, env: Mapping[str, str] | None = None) -> Any:
+    """Run ``o-bus ARGS --json`` (see :func:`run_cli`); it must succeed. Its last JSON line."""
+    code, out, err = await run_cli(*args, "--json", env=env)
+    assert code == 0, err
+    return cli_json_lines(out)[-1]

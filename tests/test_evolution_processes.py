@@ -17,7 +17,7 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from processes import HeartbeatWatch, ProcessGroup, wait_for_service
-from support import cli_json_lines, collect_events, eventually, run_cli
+from support import cli_result, collect_events, eventually
 
 from o_bus import client
 from o_bus.agent.catalogue import Catalogue
@@ -60,9 +60,7 @@ async def increments(nc: Client) -> AsyncIterator[list[str]]:
 
 
 async def cli(nats_url: str, *args: str) -> dict[str, object]:
-    code, out, err = await run_cli(*args, "--nats", nats_url, "--json")
-    assert code == 0, err
-    found: dict[str, object] = cli_json_lines(out)[-1]
+    found: dict[str, object] = await cli_result(*args, "--nats", nats_url)
     return found
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from pydantic_core import from_json
-from support import cli_json_lines, eventually, run_cli, running_platform
+from support import cli_result, eventually, running_platform
 
 from o_bus.evolution.deploy import deploy
 from o_bus.evolution.routes import RouteStore
@@ -40,9 +40,7 @@ def counting_version() -> str:
 
 
 async def cli(url: str, *args: str) -> dict[str, Any]:
-    code, out, err = await run_cli(*args, "--nats", url, "--json")
-    assert code == 0, err
-    found: dict[str, Any] = cli_json_lines(out)[-1]
+    found: dict[str, Any] = await cli_result(*args, "--nats", url)
     return found
 
 

@@ -15,7 +15,7 @@ import nats.errors
 import pytest
 from nats.aio.client import Client
 from platform_process import UpProcess
-from support import cli_json_lines, eventually, run_cli
+from support import cli_result, eventually, run_cli
 
 import o_bus.agents.counter as counter_module
 from o_bus import send
@@ -102,9 +102,7 @@ async def test_a_candidate_is_shadowed_and_canaried_under_credentials(
     refactor = _counter_refactor(tmp_path)
 
     async def cli(*args: str) -> dict[str, Any]:
-        code, out, err = await run_cli(*args, "--nats", up.url, "--json", env=env)
-        assert code == 0, err
-        found: dict[str, Any] = cli_json_lines(out)[-1]
+        found: dict[str, Any] = await cli_result(*args, "--nats", up.url, env=env)
         return found
 
     digest = str((await cli("deploy", "counter", str(refactor)))["digest"])

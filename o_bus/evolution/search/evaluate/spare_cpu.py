@@ -61,7 +61,6 @@ class SpareCpu:
         self._busy, self._used, self.window, self._clock = busy, used, window, clock
         self._last: tuple[float, float, dict[int, float]] | None = None
         self._lock = asyncio.Lock()
-        self.waited = 0.0  # seconds spent waiting, in all
 
     def _read(self, ours: Collection[int]) -> tuple[float, float, dict[int, float]]:
         mine = {pid: s for pid in ours if (s := self._used(pid)) is not None}
@@ -85,11 +84,9 @@ class SpareCpu:
         """Return once at least ``needed`` cores are idle apart from ``ours``."""
         if self.needed <= 0:
             return
-        started = time.monotonic()
         async with self._lock:
             while True:
                 used = self.others(ours)
                 if used is not None and self.cores - used >= self.needed:
-                    break
+                    return
                 await asyncio.sleep(self.window)
-        self.waited += time.monotonic() - started
