@@ -24,7 +24,7 @@ from pydantic_core import from_json
 
 from o_bus.agent.definition import AgentDefinition
 from o_bus.config import RuntimeConfig
-from o_bus.errors import ConcurrencyError
+from o_bus.errors import ConcurrencyError, StorageError
 from o_bus.evolution.canary_client import CanaryClient
 from o_bus.evolution.live_code import RouteFollower
 from o_bus.runtime.follower import Follower
@@ -221,6 +221,13 @@ class AgentProcess:
             log.warning("agent %s: the log moved while taking over; exiting to retry", self.name)
             await self.lease.release()
             return EXIT_FENCED
+        except (StorageError, nats.errors.Error) as err:
+            # A store that cannot answer yet (a cluster electing a leader): the supervisor
+            # restarts this process within its restart rules.
+            log.warning("agent %s: cannot start serving: %s; exiting to retry", self.name, err)
+            await worker.stop("could not start")
+            await self.lease.release()
+            return EXIT_FAILED
         worker.set_canary(self.canary)
         await worker.set_evolving(*self.evolving)
         self.role = "active"

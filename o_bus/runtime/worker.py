@@ -40,6 +40,7 @@ from o_bus.runtime.metrics import RequestMetrics
 from o_bus.runtime.queries import QueryServer
 from o_bus.runtime.snapshotter import Snapshotter
 from o_bus.runtime.tracing import WorkerTracing
+from o_bus.runtime.wal_watchdog import WalWatchdog, last_wal_seq
 from o_bus.store import layout
 from o_bus.store.dead_letter import DeadLetters
 from o_bus.store.event_log import NewEvent, outcome_headers, utc_now
@@ -89,6 +90,14 @@ class AgentWorker:
         self.queries: QueryServer | None = None  # projections and queries, while serving
         self.canary: CanaryClient | None = None  # set while a canary version decides some requests
         self._wal_sub: Subscription | None = None
+        self._consumer_lock = asyncio.Lock()  # one change of the WAL consumer at a time
+        self.watchdog = WalWatchdog(
+            name,
+            lambda: self.processed_wal,
+            lambda: not self.paused and not self._consumer_lock.locked(),
+            lambda: last_wal_seq(js, name),
+            self.consume_again,
+        )
         self.paused = ""  # why an operator paused it ("": serving)
         found = tracer()
         self.tracing = WorkerTracing(found, name) if found is not None else None  # None: off
@@ -206,6 +215,7 @@ class AgentWorker:
                 await self.nc.subscribe(layout.control_subject(self.name, operation), cb=handler)
             )
         await self._consume_wal()
+        self.watchdog.start()
         self.queries = QueryServer(
             self.nc,
             self.js,
@@ -236,6 +246,18 @@ class AgentWorker:
             with contextlib.suppress(nats.errors.Error):
                 await sub.unsubscribe()
 
+    async def consume_again(self) -> None:
+        """Start a new WAL consumer from the first record not yet taken: the remedy of the
+        watchdog for a consumer that stopped delivering. Nothing is lost or taken twice."""
+        async with self._consumer_lock:
+            if self.paused:
+                return
+            await self._stop_consuming()
+            try:
+                await self._consume_wal()
+            except nats.errors.Error as err:  # the watchdog tries again at its next check
+                log.warning("agent %s: cannot consume its WAL again yet: %s", self.name, err)
+
     def set_canary(self, canary: CanaryClient | None) -> None:
         """Let ``canary`` decide the WAL records marked for its version (None: live decides)."""
         self.canary = canary
@@ -249,6 +271,10 @@ class AgentWorker:
                 f"cannot reload {self.name!r}: code defines {definition.name!r}, "
                 f"not {self.definition.name!r}"
             )
+        async with self._consumer_lock:
+            await self._switch_code(definition, reason)
+
+    async def _switch_code(self, definition: AgentDefinition[Any], reason: str) -> None:
         await self._stop_consuming()
         committer = self.committer
         try:
@@ -282,7 +308,8 @@ class AgentWorker:
         if self.paused or self.lifecycle not in (LifecycleState.RUNNING, LifecycleState.EVOLVING):
             return
         self.paused = reason or "paused"
-        await self._stop_consuming()
+        async with self._consumer_lock:
+            await self._stop_consuming()
         await self.committer.idle()
         committed = self.committer.committed
         self.state, self.processed_wal = committed.state, committed.wal
@@ -293,7 +320,8 @@ class AgentWorker:
         if not self.paused or self.lifecycle != LifecycleState.SUSPENDED:
             return
         self.paused = ""
-        await self._consume_wal()
+        async with self._consumer_lock:
+            await self._consume_wal()
         await self._transition(LifecycleState.RUNNING, f"resumed: {reason or 'resumed'}")
 
     async def set_evolving(self, evolving: bool, reason: str) -> None:
@@ -307,7 +335,9 @@ class AgentWorker:
         """Stop taking requests, make staged work durable, record the transition."""
         if self.queries is not None:
             await self.queries.stop()
-        await self._stop_consuming()
+        await self.watchdog.stop()
+        async with self._consumer_lock:
+            await self._stop_consuming()
         for sub in self._subs:
             with contextlib.suppress(nats.errors.Error):
                 await sub.unsubscribe()

@@ -190,7 +190,10 @@ class JetStreamEventLog:
             return await self._append(expected_last, events, timeout, atomic)
         except _NoStream:
             if expected_last != 0:
-                raise StorageError(f"the event stream of {self.agent!r} is missing") from None
+                raise StorageError(
+                    f"no server took the append to {self.agent!r}'s log: its stream is "
+                    "missing or has no leader (a cluster electing one)"
+                ) from None
         # First append of a new agent: create its stream (lazily, once) and go again.
         from o_bus.store.provision import ensure_agent_stream
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+import nats.errors
 from nats.js import JetStreamContext
 from nats.js.api import (
     DiscardPolicy,
@@ -20,6 +21,7 @@ from nats.js.object_store import ObjectStore
 from pydantic import ValidationError
 
 from o_bus.config import StorageConfig
+from o_bus.errors import StorageError
 from o_bus.store import layout
 
 __all__ = [
@@ -163,13 +165,19 @@ async def storage_config(js: JetStreamContext) -> StorageConfig:
 async def ensure_agent_stream(
     js: JetStreamContext, agent: str, cfg: StorageConfig | None = None
 ) -> None:
-    """Create the agent's event stream if it is missing (idempotent)."""
+    """Create the agent's event stream if it is missing (idempotent). ``StorageError`` when
+    JetStream does not answer (a cluster electing the stream's leader, say)."""
     try:
         await js.stream_info(layout.events_stream(agent))
         return
     except NotFoundError:
         pass
-    await _declare(js, agent_stream_config(cfg or await storage_config(js), agent))
+    except nats.errors.Error as err:
+        raise StorageError(f"cannot read the event stream of {agent!r}: {err}") from err
+    try:
+        await _declare(js, agent_stream_config(cfg or await storage_config(js), agent))
+    except nats.errors.Error as err:
+        raise StorageError(f"cannot create the event stream of {agent!r}: {err}") from err
 
 
 def bucket_configs(cfg: StorageConfig) -> list[KeyValueConfig]:
