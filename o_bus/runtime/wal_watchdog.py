@@ -30,10 +30,12 @@ CHECK_EVERY: Final = 1.5  # seconds; three of the consumer's idle heartbeats
 
 
 async def last_wal_seq(js: JetStreamContext, agent: str) -> int:
-    """The WAL sequence of the agent's last accepted request (0: none). Raises
-    ``nats.errors.Error`` when the store does not answer."""
+    """The WAL sequence of the agent's last accepted request (0: none), as the stream's
+    leader knows it: a direct get may be answered by a replica that is behind (one catching
+    up after losing its store, say), which would hide a stall. Raises ``nats.errors.Error``
+    when the store does not answer."""
     try:
-        msg = await js.get_last_msg(layout.WAL_STREAM, layout.wal_subject(agent), direct=True)
+        msg = await js.get_last_msg(layout.WAL_STREAM, layout.wal_subject(agent))
     except NotFoundError:
         return 0
     return msg.seq or 0
@@ -103,7 +105,7 @@ class WalWatchdog:
             return True
         try:
             stored = await self._stored()
-        except nats.errors.Error as err:  # the store is down: nothing can be delivered
+        except nats.errors.Error as err:  # the store is down, or electing a leader
             log.debug("agent %s: cannot read the end of the WAL: %s", self.agent, err)
             self._waiting = 0
             return False

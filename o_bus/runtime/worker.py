@@ -458,6 +458,9 @@ class AgentWorker:
             "paused": self.paused,
             "seq": self.committed_seq,
             "wal_seq": self.committed_wal,
+            "wal_taken": self.processed_wal,  # decided, maybe not yet durable
+            "wal_consumer": self._wal_sub is not None,
+            "wal_consumer_restarts": self.watchdog.restarts,
             "snapshot_seq": self.snapshotter.seq,
             "pid": os.getpid(),
             "requests": self.metrics.requests,

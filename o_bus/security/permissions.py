@@ -133,11 +133,13 @@ def _agent(identity: Identity, name: str) -> Permissions:
         f"{JS}DIRECT.GET.{own_stream}.>",
         f"{JS}STREAM.MSG.GET.{own_stream}",
         # Its WAL subject is read through an ordered consumer, whose filter is in the body
-        # (nats-py names no ordered consumer), and records by sequence: the subject cannot
-        # scope these to its own requests (see docs/security.md).
+        # (nats-py names no ordered consumer), and records by sequence; its watchdog asks the
+        # leader for its last record. The subject cannot scope these to its own requests
+        # (see docs/security.md).
         *consumers(layout.WAL_STREAM),
         f"{JS}DIRECT.GET.{layout.WAL_STREAM}",
         f"{JS}DIRECT.GET.{layout.WAL_STREAM}.{wal}",
+        f"{JS}STREAM.MSG.GET.{layout.WAL_STREAM}",
         # Its keys: snapshot, lease, supervision state, registry record, tool KV.
         *_own_keys(layout.SNAPSHOTS_BUCKET, name),
         # A snapshot's older revisions are read by sequence, which the body names: the
