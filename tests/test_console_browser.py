@@ -331,7 +331,8 @@ def test_actions_work_for_the_operator_and_are_refused_for_the_viewer(console: C
     operator.locator("form:has(button[data-action=restart]) input[name=by]").fill("ada")
     operator.locator("form:has(button[data-action=restart]) input[name=reason]").fill("stuck")
     operator.click("button[data-action=restart]")
-    operator.wait_for_selector("text=Restart: done")
+    said = operator.wait_for_selector("form:has(button[data-action=restart]) .message:not(:empty)")
+    assert said.inner_text() == "Restart: done"
     records = console.run(_operator_records(console.up.url, "counter"))
     assert [(r["type"], r["reason"]) for r in records] == [("restart", "stuck")]
     assert "operator ada" in records[0]["by"]

@@ -36,6 +36,7 @@ from o_bus.store.provision import provision
 from o_bus.wire.codec import Encoding
 from o_bus_bench.errors import BenchError
 from o_bus_bench.raw import RAW_REQUEST_PREFIX, provision_raw, status_subject
+from o_bus_bench.replies import all_replies
 
 __all__ = ["AGENT", "PROJECT_SUBJECT", "RAW_SUBJECT", "Stack", "check_path"]
 
@@ -76,9 +77,12 @@ class Stack:
         *,
         project_env: Mapping[str, str] | None = None,
         security: BusSecurity | None = None,
+        splitters: int = 1,
     ) -> None:
         """``security``: credentials, permissions, TLS and store encryption as `o-bus up`
-        sets them up (one node only); each process connects as its role."""
+        sets them up (one node only); each process connects as its role. ``splitters``:
+        project splitter processes in the queue group (the raw floor has one)."""
+        self.splitters = splitters
         self.work_dir = work_dir
         self.project_env = project_env  # environment of the splitter and agent (None: ours)
         self.security = security
@@ -119,8 +123,9 @@ class Stack:
             self.server.start()
         asyncio.run(self._prepare())
         python = sys.executable
+        splitter = [python, "-m", "o_bus.cli.main", "run", "splitter", "--nats", self.url]
         for name, cmd in (
-            ("splitter", [python, "-m", "o_bus.cli.main", "run", "splitter", "--nats", self.url]),
+            *((_numbered("splitter", n), splitter) for n in range(1, self.splitters + 1)),
             # The agent process exactly as the supervisor runs it under `o-bus up`.
             ("agent", [python, "-m", "o_bus.cli.main", "run", "agent", AGENT, "--nats", self.url]),
             ("raw-splitter", [python, "-m", "o_bus_bench.raw", "splitter", "--nats", self.url]),
@@ -128,7 +133,7 @@ class Stack:
         ):
             env = None if name.startswith("raw-") else self.project_env
             if self.security is not None:  # each as its own identity
-                env = {**(env or os.environ), **(self.env(name) or {})}
+                env = {**(env or os.environ), **(self.env(name.split("-")[0]) or {})}
             self.children.append(ServiceProcess(name, cmd, self.work_dir / f"{name}.log", env=env))
         asyncio.run(self._wait_ready())
 
@@ -164,6 +169,12 @@ class Stack:
                 status_subject("agent"),
             ):
                 await self._until_answered(nc, subject, deadline)
+            if self.splitters > 1:  # every splitter, not only the first to answer
+                subject = layout.service_status_subject("splitter")
+                try:
+                    await all_replies(nc, subject, self.splitters, deadline - time.monotonic())
+                except TimeoutError as err:
+                    raise BenchError(str(err)) from None
             for subject in (PROJECT_SUBJECT, RAW_SUBJECT):
                 await check_path(nc, subject)
 
@@ -206,3 +217,8 @@ class Stack:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _numbered(name: str, n: int) -> str:
+    """``splitter``, ``splitter-2``, ...: the first keeps the name the single one has."""
+    return name if n == 1 else f"{name}-{n}"

@@ -32,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--seconds", type=positive, default=5.0, help="victim alone, and after (default 5)"
     )
+    parser.add_argument(
+        "--splitters",
+        type=count,
+        default=1,
+        help="splitter processes in the queue group (`o-bus up` runs 2 by default)",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     parser.add_argument("--work-dir", type=Path, help="keep server data and logs here")
     return parser
@@ -49,6 +55,7 @@ async def _measure(url: str, args: argparse.Namespace, work_dir: Path) -> dict[s
             invalid_every=args.invalid_every,
             seconds=args.seconds,
             log_dir=work_dir,
+            splitters=args.splitters,
         )
     result = run.summary()
     result["raw_unloaded"] = raw.summary()
@@ -57,6 +64,7 @@ async def _measure(url: str, args: argparse.Namespace, work_dir: Path) -> dict[s
         round(result["during"]["p99_ms"] / unloaded_p99, 1) if unloaded_p99 else None
     )
     result["flood_rate"] = round(run.flood["sent"] / run.flood["seconds"])
+    result["splitters"] = args.splitters
     return result
 
 
@@ -82,7 +90,8 @@ def render(result: dict[str, Any]) -> str:
             f"{flood['seconds']:.1f} s ({result['flood_rate']}/s)",
             f"victim p99 during / unloaded: {result['during_p99_over_unloaded']}x",
             f"recovery (flood end -> nothing waits): {result['recovery_s']} s",
-            f"splitter: accepted {intake['accepted']}, refused {intake['refused']}, "
+            f"splitters ({result['splitters']}): accepted {intake['accepted']}, "
+            f"refused {intake['refused']}, "
             f"dead letters not written {intake['dead_letters_not_written']}",
         ]
     )
@@ -93,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="o-bus-bench-flood-") as scratch:
         work_dir = args.work_dir or Path(scratch)
         work_dir.mkdir(parents=True, exist_ok=True)
-        with Stack(work_dir, None) as stack:
+        with Stack(work_dir, None, splitters=args.splitters) as stack:
             result = asyncio.run(_measure(stack.url, args, work_dir))
     print(json.dumps(result, indent=2) if args.json else render(result))
     return 0

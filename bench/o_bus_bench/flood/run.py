@@ -17,6 +17,7 @@ from nats.aio.client import Client
 from o_bus.common.children import ChildProcess
 from o_bus.store import layout
 from o_bus_bench.flood.victim import VictimFigures, victim
+from o_bus_bench.replies import all_replies
 
 __all__ = ["FloodRun", "intake_figures", "run_flood", "until_drained"]
 
@@ -46,19 +47,34 @@ class FloodRun:
         }
 
 
-async def intake_figures(nc: Client) -> dict[str, Any]:
-    """The splitter's intake figures (its status reply)."""
-    msg = await nc.request(layout.service_status_subject("splitter"), b"", timeout=5.0)
-    figures: dict[str, Any] = json.loads(msg.data)["intake"]
-    return figures
+async def intake_figures(nc: Client, splitters: int = 1) -> dict[str, Any]:
+    """The intake figures of ``splitters`` splitters (their status replies), added up."""
+    subject = layout.service_status_subject("splitter")
+    replies = await all_replies(nc, subject, splitters)
+    return _added_up([reply["intake"] for reply in replies])
 
 
-async def until_drained(nc: Client, agent: str, timeout: float = DRAIN_TIMEOUT) -> float:
-    """Seconds until the splitter has nothing of ``agent``'s waiting (WAL or agent)."""
+def _added_up(figures: list[dict[str, Any]]) -> dict[str, Any]:
+    total: dict[str, Any] = {}
+    for one in figures:
+        for key, value in one.items():
+            if isinstance(value, dict):
+                counts = total.setdefault(key, {})
+                for name, n in value.items():
+                    counts[name] = counts.get(name, 0) + n
+            else:
+                total[key] = total.get(key, 0) + value
+    return total
+
+
+async def until_drained(
+    nc: Client, agent: str, splitters: int = 1, timeout: float = DRAIN_TIMEOUT
+) -> float:
+    """Seconds until no splitter has anything of ``agent``'s waiting (WAL or agent)."""
     started = time.monotonic()
     figures: dict[str, Any] = {}
     while time.monotonic() - started < timeout:
-        figures = await intake_figures(nc)
+        figures = await intake_figures(nc, splitters)
         if not figures["waiting_for_wal"] and not figures["outstanding"].get(agent, 0):
             return time.monotonic() - started
         await asyncio.sleep(0.05)
@@ -81,6 +97,7 @@ async def run_flood(
     invalid_every: int,
     seconds: float,
     log_dir: Path,
+    splitters: int = 1,
 ) -> FloodRun:
     """Victim alone for ``seconds``, then during a flood of ``count`` requests, then after."""
     subject = layout.request_subject(agent)
@@ -99,8 +116,9 @@ async def run_flood(
             raise RuntimeError(flooder.exited() or "the flooder failed")
     finally:
         flooder.kill()
-    recovery_s = await until_drained(nc, agent)
+    recovery_s = await until_drained(nc, agent, splitters)
     deadline = time.monotonic() + seconds
     after = await victim(nc, subject, lambda: time.monotonic() > deadline)
     sent = json.loads(log_path.read_text().strip().splitlines()[-1])
-    return FloodRun(unloaded, during, after, sent, recovery_s, await intake_figures(nc))
+    intake = await intake_figures(nc, splitters)
+    return FloodRun(unloaded, during, after, sent, recovery_s, intake)
