@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from o_bus.handlers.splitter.admission import Admission, Limits
+from o_bus.handlers.splitter.admission import RECENT, Admission, Limits
 from o_bus.handlers.splitter.fair_queue import FairQueue
 
 
@@ -54,3 +54,44 @@ def test_without_heartbeats_a_request_stops_waiting_once_stored() -> None:
         admission.admit("echo", "s")
         admission.stored("echo", "s", seq)
     assert admission.outstanding("echo") == 0
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_sender_between_two_requests_still_counts_as_waiting() -> None:
+    clock = _Clock()
+    admission = Admission(Limits(per_agent=8, per_sender=100, contended_share=2), clock)
+    admission.processed("counter", 0)
+    # A calm client sent a request, which was served: it holds nothing now.
+    assert admission.refusal("counter", "calm") is None
+    admission.admit("counter", "calm")
+    admission.stored("counter", "calm", 1)
+    admission.processed("counter", 1)
+    # A flood arriving before the calm client's next request gets the contended share only,
+    # so that request does not wait behind a whole window of the flood.
+    for _ in range(2):
+        assert admission.refusal("counter", "flood") is None
+        admission.admit("counter", "flood")
+    assert admission.refusal("counter", "flood") == "sender"
+    assert admission.refusal("counter", "calm") is None
+    # Once the calm client has been quiet for RECENT seconds, the flood is alone again.
+    clock.now += RECENT + 0.1
+    assert admission.refusal("counter", "flood") is None
+
+
+def test_many_senders_each_keep_at_least_one_request() -> None:
+    clock = _Clock()
+    admission = Admission(Limits(per_agent=4, per_sender=100, contended_share=2), clock)
+    admission.processed("counter", 0)
+    senders = [f"s{i}" for i in range(10)]  # more than the agent's window
+    for sender in senders:
+        admission.refusal("counter", sender)
+    assert admission.refusal("counter", "s0") is None  # holds nothing: one is its share
+    admission.admit("counter", "s0")
+    assert admission.refusal("counter", "s0") == "sender"

@@ -4,20 +4,37 @@ each answer their status subject)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from typing import Any
+import time
+from typing import Any, Final
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 __all__ = ["all_replies"]
 
+ROUND: Final = 0.5  # seconds to wait for every answer to one request
+
 
 async def all_replies(
     nc: Client, subject: str, expected: int, timeout: float = 5.0
 ) -> list[dict[str, Any]]:
-    """Publish an empty request on ``subject`` and collect ``expected`` JSON replies;
-    ``TimeoutError`` saying how many came when fewer come within ``timeout``."""
+    """Collect ``expected`` JSON replies to one empty request on ``subject``, asking again
+    every half second (a process still starting answers a later round); ``TimeoutError``
+    saying how many came when no round gets them all within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    most = 0
+    while True:
+        replies = await _one_round(nc, subject, expected, min(ROUND, timeout))
+        if len(replies) >= expected:
+            return replies
+        most = max(most, len(replies))
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{most} of {expected} answered on {subject}")
+
+
+async def _one_round(nc: Client, subject: str, expected: int, wait: float) -> list[dict[str, Any]]:
     replies: list[dict[str, Any]] = []
     everyone = asyncio.Event()
 
@@ -30,9 +47,8 @@ async def all_replies(
     sub = await nc.subscribe(inbox, cb=collect)
     try:
         await nc.publish(subject, b"", reply=inbox)
-        await asyncio.wait_for(everyone.wait(), timeout)
-    except TimeoutError:
-        raise TimeoutError(f"{len(replies)} of {expected} answered on {subject}") from None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(everyone.wait(), wait)
     finally:
         await sub.unsubscribe()
     return replies
