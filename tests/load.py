@@ -4,7 +4,6 @@ errors as a real client does, and the checks every fault test ends with."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import time
 from collections import Counter
@@ -12,7 +11,6 @@ from typing import Any
 
 import nats.errors
 from nats.aio.client import Client
-from nats.aio.msg import Msg
 from nats.js.errors import Error as JetStreamError
 from processes import check_log
 from pydantic_core import from_json
@@ -22,9 +20,11 @@ from o_bus import client
 from o_bus.agent.catalogue import Catalogue
 from o_bus.errors import AgentUnavailableError
 from o_bus.replay.rebuild import rebuild
+from o_bus.runtime.wal_watchdog import last_wal_seq
 from o_bus.store import layout
 from o_bus.store.event_log import StoredEvent
 from o_bus.store.jetstream_event_log import JetStreamEventLog
+from o_bus_bench.replies import all_replies
 
 __all__ = ["AGENT", "Load", "check_exactly_once", "cluster_healthy"]
 
@@ -101,32 +101,21 @@ async def where_it_stands(nc: Client) -> str:
     stream's leader knows it: the facts a stall is diagnosed from."""
     facts: dict[str, Any] = {}
     try:
-        found = await nc.jetstream().get_last_msg(layout.WAL_STREAM, layout.wal_subject(AGENT))
-        facts["wal_last"] = found.seq
-    except (nats.errors.Error, JetStreamError) as err:
+        facts["wal_last"] = await last_wal_seq(nc.jetstream(), AGENT)
+    except nats.errors.Error as err:
         facts["wal_last"] = repr(err)
     try:
         status = await nc.request(layout.control_subject(AGENT, "status"), b"", timeout=2.0)
         facts["agent"] = from_json(status.data)
     except nats.errors.Error as err:
         facts["agent"] = repr(err)
-    replies: list[Any] = []
-    inbox = nc.new_inbox()
-
-    async def collect(msg: Msg) -> None:
-        replies.append(from_json(msg.data))
-
-    sub = await nc.subscribe(inbox, cb=collect)
-    await nc.publish(layout.service_status_subject("splitter"), b"", reply=inbox)
-    with contextlib.suppress(AssertionError):  # fewer answered: report those
-        await eventually(lambda: _at_least(replies, 2), what="splitters' status", timeout=2.0)
-    await sub.unsubscribe()
-    facts["splitters"] = [reply.get("intake") for reply in replies]
+    try:
+        subject = layout.service_status_subject("splitter")
+        replies = await all_replies(nc, subject, 2, timeout=2.0)
+        facts["splitters"] = [reply.get("intake") for reply in replies]
+    except TimeoutError as err:
+        facts["splitters"] = str(err)
     return f"now: {facts}"
-
-
-async def _at_least(replies: list[Any], count: int) -> bool:
-    return len(replies) >= count
 
 
 async def check_exactly_once(nc: Client, load: Load) -> list[StoredEvent]:

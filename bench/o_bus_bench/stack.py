@@ -124,16 +124,27 @@ class Stack:
         asyncio.run(self._prepare())
         python = sys.executable
         splitter = [python, "-m", "o_bus.cli.main", "run", "splitter", "--nats", self.url]
-        for name, cmd in (
-            *((_numbered("splitter", n), splitter) for n in range(1, self.splitters + 1)),
+        for name, role, cmd in (
+            *(
+                (_numbered("splitter", n), "splitter", splitter)
+                for n in range(1, self.splitters + 1)
+            ),
             # The agent process exactly as the supervisor runs it under `o-bus up`.
-            ("agent", [python, "-m", "o_bus.cli.main", "run", "agent", AGENT, "--nats", self.url]),
-            ("raw-splitter", [python, "-m", "o_bus_bench.raw", "splitter", "--nats", self.url]),
-            ("raw-agent", [python, "-m", "o_bus_bench.raw", "agent", "--nats", self.url]),
+            (
+                "agent",
+                "agent",
+                [python, "-m", "o_bus.cli.main", "run", "agent", AGENT, "--nats", self.url],
+            ),
+            (
+                "raw-splitter",
+                "raw",
+                [python, "-m", "o_bus_bench.raw", "splitter", "--nats", self.url],
+            ),
+            ("raw-agent", "raw", [python, "-m", "o_bus_bench.raw", "agent", "--nats", self.url]),
         ):
-            env = None if name.startswith("raw-") else self.project_env
+            env = None if role == "raw" else self.project_env
             if self.security is not None:  # each as its own identity
-                env = {**(env or os.environ), **(self.env(name.split("-")[0]) or {})}
+                env = {**(env or os.environ), **(self.env(role) or {})}
             self.children.append(ServiceProcess(name, cmd, self.work_dir / f"{name}.log", env=env))
         asyncio.run(self._wait_ready())
 
