@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 __all__ = ["FairQueue"]
 
@@ -32,6 +32,15 @@ class FairQueue(Generic[T]):
 
     def __len__(self) -> int:
         return self._size
+
+    def refusal(self, key: str) -> Literal["sender", "queue"] | None:
+        """Which bound ``offer`` would refuse an item of ``key`` by now, or None."""
+        if self._size >= self.total:
+            return "queue"
+        queue = self._queues.get(key)
+        if queue is not None and len(queue) >= self.per_key:
+            return "sender"
+        return None
 
     def offer(self, key: str, item: T) -> bool:
         """Queue ``item`` for ``key``; False (nothing queued) when either bound is reached."""

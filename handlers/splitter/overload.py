@@ -69,12 +69,12 @@ class Refusals:
         self._reported = time.monotonic()
         self._unreported = 0
 
-    def dropped(self, scope: str) -> None:
-        """Count a refused request that was sent without a reply subject."""
+    def dropped(self, scope: str, count: int = 1) -> None:
+        """Count ``count`` refused requests that were sent without a reply subject."""
         key = _DROPPED[scope]
-        self.total[key] += 1
-        self._since[key] += 1
-        self._unreported += 1
+        self.total[key] += count
+        self._since[key] += count
+        self._unreported += count
         if self._unreported >= 1024:  # a flood: look at the clock now and then only
             self._unreported = 0
             self.report()

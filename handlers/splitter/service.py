@@ -45,6 +45,7 @@ from o_bus.wire.wal_record import DuplicateQuery
 
 from .admission import Admission, Limits
 from .canary import goes_to_canary
+from .early_refusal import IntakeParser
 from .fair_queue import FairQueue
 from .overload import Refusals, follow_progress, overloaded, wal_is_full
 from .routes import RouteTable
@@ -100,6 +101,9 @@ class Splitter:
         self.refusals.on_slow_consumer(
             self.nc, lambda: self._sub, _READ_QUEUE, on_trouble=self.routes.refollow_soon
         )
+        intake = IntakeParser.install(
+            self.nc, _PREFIX_LEN, self._unanswerable_refusal, self.refusals.dropped
+        )
         self._sub = await self.nc.subscribe(
             layout.REQUEST_WILDCARD,
             queue=QUEUE_GROUP,
@@ -110,6 +114,7 @@ class Splitter:
             pending_msgs_limit=_READ_QUEUE,
             pending_bytes_limit=_READ_QUEUE_BYTES,
         )
+        intake.watch(self._sub._id)
         log.info("splitter serving %s", layout.REQUEST_WILDCARD)
 
     async def stop(self) -> None:
@@ -139,15 +144,15 @@ class Splitter:
         sender = headers.get(CE_SOURCE, "") if headers else ""
         agent = msg.subject[_PREFIX_LEN:]
         if not msg.reply:
-            # A flood is mostly this: refuse what admission would refuse anyway before any
-            # parsing, and count it; nothing more can be done for a request with no reply.
-            refused = self.admission.refusal(agent, sender)
+            # What early refusal could not decide on the raw bytes (headers not in their
+            # canonical form): the same rules on the parsed headers.
+            refused = self._unanswerable_refusal(agent, sender)
             if refused is not None:
                 self.refusals.dropped(refused)
                 return
         if self.queue.offer(sender, msg):
             return
-        scope = "queue" if len(self.queue) >= self.queue.total else "sender"
+        scope = self.queue.refusal(sender) or "queue"
         if not msg.reply:
             self.refusals.dropped(scope)
             return
@@ -157,6 +162,12 @@ class Splitter:
         await self.refusals.refuse(
             agent, request_id, msg.reply or None, err, reply_encoding_of(headers)
         )
+
+    def _unanswerable_refusal(self, agent: str, sender: str) -> str | None:
+        """Why a request sent without a reply subject is dropped unread, or None. A flood is
+        mostly this: what admission or the sender's full queue would refuse anyway is
+        refused before any parsing and counted; nothing more can be done for it."""
+        return self.admission.refusal(agent, sender) or self.queue.refusal(sender)
 
     async def _serve(self) -> None:
         while True:
