@@ -107,18 +107,16 @@ class IntakeParser:
     async def _messages(self, buf: bytearray) -> tuple[int, bool]:
         """Hand on or drop the whole messages at the start of ``buf``: where they end, and
         whether what follows is something else than a message (or its start)."""
-        refused: dict[tuple[bytes, bytes], str] = {}  # what was refused since the last delivery
         dropped: Counter[str] = Counter()
         try:
-            return await self._read(buf, refused, dropped)
+            return await self._read(buf, dropped)
         finally:
             for scope, count in dropped.items():
                 self.dropped(scope, count)
 
-    async def _read(
-        self, buf: bytearray, refused: dict[tuple[bytes, bytes], str], dropped: Counter[str]
-    ) -> tuple[int, bool]:
+    async def _read(self, buf: bytearray, dropped: Counter[str]) -> tuple[int, bool]:
         nc = self.parser.nc
+        refused: dict[tuple[bytes, bytes], str] = {}  # what was refused since the last delivery
         size = len(buf)
         pos = 0
         while pos < size:
@@ -131,18 +129,17 @@ class IntakeParser:
             eol = buf.find(_CRLF, args_at)
             if eol < 0:
                 return pos, size - pos > MAX_CONTROL_LINE_SIZE
+            # subject sid [reply] [header_len] total_len
             args = bytes(buf[args_at:eol]).split()
+            without_sizes = len(args) - (2 if has_headers else 1)
+            if without_sizes not in (2, 3):
+                return pos, True  # the client's parser says what is wrong with it
             try:
-                if has_headers and len(args) in (4, 5):
-                    subject, sid, reply = args[0], int(args[1]), args[2] if len(args) == 5 else b""
-                    header_len, total = int(args[-2]), int(args[-1])
-                elif not has_headers and len(args) in (3, 4):
-                    subject, sid, reply = args[0], int(args[1]), args[2] if len(args) == 4 else b""
-                    header_len, total = 0, int(args[-1])
-                else:
-                    return pos, True  # the client's parser says what is wrong with it
+                subject, sid, total = args[0], int(args[1]), int(args[-1])
+                header_len = int(args[-2]) if has_headers else 0
             except ValueError:
                 return pos, True
+            reply = args[2] if without_sizes == 3 else b""
             body_at = eol + 2
             end = body_at + total
             if end + 2 > size:

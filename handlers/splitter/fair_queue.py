@@ -44,14 +44,12 @@ class FairQueue(Generic[T]):
 
     def offer(self, key: str, item: T) -> bool:
         """Queue ``item`` for ``key``; False (nothing queued) when either bound is reached."""
+        if self.refusal(key) is not None:
+            return False
         queue = self._queues.get(key)
         if queue is None:
-            if self._size >= self.total:
-                return False
             queue = self._queues[key] = deque()
             self._turns.append(key)
-        elif len(queue) >= self.per_key or self._size >= self.total:
-            return False
         queue.append(item)
         self._size += 1
         self._ready.set()
