@@ -25,6 +25,7 @@ from nats.aio.subscription import Subscription
 from pydantic_core import from_json
 
 from o_bus.errors import OverloadedError
+from o_bus.runtime.progress import read_progress
 from o_bus.store import layout
 from o_bus.wire.codec import Encoding
 from o_bus.wire.reply import encode_reply, error_reply_from
@@ -34,6 +35,7 @@ __all__ = ["Refusals", "follow_progress", "overloaded", "wal_is_full"]
 log = logging.getLogger(__name__)
 _REPORT_EVERY: Final = 5.0
 _HB_PREFIX_LEN: Final = len(layout.HEARTBEAT_PREFIX)
+_PROGRESS_PREFIX_LEN: Final = len(layout.PROGRESS_PREFIX)
 
 _DROPPED: Final = {s: f"{s}/dropped" for s in ("bus", "wal", "agent", "sender", "queue")}
 _MEANING: Final = {
@@ -153,8 +155,16 @@ class Refusals:
         nc._error_cb = on_error
 
 
-async def follow_progress(nc: Client, processed: Callable[[str, int], None]) -> Subscription:
-    """Call ``processed(agent, wal_seq)`` for each heartbeat of an agent's active process."""
+async def follow_progress(
+    nc: Client, processed: Callable[[str, int], None]
+) -> tuple[Subscription, Subscription]:
+    """Call ``processed(agent, wal_seq)`` for each progress message of an agent's active
+    process, and for each of its heartbeats (which say it too, less often)."""
+
+    async def on_progress(msg: Msg) -> None:
+        wal_seq = read_progress(msg.data)
+        if wal_seq is not None:
+            processed(msg.subject[_PROGRESS_PREFIX_LEN:], wal_seq)
 
     async def on_beat(msg: Msg) -> None:
         try:
@@ -164,4 +174,7 @@ async def follow_progress(nc: Client, processed: Callable[[str, int], None]) -> 
         except (ValueError, KeyError, TypeError, AttributeError):
             return
 
-    return await nc.subscribe(layout.heartbeat_subject("*"), cb=on_beat)
+    return (
+        await nc.subscribe(layout.progress_subject("*"), cb=on_progress),
+        await nc.subscribe(layout.heartbeat_subject("*"), cb=on_beat),
+    )

@@ -90,7 +90,7 @@ class Splitter:
         )
         self._worker: asyncio.Task[None] | None = None
         self._sub: Subscription | None = None
-        self._progress: Subscription | None = None
+        self._progress: tuple[Subscription, Subscription] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -124,8 +124,8 @@ class Splitter:
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
-        if self._progress is not None:
-            await self._progress.unsubscribe()
+        for progress in self._progress or ():
+            await progress.unsubscribe()
         await self.wal.stop()
         self.refusals.report(force=True)
         if self._tasks:

@@ -30,6 +30,7 @@ from o_bus.evolution.live_code import RouteFollower
 from o_bus.runtime.follower import Follower
 from o_bus.runtime.heartbeat import Heartbeat, HeartbeatPublisher, current_rss_bytes
 from o_bus.runtime.metrics import RequestMetrics
+from o_bus.runtime.progress import ProgressPublisher
 from o_bus.runtime.worker import AgentWorker
 from o_bus.store import layout
 from o_bus.store.event_records import utc_now
@@ -77,6 +78,7 @@ class AgentProcess:
         self._takeover = asyncio.Event()
         self._takeover_from: str | None = None
         self.heartbeats = HeartbeatPublisher(nc, name, self.heartbeat, heartbeat_interval)
+        self.progress = ProgressPublisher(nc, name, self._processed_wal)
         self.routes = routes
         self.canary: CanaryClient | None = None
         self.evolving: tuple[bool, str] = (False, "")
@@ -139,6 +141,12 @@ class AgentProcess:
             latency_buckets=list(metrics.buckets),
         )
 
+    def _processed_wal(self) -> int | None:
+        worker = self.worker
+        if worker is None or self._reported_role() != "active":
+            return None
+        return worker.committed_wal
+
     def _reported_role(self) -> Literal["active", "standby", "starting"]:
         # An active that has not renewed its lease for a while (it was paused, say) may have
         # been replaced: it does not claim to be active until it knows it still is.
@@ -162,6 +170,7 @@ class AgentProcess:
     async def run(self, stop: asyncio.Event) -> int:
         """Run until ``stop`` is set or the lease is lost; return the process exit code."""
         self.heartbeats.start()
+        self.progress.start()
         if self.routes is not None:
             self.routes.start(self)
         takeover_sub = await self.nc.subscribe(
@@ -187,6 +196,7 @@ class AgentProcess:
             if self.routes is not None:
                 await self.routes.stop()
             await self.heartbeats.stop()
+            await self.progress.stop()
 
     async def _acquire(self) -> Lease | None:
         holder = self.holder.model_copy(update={"acquired_at": utc_now(), "role": "active"})

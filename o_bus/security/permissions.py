@@ -156,6 +156,7 @@ def _agent(identity: Identity, name: str) -> Permissions:
         # records, dead letters, and requests to its own canary candidates.
         "_INBOX.>",
         layout.heartbeat_subject(name),
+        layout.progress_subject(name),
         layout.health_subject(name),
         layout.system_event_subject(name),
         layout.lifecycle_subject(name),

@@ -85,6 +85,7 @@ TOOL_KV_BUCKET: Final = "o_tool_kv"  # what agents store through the built-in kv
 CODE_BUCKET: Final = "o_code"  # object store: code versions by sha256
 CODE_VERSIONS_BUCKET: Final = "o_code_versions"  # KV: <agent>.<sha256 hex> -> CodeVersion
 HEARTBEAT_PREFIX: Final = "o.hb."
+PROGRESS_PREFIX: Final = "o.progress."  # the WAL sequence an agent has processed
 SYSTEM_EVENT_PREFIX: Final = "o.sys.agent."
 ROUTE_EVENT_PREFIX: Final = "o.sys.route."
 ROUTE_REFUSED_PREFIX: Final = "o.sys.route_refused."
@@ -151,6 +152,12 @@ def events_stream(agent: str) -> str:
 def heartbeat_subject(agent: str) -> str:
     """Core-NATS subject of an agent process's heartbeats (not persisted)."""
     return HEARTBEAT_PREFIX + agent
+
+
+def progress_subject(agent: str) -> str:
+    """Core-NATS subject on which an agent's active process says how far it has processed
+    the WAL, as soon as that moves (not persisted)."""
+    return PROGRESS_PREFIX + agent
 
 
 def agent_log_wildcard(agent: str) -> str:
