@@ -1,5 +1,6 @@
-"""The splitter's early refusal: what it drops, and that everything else reaches the NATS
-client exactly as the client's own parser delivers it, however the bytes are cut."""
+"""The splitter's early refusal: what it drops, and that everything else reaches the splitter
+or the NATS client exactly as the client's own parser delivers it, in order, however the bytes
+are cut."""
 
 from __future__ import annotations
 
@@ -34,24 +35,36 @@ def msg(sid: int, body: bytes = b"plain") -> bytes:
 
 
 class Recorder:
-    """Stands in for the NATS client: records the messages its parser hands it."""
+    """Stands in for the NATS client: records the messages its parser hands it, and builds
+    a message as the tuple of what it was built from."""
 
     def __init__(self) -> None:
         self.messages: list[tuple[Any, ...]] = []
+        self._ps = Parser(self)
 
     async def _process_msg(
         self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
     ) -> None:
         self.messages.append((sid, bytes(subject), bytes(reply), data, headers))
 
+    async def _process_headers(self, headers: bytes) -> bytes:
+        return headers
+
+    def _build_message(
+        self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
+    ) -> tuple[Any, ...]:
+        return (sid, bytes(subject), bytes(reply), data, headers)
+
 
 class Intake:
-    """The intake parser over a recorder, refusing the senders in ``refuse``."""
+    """The intake parser over a recorder, refusing the senders in ``refuse``; what it hands
+    the splitter and what the client still gets go to one list, in order."""
 
     def __init__(self, refuse: set[str]) -> None:
         self.client = Recorder()
         self.asked: list[tuple[str, str]] = []
         self.dropped: Counter[str] = Counter()
+        self.taken: list[tuple[Any, ...]] = []  # what reached the splitter directly
 
         def decide(agent: str, sender: str) -> str | None:
             self.asked.append((agent, sender))
@@ -60,8 +73,13 @@ class Intake:
         def dropped(scope: str, count: int) -> None:
             self.dropped[scope] += count
 
-        self.parser = IntakeParser(Parser(self.client), PREFIX_LEN, decide, dropped)
-        self.parser.watch(INTAKE_SID)
+        def take(message: Any) -> None:
+            self.taken.append(message)
+            self.client.messages.append(message)
+
+        client: Any = self.client
+        self.parser = IntakeParser.install(client, PREFIX_LEN, decide, dropped)
+        self.parser.watch(INTAKE_SID, take)
 
     def delivered(self) -> list[tuple[Any, ...]]:
         return self.client.messages
@@ -124,6 +142,17 @@ async def test_what_is_handed_on_is_what_the_client_parser_delivers(step: int) -
     expected = plain.messages
     assert intake.delivered() == expected
     assert len(expected) == 5 * 24
+    # The intake subscription's, including those the client's parser read after "+OK",
+    # went straight to the splitter; the rest to the client.
+    assert intake.taken == [m for m in expected if m[0] == INTAKE_SID]
+
+
+async def test_after_unwatch_the_client_gets_the_subscription_again() -> None:
+    intake = Intake(refuse={"flood"})
+    intake.parser.unwatch()
+    await intake.parser.parse(hmsg(INTAKE_SID) + hmsg(INTAKE_SID, source=b"calm"))
+    assert intake.taken == [] and not intake.dropped  # nothing decided early any more
+    assert len(intake.delivered()) == 2
 
 
 async def test_a_malformed_frame_is_refused_as_the_client_would() -> None:

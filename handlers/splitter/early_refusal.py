@@ -9,6 +9,11 @@ connection's buffers and for a CPU. Here the decision that would refuse such a r
 on the bytes as they are read: the sender (``ce-source``) is found in the header block and the
 request is counted as dropped without anything being copied or built.
 
+Every message of the intake subscription, decided early or not, is handed to the splitter as
+soon as it is read (``deliver``), in the order it came, instead of waiting in the client's
+queue for the subscription's task: what the splitter takes changes its next decision at once,
+so a flood that is let in for a moment is let in by the request, not by the socket read.
+
 Only the canonical form is decided early: a message of the intake subscription sent without a
 reply subject, with exactly one ``ce-source`` header written as ``ce-source:`` at the start of a
 line. Every other message is handed to the client exactly as its own parser would hand it, and
@@ -23,9 +28,10 @@ from collections.abc import Callable
 from typing import Final, Protocol
 
 from nats.aio.client import Client
+from nats.aio.msg import Msg
 from nats.protocol.parser import AWAITING_CONTROL_LINE, MAX_CONTROL_LINE_SIZE, Parser
 
-__all__ = ["Decide", "IntakeParser", "source_in"]
+__all__ = ["Decide", "Deliver", "IntakeParser", "source_in"]
 
 _SOURCE: Final = b"ce-source"
 _SOURCE_LINE: Final = b"\r\nce-source:"
@@ -37,6 +43,9 @@ _MSG: Final = b"MSG "
 class Decide(Protocol):
     def __call__(self, agent: str, sender: str) -> str | None:
         """The scope a fire-and-forget request is refused by, or None to take it."""
+
+
+Deliver = Callable[[Msg], None]
 
 
 def source_in(buf: bytes | bytearray, start: int, end: int) -> bytes | None:
@@ -58,8 +67,9 @@ def source_in(buf: bytes | bytearray, start: int, end: int) -> bytes | None:
 class IntakeParser:
     """Stands in for a connection's protocol parser: messages and their frames are read here,
     fire-and-forget requests of the watched subscription that ``decide`` refuses are counted
-    with ``dropped(scope, count)`` and go no further; everything else reaches the client as before.
-    The original parser keeps all state and parses whatever is not a message."""
+    with ``dropped(scope, count)`` and go no further, the watched subscription's other
+    messages go to ``deliver`` as they are read, and everything else reaches the client as
+    before. The original parser keeps all state and parses whatever is not a message."""
 
     def __init__(
         self, parser: Parser, prefix_len: int, decide: Decide, dropped: Callable[[str, int], None]
@@ -69,6 +79,8 @@ class IntakeParser:
         self.decide = decide
         self.dropped = dropped
         self.sid = -1
+        self._deliver: Deliver | None = None
+        self._client_process_msg = parser.nc._process_msg
 
     @classmethod
     def install(
@@ -79,10 +91,30 @@ class IntakeParser:
         # calls the connection's parser, so that is replaced by one that keeps its state.
         intake = cls(nc._ps, prefix_len, decide, dropped)
         nc._ps = intake  # type: ignore[assignment]
+        # The client's parser hands messages on too (those after another operation in a
+        # read): they must reach ``deliver`` by the same way, in order.
+        nc._process_msg = intake.process_msg  # type: ignore[method-assign]
         return intake
 
-    def watch(self, sid: int) -> None:
-        self.sid = sid
+    def watch(self, sid: int, deliver: Deliver) -> None:
+        """Decide early for subscription ``sid`` and hand ``deliver`` its other messages."""
+        self.sid, self._deliver = sid, deliver
+
+    def unwatch(self) -> None:
+        """From now on the subscription's messages reach it through the client again."""
+        self.sid, self._deliver = -1, None
+
+    async def process_msg(
+        self, sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
+    ) -> None:
+        """Where the client's parser and this one hand a message on."""
+        deliver = self._deliver
+        if sid != self.sid or deliver is None:
+            await self._client_process_msg(sid, subject, reply, data, headers)
+            return
+        nc = self.parser.nc
+        parsed = await nc._process_headers(headers) if headers else None
+        deliver(nc._build_message(sid, subject, reply, data, parsed))
 
     def reset(self) -> None:
         self.parser.reset()
@@ -115,7 +147,6 @@ class IntakeParser:
                 self.dropped(scope, count)
 
     async def _read(self, buf: bytearray, dropped: Counter[str]) -> tuple[int, bool]:
-        nc = self.parser.nc
         refused: dict[tuple[bytes, bytes], str] = {}  # what was refused since the last delivery
         size = len(buf)
         pos = 0
@@ -162,5 +193,5 @@ class IntakeParser:
             headers = bytes(buf[body_at : body_at + header_len]) if header_len else None
             payload = bytes(buf[body_at + header_len : end])
             refused.clear()
-            await nc._process_msg(sid, subject, reply, payload, headers)
+            await self.process_msg(sid, subject, reply, payload, headers)
         return pos, False

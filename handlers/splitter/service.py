@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 import nats.errors
 from nats.aio.client import Client
@@ -62,6 +62,14 @@ _READ_QUEUE = 65536
 _READ_QUEUE_BYTES = 256 * 1024 * 1024
 
 
+class _Queued(NamedTuple):
+    """A request in the intake queue: ``admitted`` when it counts against ``sender``'s share."""
+
+    msg: Msg
+    sender: str
+    admitted: bool
+
+
 class Splitter:
     def __init__(
         self, nc: Client, js: JetStreamContext, config: RuntimeConfig | None = None
@@ -85,12 +93,13 @@ class Splitter:
         )
         self.refusals = Refusals(nc)
         self.accepted = 0  # requests the WAL stored (not duplicates)
-        self.queue: FairQueue[Msg] = FairQueue(
+        self.queue: FairQueue[_Queued] = FairQueue(
             self.config.intake_queue_per_sender, self.config.intake_queue
         )
         self._worker: asyncio.Task[None] | None = None
         self._sub: Subscription | None = None
         self._progress: tuple[Subscription, Subscription] | None = None
+        self._intake: IntakeParser | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
@@ -101,23 +110,25 @@ class Splitter:
         self.refusals.on_slow_consumer(
             self.nc, lambda: self._sub, _READ_QUEUE, on_trouble=self.routes.refollow_soon
         )
-        intake = IntakeParser.install(
+        self._intake = IntakeParser.install(
             self.nc, _PREFIX_LEN, self._unanswerable_refusal, self.refusals.dropped
         )
         self._sub = await self.nc.subscribe(
             layout.REQUEST_WILDCARD,
             queue=QUEUE_GROUP,
             cb=self._on_request,
-            # Set on purpose, not the client's defaults: the callback only sorts requests
-            # into the fair queue, so this fills only if the process cannot keep up at all;
-            # what does not fit is then answered overloaded by the slow-consumer hook.
+            # Requests reach the intake as they are read (below), not through the client's
+            # queue; while the splitter stops, they come through it. Set on purpose, not the
+            # client's defaults: what does not fit is answered by the slow-consumer hook.
             pending_msgs_limit=_READ_QUEUE,
             pending_bytes_limit=_READ_QUEUE_BYTES,
         )
-        intake.watch(self._sub._id)
+        self._intake.watch(self._sub._id, self._take_in)
         log.info("splitter serving %s", layout.REQUEST_WILDCARD)
 
     async def stop(self) -> None:
+        if self._intake is not None:
+            self._intake.unwatch()
         if self._sub is not None:
             await self._sub.drain()  # type: ignore[no-untyped-call]
         await self.queue.empty()
@@ -139,28 +150,39 @@ class Splitter:
         task.add_done_callback(self._tasks.discard)
 
     async def _on_request(self, msg: Msg) -> None:
-        """Sort the request into its sender's queue, or refuse it unread when that is full."""
+        self._take_in(msg)
+
+    def _take_in(self, msg: Msg) -> None:
+        """Admit the request and sort it into its sender's queue, or refuse it unread. From
+        here until the agent has processed it (or it is turned down) it counts against its
+        sender's share of the agent, so a flood is held to that share even before anything
+        of it has reached the WAL."""
         headers = msg.headers
         sender = headers.get(CE_SOURCE, "") if headers else ""
         agent = msg.subject[_PREFIX_LEN:]
-        if not msg.reply:
-            # What early refusal could not decide on the raw bytes (headers not in their
-            # canonical form): the same rules on the parsed headers.
-            refused = self._unanswerable_refusal(agent, sender)
-            if refused is not None:
-                self.refusals.dropped(refused)
+        err: OverloadedError
+        admission = self.admission.refusal(agent, sender)
+        if admission is not None:
+            scope: str = admission
+            err = self._overloaded_by(admission, agent, sender)
+        else:
+            queue_scope = self.queue.refusal(sender)
+            if queue_scope is None:
+                # Only a registered agent is counted: its name came from the sender.
+                admitted = agent in self.routes.commands
+                if admitted:
+                    self.admission.admit(agent, sender)
+                self.queue.offer(sender, _Queued(msg, sender, admitted))
                 return
-        if self.queue.offer(sender, msg):
-            return
-        scope = self.queue.refusal(sender) or "queue"
+            scope = queue_scope
+            limit = self.queue.total if scope == "queue" else self.queue.per_key
+            err = overloaded(scope, limit, agent=agent, sender=sender)
         if not msg.reply:
             self.refusals.dropped(scope)
             return
-        limit = self.queue.total if scope == "queue" else self.queue.per_key
-        err = overloaded(scope, limit, agent=agent, sender=sender)
         request_id = headers.get(CE_ID) if headers else None
-        await self.refusals.refuse(
-            agent, request_id, msg.reply or None, err, reply_encoding_of(headers)
+        self._spawn(
+            self.refusals.refuse(agent, request_id, msg.reply, err, reply_encoding_of(headers))
         )
 
     def _unanswerable_refusal(self, agent: str, sender: str) -> str | None:
@@ -171,27 +193,27 @@ class Splitter:
 
     async def _serve(self) -> None:
         while True:
-            msg = await self.queue.take()
+            queued = await self.queue.take()
             try:
-                await self._handle(msg)
+                await self._handle(queued)
             except Exception:
-                log.exception("request on %s not handled", msg.subject)
+                log.exception("request on %s not handled", queued.msg.subject)
 
-    async def _handle(self, msg: Msg) -> None:
+    async def _handle(self, queued: _Queued) -> None:
+        msg = queued.msg
         agent = msg.subject[_PREFIX_LEN:]
         try:
             envelope = self._admit(agent, msg)
             if self.wal.full:
                 raise overloaded("bus", self.wal.max_pending)
-            scope = self.admission.refusal(agent, envelope.source)
-            if scope is not None:
-                raise self._overloaded_by(scope, agent, envelope.source)
         except OverloadedError as err:
+            self._turned_down(agent, queued)
             await self.refusals.refuse(
                 agent, envelope.id, msg.reply or None, err, envelope.reply_encoding
             )
             return
         except OBusError as err:
+            self._turned_down(agent, queued)
             headers = msg.headers
             request_id = request_id_of(headers, msg.data, self.config.max_request_bytes)
             known = agent if agent in self.routes.agents else None
@@ -208,10 +230,19 @@ class Splitter:
             if canary is not None and goes_to_canary(canary, envelope, msg.headers):
                 route = canary.version
         headers = envelope.wal_record(msg.reply, route).to_headers(f"{agent}:{envelope.id}")
-        self.admission.admit(agent, envelope.source)
+        # From here it counts as the envelope's source (the same, unless the request came
+        # in structured mode), and until the agent has processed it or the append failed.
+        if queued.sender != envelope.source or not queued.admitted:
+            self._turned_down(agent, queued)
+            self.admission.admit(agent, envelope.source)
         await self.wal.append(
             layout.WAL_PREFIX + agent, envelope.data, headers, (agent, envelope, msg.reply)
         )
+
+    def _turned_down(self, agent: str, queued: _Queued) -> None:
+        """A request admitted at intake goes no further: it no longer counts."""
+        if queued.admitted:
+            self.admission.not_stored(agent, queued.sender)
 
     def _admit(self, agent: str, msg: Msg) -> RequestEnvelope:
         check_sizes(msg.data, msg.headers, self.config)
