@@ -91,7 +91,7 @@ class RuntimeConfig(BaseModel):
         2048, ge=1, description="the same, for one sender (ce-source) over all agents"
     )
     intake_contended_share: int = Field(
-        128,
+        32,
         ge=1,
         description="what one sender may have waiting at an agent that another sender also "
         "waits for (a lone sender may use all of intake_per_agent)",

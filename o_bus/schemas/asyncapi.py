@@ -114,6 +114,16 @@ def _channels(
             ["heartbeat"],
             agent,
         ),
+        "progress": _per_agent(
+            layout.PROGRESS_PREFIX,
+            "WAL progress",
+            "Core NATS, not stored: the agent's active process says how far it has processed "
+            "the WAL within 10 ms of it moving, and nothing while it does not; the splitter "
+            "counts what it accepted for the agent as waiting until then. Subscribe to "
+            f"{layout.PROGRESS_PREFIX}* for every agent.",
+            ["progress"],
+            agent,
+        ),
         "supervision": {
             **_per_agent(
                 f"$KV.{layout.SUPERVISOR_BUCKET}.",
@@ -194,6 +204,7 @@ def _operations(commands: list[str], events: list[str]) -> dict[str, Any]:
         "publishDeadLetters": _send("Publish dead letters", "deadLetters", ["deadLetter"]),
         "publishSystemEvents": _send("Publish supervision events", "systemEvents", ["systemEvent"]),
         "publishHeartbeats": _send("Publish heartbeats", "heartbeats", ["heartbeat"]),
+        "publishProgress": _send("Publish WAL progress", "progress", ["progress"]),
         "publishSupervision": _send(
             "Publish the supervisor's records", "supervision", ["agentSupervision"]
         ),

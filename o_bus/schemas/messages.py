@@ -161,6 +161,14 @@ def bus_messages() -> dict[str, Any]:
             "One agent process's state, role and request counters.",
             HEARTBEAT,
         ),
+        "progress": {
+            "name": "progress",
+            "title": "WAL progress",
+            "summary": "The WAL sequence the agent's active process has processed, in ASCII "
+            "decimal (no headers).",
+            "contentType": "text/plain",
+            "payload": {"type": "string", "pattern": "^[0-9]{1,20}$", "examples": ["1024"]},
+        },
         "agentSupervision": _json_message(
             "agentSupervision",
             "Supervisor's record",
