@@ -2,7 +2,8 @@
 
 Started by the evolution arbiter inside the sandbox (``o-bus run candidate AGENT VERSION``).
 Exits 0 when stopped, 1 when the candidate proved unusable (the reason is in its last stats
-message and on stderr), and is killed from outside when it stops heartbeating.
+message and on stderr), and is killed from outside when it stops heartbeating. It stops by
+itself when the arbiter that started it is gone or the bus has been unreachable for 30 s.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ import asyncio
 import logging
 import os
 import time
-from typing import Any
+from typing import Any, Final
 
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from o_bus.agent.definition import AgentDefinition
 from o_bus.common.periodic import PeriodicPublisher
+from o_bus.common.stopping import finish_within, stop_when_unreachable
+from o_bus.common.tasks import cancel_and_wait
 from o_bus.evolution.live_code import CodeResolver
 from o_bus.evolution.routes import RouteStore
 from o_bus.evolution.sandbox import current_report
@@ -30,6 +33,8 @@ from .stats import CandidateStats
 __all__ = ["CandidateProcess"]
 
 log = logging.getLogger(__name__)
+UNREACHABLE_LIMIT: Final = 30.0  # seconds without the bus: it can neither read nor report
+STOP_GRACE: Final = 5.0  # seconds to finish cleanly once asked to stop
 
 
 class CandidateProcess:
@@ -105,12 +110,20 @@ class CandidateProcess:
         )
 
     async def run(self, stop: asyncio.Event) -> int:
+        """Shadow and decide until ``stop`` (or the code fails): 0, or 1 when it failed. It
+        also stops when the arbiter that started it is gone or the bus has been unreachable
+        for ``UNREACHABLE_LIMIT`` seconds, and stops within ``STOP_GRACE`` seconds of being
+        asked, even when what it was doing waits for the bus."""
         self.stats.start()  # heartbeats from the start: forking a long log takes a while
-        orphan_watch = asyncio.create_task(self._stop_when_orphaned(stop))
+        watches = [
+            asyncio.create_task(self._stop_when_orphaned(stop)),
+            asyncio.create_task(stop_when_unreachable(self.nc, stop, UNREACHABLE_LIMIT)),
+        ]
         try:
-            return await self._run(stop)
+            code = await finish_within(asyncio.create_task(self._run(stop)), stop, STOP_GRACE)
+            return 0 if code is None else code
         finally:
-            orphan_watch.cancel()
+            await cancel_and_wait(watches)
             await self.stats.stop()
 
     @staticmethod
