@@ -56,12 +56,17 @@ async def _measure(url: str, args: argparse.Namespace, work_dir: Path) -> dict[s
             seconds=args.seconds,
             log_dir=work_dir,
             splitters=args.splitters,
+            floor_subject=RAW_SUBJECT,
         )
     result = run.summary()
     result["raw_unloaded"] = raw.summary()
     unloaded_p99 = result["unloaded"]["p99_ms"]
     result["during_p99_over_unloaded"] = (
         round(result["during"]["p99_ms"] / unloaded_p99, 1) if unloaded_p99 else None
+    )
+    floor_p99 = result["raw_during"]["p99_ms"]
+    result["during_p99_over_raw_during"] = (
+        round(result["during"]["p99_ms"] / floor_p99, 1) if floor_p99 else None
     )
     result["flood_rate"] = round(run.flood["sent"] / run.flood["seconds"])
     result["splitters"] = args.splitters
@@ -74,7 +79,7 @@ def render(result: dict[str, Any]) -> str:
         "| p99 ms | max ms |"
     ]
     rows.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    for phase in ("raw_unloaded", "unloaded", "during", "after"):
+    for phase in ("raw_unloaded", "unloaded", "raw_during", "during", "after"):
         f = result[phase]
         rows.append(
             f"| {phase} | {f['served']} | {f['overloaded']} | {f['missing']} "
@@ -88,7 +93,9 @@ def render(result: dict[str, Any]) -> str:
             "",
             f"flood: {int(flood['sent'])} sent ({int(flood['invalid'])} invalid) in "
             f"{flood['seconds']:.1f} s ({result['flood_rate']}/s)",
-            f"victim p99 during / unloaded: {result['during_p99_over_unloaded']}x",
+            f"victim p99 during / unloaded: {result['during_p99_over_unloaded']}x "
+            f"(the raw path during the flood: {result['raw_during']['p99_ms']} ms, "
+            f"{result['during_p99_over_raw_during']}x of it)",
             f"recovery (flood end -> nothing waits): {result['recovery_s']} s",
             f"splitters ({result['splitters']}): accepted {intake['accepted']}, "
             f"refused {intake['refused']}, "

@@ -16,7 +16,7 @@ from nats.aio.client import Client
 
 from o_bus.common.children import ChildProcess
 from o_bus.store import layout
-from o_bus_bench.flood.victim import VictimFigures, victim
+from o_bus_bench.flood.victim import VictimFigures, victim, victim_beside_floor
 from o_bus_bench.replies import all_replies
 
 __all__ = ["FloodRun", "intake_figures", "run_flood", "until_drained"]
@@ -29,6 +29,7 @@ class FloodRun:
     unloaded: VictimFigures
     during: VictimFigures
     after: VictimFigures
+    floor_during: VictimFigures | None  # the raw path during the flood, when measured
     flood: dict[str, float]  # what the flooder sent (sent, valid, invalid, seconds)
     recovery_s: float  # flood end -> nothing accepted still waits for the agent
     intake: dict[str, Any]  # the splitter's figures at the end
@@ -41,6 +42,7 @@ class FloodRun:
             "flood": self.flood,
             "unloaded": self.unloaded.summary(),
             "during": self.during.summary(),
+            "raw_during": self.floor_during.summary() if self.floor_during else None,
             "after": self.after.summary(),
             "recovery_s": round(self.recovery_s, 2),
             "intake": self.intake,
@@ -98,8 +100,11 @@ async def run_flood(
     seconds: float,
     log_dir: Path,
     splitters: int = 1,
+    floor_subject: str | None = None,
 ) -> FloodRun:
-    """Victim alone for ``seconds``, then during a flood of ``count`` requests, then after."""
+    """Victim alone for ``seconds``, then during a flood of ``count`` requests, then after.
+    With ``floor_subject`` (the raw path), the victim's requests during the flood alternate
+    with requests there."""
     subject = layout.request_subject(agent)
     deadline = time.monotonic() + seconds
     unloaded = await victim(nc, subject, lambda: time.monotonic() > deadline)
@@ -110,8 +115,18 @@ async def run_flood(
         [*argv, "--count", str(count), "--invalid-every", str(invalid_every)],
         log_path,
     )
+
+    def flood_over() -> bool:
+        return not flooder.running()
+
     try:
-        during = await victim(nc, subject, lambda: not flooder.running(), at_least=5)
+        floor_during = None
+        if floor_subject is None:
+            during = await victim(nc, subject, flood_over, at_least=5)
+        else:
+            during, floor_during = await victim_beside_floor(
+                nc, subject, floor_subject, flood_over, at_least=5
+            )
         if flooder.wait(60.0) != 0:
             raise RuntimeError(flooder.exited() or "the flooder failed")
     finally:
@@ -121,4 +136,4 @@ async def run_flood(
     after = await victim(nc, subject, lambda: time.monotonic() > deadline)
     sent = json.loads(log_path.read_text().strip().splitlines()[-1])
     intake = await intake_figures(nc, splitters)
-    return FloodRun(unloaded, during, after, sent, recovery_s, intake)
+    return FloodRun(unloaded, during, after, floor_during, sent, recovery_s, intake)

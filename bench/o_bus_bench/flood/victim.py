@@ -1,5 +1,6 @@
 """The well-behaved client: one request at a time, each re-sent with the same id after an
-``overloaded`` reply or a timeout until it is served, its latency measured from the first send."""
+``overloaded`` reply or a timeout until it is served, its latency measured from the first send;
+during the flood, in turn with a request on the raw path (the floor under the same load)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from o_bus.requests import request_headers
 from o_bus.wire.codec import Encoding
 from o_bus_bench.stats import percentile
 
-__all__ = ["VICTIM_SOURCE", "VictimFigures", "victim"]
+__all__ = ["VICTIM_SOURCE", "VictimFigures", "victim", "victim_beside_floor"]
 
 VICTIM_SOURCE = "o-bus/bench-victim"
 REPLY_TIMEOUT = 30.0  # a reply later than this is taken as lost (counted as missing)
@@ -88,3 +89,15 @@ async def victim(
     while figures.served + figures.failed < at_least or not until():
         await _serve_one(nc, subject, by, figures)
     return figures
+
+
+async def victim_beside_floor(
+    nc: Client, subject: str, floor_subject: str, until: Callable[[], bool], *, at_least: int = 1
+) -> tuple[VictimFigures, VictimFigures]:
+    """Like :func:`victim`, with a request on ``floor_subject`` (the raw path, which the
+    flood does not reach) after each one: the machine's own delay under the same load."""
+    figures, floor = VictimFigures(), VictimFigures()
+    while figures.served + figures.failed < at_least or not until():
+        await _serve_one(nc, subject, 1, figures)
+        await _serve_one(nc, floor_subject, 1, floor)
+    return figures, floor
