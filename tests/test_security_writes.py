@@ -139,3 +139,23 @@ async def test_an_operator_purges_and_deletes_streams(bus: SecuredBus) -> None:
         await conn.js.publish("scratch.one", b"1")
         assert await conn.js.purge_stream("SCRATCH")
         assert await conn.js.delete_stream("SCRATCH")
+
+
+@pytest.mark.parametrize(("role", "agent"), [("client", None), ("agent", "echo")])
+async def test_only_the_agent_says_how_far_it_has_processed(
+    bus: SecuredBus, role: str, agent: str | None
+) -> None:
+    """Forged progress would make the splitter count an agent's waiting requests as done."""
+    async with bus.connect(role, agent) as conn:
+        error = await refused(conn, conn.nc.publish(layout.progress_subject("counter"), b"9"))
+    assert layout.progress_subject("counter") in error
+
+
+async def test_the_agent_says_how_far_it_has_processed(bus: SecuredBus) -> None:
+    async with bus.connect("operator") as watcher, bus.connect("agent", "counter") as conn:
+        heard = await watcher.nc.subscribe(layout.progress_subject("counter"))
+        await watcher.nc.flush()
+        await conn.nc.publish(layout.progress_subject("counter"), b"9")
+        await conn.nc.flush()
+        assert (await heard.next_msg(timeout=5)).data == b"9"
+        assert conn.violations.empty()
