@@ -9,14 +9,14 @@ connection's buffers and for a CPU. Here the decision that would refuse such a r
 on the bytes as they are read: the sender (``ce-source``) is found in the header block and the
 request is counted as dropped without anything being copied or built.
 
-Every message of the intake subscription, decided early or not, is handed to the splitter as
+Every message of the intake subscription that is not refused here is handed to the splitter as
 soon as it is read (``deliver``), in the order it came, instead of waiting in the client's
 queue for the subscription's task: what the splitter takes changes its next decision at once,
 so a flood that is let in for a moment is let in by the request, not by the socket read.
 
 Only the canonical form is decided early: a message of the intake subscription sent without a
 reply subject, with exactly one ``ce-source`` header written as ``ce-source:`` at the start of a
-line. Every other message is handed to the client exactly as its own parser would hand it, and
+line. Every other message is built exactly as the client's own parser would build it, and
 the splitter applies the same rules to the parsed headers, so the early path changes how fast a
 request is refused, never whether it is.
 """

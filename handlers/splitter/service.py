@@ -160,21 +160,18 @@ class Splitter:
         headers = msg.headers
         sender = headers.get(CE_SOURCE, "") if headers else ""
         agent = msg.subject[_PREFIX_LEN:]
-        err: OverloadedError
-        admission = self.admission.refusal(agent, sender)
-        if admission is not None:
-            scope: str = admission
-            err = self._overloaded_by(admission, agent, sender)
+        scope: str | None = self.admission.refusal(agent, sender)
+        if scope is not None:
+            err = self._overloaded_by(scope, agent, sender)
         else:
-            queue_scope = self.queue.refusal(sender)
-            if queue_scope is None:
+            scope = self.queue.refusal(sender)
+            if scope is None:
                 # Only a registered agent is counted: its name came from the sender.
                 admitted = agent in self.routes.commands
                 if admitted:
                     self.admission.admit(agent, sender)
                 self.queue.offer(sender, _Queued(msg, sender, admitted))
                 return
-            scope = queue_scope
             limit = self.queue.total if scope == "queue" else self.queue.per_key
             err = overloaded(scope, limit, agent=agent, sender=sender)
         if not msg.reply:
