@@ -4,6 +4,7 @@ asked, and by themselves when the bus has been gone for a while."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 from support import WAIT_SECONDS
@@ -40,7 +41,8 @@ async def test_work_that_hangs_after_a_stop_is_cancelled_after_the_grace() -> No
     work = asyncio.create_task(stuck())
     stop.set()
     assert await finish_within(work, stop, grace=0.1) is None
-    assert cancelled.is_set() and work.cancelled()
+    assert cancelled.is_set()
+    assert work.cancelled()
 
 
 async def test_work_that_ends_by_itself_needs_no_stop() -> None:
@@ -62,7 +64,9 @@ async def test_a_process_stops_once_the_bus_has_been_unreachable_long_enough(
             await asyncio.sleep(0.5)
             assert not stop.is_set()  # connected all along: nothing to do
             server.stop()
+            stopped_at = time.monotonic()
             await asyncio.wait_for(stop.wait(), WAIT_SECONDS)
+            assert time.monotonic() - stopped_at >= 0.3  # not before the limit
             assert not nc.is_connected
             await asyncio.wait_for(watch, WAIT_SECONDS)  # it ends with the stop
     finally:
