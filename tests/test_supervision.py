@@ -33,7 +33,7 @@ from processes import (
     wait_for_system_event,
 )
 from pydantic_core import from_json
-from support import collect_events, eventually, read_subject
+from support import WAIT_SECONDS, collect_events, eventually, read_subject
 
 from o_bus import client
 from o_bus.agent.catalogue import Catalogue, load_definition
@@ -57,7 +57,7 @@ CRASHY_EXIT_CODE = 13  # what crashy's `crash` handler exits with
 FIX_FILE_ENV = "CRASHY_FIX_FILE"  # crashy rejects `crash` once this file exists
 
 # Generous heartbeat timeouts: a busy test machine must not make a healthy process look hung.
-# Only the hang test uses a shorter one.
+# Only the hang tests use a shorter one.
 WITH_STANDBY = SupervisionPolicy(standby=True, max_restarts=10, heartbeat_timeout=3.0)
 Supervisor = ChildProcess
 
@@ -256,6 +256,25 @@ async def test_a_hung_active_is_replaced_and_steps_down_when_it_wakes(
         js, layout.events_stream("counter"), layout.fence_subject("counter")
     )
     assert (fences[-1].headers or {}).get("O-Holder") == holder
+
+
+async def test_a_stopping_supervisor_does_not_take_the_agents_it_stops_for_hung(
+    nc: Client, group: ProcessGroup, watch: HeartbeatWatch
+) -> None:
+    """An agent that goes silent while its supervisor stops it is being stopped, not hung: no
+    `hung` event in the history of a clean shutdown. The agent here is frozen, so the
+    supervisor waits for it (then kills it) far longer than the heartbeat timeout."""
+    js = nc.jetstream()
+    policy = SupervisionPolicy(standby=False, max_restarts=10, heartbeat_timeout=1.5)
+    [supervisor] = await start_platform(nc, group, policy)
+    [active] = (await watch.wait_serving("counter"))["active"]
+    mark = await system_mark(js)
+    os.kill(active, signal.SIGSTOP)
+    supervisor.terminate()
+    assert supervisor.wait(WAIT_SECONDS) == 0
+    assert not group.pid_alive(active)  # killed once the stop's grace ran out
+    kinds = [event.type for event in await system_events(js, "counter", after=mark)]
+    assert "hung" not in kinds, kinds
 
 
 async def test_a_writer_behind_a_fence_cannot_append(nc: Client) -> None:

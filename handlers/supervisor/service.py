@@ -322,6 +322,8 @@ class Supervisor:
         await self._handle_exit(child, code)
 
     def _check_children(self) -> None:
+        if self._stopping:  # it is stopping them itself: their silence is no hang
+            return
         now = time.monotonic()
         for agent, children in list(self.children.items()):
             timeout = self.policy(agent).heartbeat_timeout
