@@ -9,8 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError as JsNotFoundError
 from support import collect_events
 
 from o_bus.common.connect import connect
@@ -365,6 +368,39 @@ async def test_fence_refuses_a_writer_that_has_not_seen_it(new_log: LogFactory) 
     after = await new.append(end.guard_seq, [new_event("fenced", 3, "new")])
     assert await stored(new) == [(1, "w"), (2, "w"), (3, "new")]
     assert [e.stream_seq for e in await collect_events(new)][-1] == after
+
+
+class LaggingReplica:
+    """A JetStream context whose direct gets are answered by a replica that has not yet got
+    the records in ``missing`` (a direct get may be served by any replica)."""
+
+    def __init__(self, js: JetStreamContext, missing: set[int]) -> None:
+        self.js, self.missing = js, missing
+
+    async def get_msg(self, stream: str, seq: int | None = None, **options: Any) -> Any:
+        if options.get("direct") and seq in self.missing:
+            raise JsNotFoundError
+        return await self.js.get_msg(stream, seq, **options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.js, name)
+
+
+async def test_records_for_wal_reads_from_the_leader_what_a_replica_lacks(
+    nats_url: str,
+) -> None:
+    async with connect(nats_url, "test-lagging-replica") as (nc, js):
+        await provision(js, StorageConfig(storage="file"))
+        log = JetStreamEventLog(nc, js, "lagging")
+        last = 0
+        for seq in range(1, 9):
+            last = await log.append(last, [new_event("lagging", seq, wal=seq * 10)])
+        # The search probes record 4 first; taken for missing, it would look after it.
+        lagging: Any = LaggingReplica(js, missing={4, 2, 3})
+        behind = JetStreamEventLog(nc, lagging, "lagging")
+        [found] = await behind.records_for_wal(30)
+        assert found.headers["ce-sequence"] == "3"
+        assert await behind.records_for_wal(35) == []
 
 
 async def test_records_for_wal_finds_events_and_outcomes(new_log: LogFactory) -> None:

@@ -110,6 +110,20 @@ class JetStreamEventLog:
         except nats.errors.Error as err:
             raise StorageError(f"cannot read {self.agent!r}'s log") from err
 
+    async def _get_stored(self, seq: int) -> RawStreamMsg | None:
+        """Record ``seq``, known to be stored. A direct get may be answered by a replica that
+        has not caught up yet, and would say it is not there: the stream's leader is asked
+        then (a search that took it for missing would go the wrong way)."""
+        msg = await self._get(seq=seq)
+        if msg is not None:
+            return msg
+        try:
+            return await self.js.get_msg(self.stream, seq)
+        except (JsNotFoundError, nats.errors.NoRespondersError):
+            return None
+        except nats.errors.Error as err:
+            raise StorageError(f"cannot read {self.agent!r}'s log") from err
+
     async def fence(self, expected_last: int, holder: str, wal_seq: int) -> int:
         """Write a takeover marker: from now on, an append by a writer that has not seen it
         (for example a paused old active) fails with ``ConcurrencyError``."""
@@ -140,7 +154,7 @@ class JetStreamEventLog:
         first = 0
         while lo <= hi:  # the first record with a WAL sequence >= wal_seq
             mid = (lo + hi) // 2
-            msg = await self._get(seq=mid)
+            msg = await self._get_stored(mid)
             found = int((msg.headers or {}).get(H_WAL, "0")) if msg is not None else 0
             if found >= wal_seq:
                 first, hi = mid, mid - 1
@@ -149,7 +163,7 @@ class JetStreamEventLog:
         records: list[LogRecord] = []
         seq = first
         while first and seq <= end.guard_seq:
-            msg = await self._get(seq=seq)
+            msg = await self._get_stored(seq)
             if msg is None or int((msg.headers or {}).get(H_WAL, "0")) != wal_seq:
                 break
             records.append(LogRecord.from_raw(msg))
