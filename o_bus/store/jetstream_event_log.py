@@ -101,10 +101,11 @@ class JetStreamEventLog:
         )
 
     async def _get(
-        self, *, seq: int | None = None, subject: str | None = None
+        self, *, seq: int | None = None, subject: str | None = None, direct: bool = True
     ) -> RawStreamMsg | None:
+        """A record, or None; ``direct``: any replica may answer (the leader otherwise)."""
         try:
-            return await self.js.get_msg(self.stream, seq, subject=subject, direct=True)
+            return await self.js.get_msg(self.stream, seq, subject=subject, direct=direct)
         except (JsNotFoundError, nats.errors.NoRespondersError):  # no such message or stream
             return None
         except nats.errors.Error as err:
@@ -114,15 +115,7 @@ class JetStreamEventLog:
         """Record ``seq``, known to be stored. A direct get may be answered by a replica that
         has not caught up yet, and would say it is not there: the stream's leader is asked
         then (a search that took it for missing would go the wrong way)."""
-        msg = await self._get(seq=seq)
-        if msg is not None:
-            return msg
-        try:
-            return await self.js.get_msg(self.stream, seq)
-        except (JsNotFoundError, nats.errors.NoRespondersError):
-            return None
-        except nats.errors.Error as err:
-            raise StorageError(f"cannot read {self.agent!r}'s log") from err
+        return await self._get(seq=seq) or await self._get(seq=seq, direct=False)
 
     async def fence(self, expected_last: int, holder: str, wal_seq: int) -> int:
         """Write a takeover marker: from now on, an append by a writer that has not seen it

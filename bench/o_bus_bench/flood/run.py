@@ -120,13 +120,9 @@ async def run_flood(
         return not flooder.running()
 
     try:
-        floor_during = None
-        if floor_subject is None:
-            during = await victim(nc, subject, flood_over, at_least=5)
-        else:
-            during, floor_during = await victim_beside_floor(
-                nc, subject, floor_subject, flood_over, at_least=5
-            )
+        during, floor_during = await victim_beside_floor(
+            nc, subject, floor_subject, flood_over, at_least=5
+        )
         if flooder.wait(60.0) != 0:
             raise RuntimeError(flooder.exited() or "the flooder failed")
     finally:

@@ -92,10 +92,18 @@ async def victim(
 
 
 async def victim_beside_floor(
-    nc: Client, subject: str, floor_subject: str, until: Callable[[], bool], *, at_least: int = 1
-) -> tuple[VictimFigures, VictimFigures]:
+    nc: Client,
+    subject: str,
+    floor_subject: str | None,
+    until: Callable[[], bool],
+    *,
+    at_least: int = 1,
+) -> tuple[VictimFigures, VictimFigures | None]:
     """Like :func:`victim`, with a request on ``floor_subject`` (the raw path, which the
-    flood does not reach) after each one: the machine's own delay under the same load."""
+    flood does not reach) after each one, if given: the machine's own delay under the same
+    load."""
+    if floor_subject is None:
+        return await victim(nc, subject, until, at_least=at_least), None
     figures, floor = VictimFigures(), VictimFigures()
     while figures.served + figures.failed < at_least or not until():
         await _serve_one(nc, subject, 1, figures)
